@@ -1,0 +1,253 @@
+/**
+ * The telemetry contract: every metric and span Switchyard emits.
+ *
+ * Instruments and views (telemetry/sdk.ts, telemetry/recorder.ts), dashboards (src/dashboards) and the
+ * tests of alerts and the stack are built from or checked against this file, so a rename breaks the
+ * build rather than a dashboard.
+ *
+ * `name` is the name as it appears in Prometheus after OTLP translation; `otelName` + `unit` is what the
+ * SDK exports. Prometheus (UnderscoreEscapingWithSuffixes) turns dots into underscores, appends the unit
+ * suffix (s -> _seconds, By -> _bytes; units in braces are dropped) and `_total` to counters; the
+ * catalogue test checks that translation for every entry, the stack test checks it against a real
+ * Prometheus.
+ */
+
+/** A label that carries a definition id (tool, workflow, agent): guarded by pattern and folded beyond a limit. */
+export const ID_LABEL = 'id' as const;
+export type LabelSpec = typeof ID_LABEL | readonly string[];
+
+export type MetricKind = 'counter' | 'histogram' | 'gauge';
+
+export interface MetricSpec {
+  readonly name: string;
+  readonly otelName: string;
+  readonly kind: MetricKind;
+  readonly unit: string;
+  readonly description: string;
+  readonly labels: Readonly<Record<string, LabelSpec>>;
+  readonly buckets?: readonly number[];
+  /** Most distinct label sets the SDK keeps for this metric; beyond it, points go to the overflow series. */
+  readonly cardinalityLimit: number;
+}
+
+export const EXECUTION_KINDS = ['workflow', 'task', 'agent'] as const;
+export type ExecutionKind = (typeof EXECUTION_KINDS)[number];
+
+export const EXECUTION_STATUSES = ['pending', 'running', 'success', 'failed', 'timed_out', 'canceled', 'paused'] as const;
+export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
+export const TERMINAL_STATUSES = ['success', 'failed', 'timed_out', 'canceled'] as const;
+export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
+
+export const TRIGGERS = ['api', 'api_sync', 'loadgen'] as const;
+export type Trigger = (typeof TRIGGERS)[number];
+
+export const TOOL_ERROR_KINDS = ['start', 'stdin', 'stdout', 'stderr', 'wait', 'parse', 'timeout', 'output_limit', 'unknown'] as const;
+export type ToolErrorKind = (typeof TOOL_ERROR_KINDS)[number];
+
+export const TOOL_OUTCOMES = ['success', 'error', 'timeout'] as const;
+export type ToolOutcome = (typeof TOOL_OUTCOMES)[number];
+
+export const SYNC_OUTCOMES = ['success', 'failed', 'timed_out', 'canceled', 'timeout', 'error'] as const;
+export const POLL_OUTCOMES = ['completed', 'timeout', 'error'] as const;
+export const TASK_TYPES = ['tool', 'agent', 'pause'] as const;
+export const TASK_OUTCOMES = ['success', 'failed', 'timed_out', 'canceled', 'paused'] as const;
+export const IN_FLIGHT_STATES = ['pending', 'running'] as const;
+export const PROCESS_EXIT_STATUSES = ['exit', 'signal'] as const;
+export const TELEMETRY_STAGES = ['export_traces', 'export_metrics', 'instrument', 'gauge_callback', 'span', 'log'] as const;
+export type TelemetryStage = (typeof TELEMETRY_STAGES)[number];
+
+export const FINALIZATION_PATHS = ['completed', 'fallback_completed', 'force_failed', 'cancelled', 'paused', 'stale_swept'] as const;
+export type FinalizationPath = (typeof FINALIZATION_PATHS)[number];
+
+const SECONDS_FAST = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
+const SECONDS_LONG = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] as const;
+const BYTES = [100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000] as const;
+
+// Limits: a handful of enum labels times up to ~100 folded ids keeps every metric well under these.
+const SMALL = 200;
+const LARGE = 2000;
+
+function metric<const M extends MetricSpec>(spec: M): M {
+  return spec;
+}
+
+export const METRICS = {
+  // --- Tool runtime -------------------------------------------------------------------------------
+  toolExecuteSeconds: metric({
+    name: 'runtime_tool_execute_seconds', otelName: 'runtime.tool.execute', kind: 'histogram', unit: 's',
+    description: 'Wall time of one tool call, from spawn to parsed response, by tool and outcome.',
+    labels: { tool_id: ID_LABEL, outcome: TOOL_OUTCOMES }, buckets: SECONDS_FAST, cardinalityLimit: LARGE,
+  }),
+  toolErrors: metric({
+    name: 'runtime_tool_errors_total', otelName: 'runtime.tool.errors', kind: 'counter', unit: '{error}',
+    description: 'Failed tool calls by tool and error kind (start, stdin, stdout, stderr, wait, parse, timeout, output_limit, unknown).',
+    labels: { tool_id: ID_LABEL, error_kind: TOOL_ERROR_KINDS }, cardinalityLimit: LARGE,
+  }),
+  toolTimeouts: metric({
+    name: 'runtime_tool_timeouts_total', otelName: 'runtime.tool.timeouts', kind: 'counter', unit: '{timeout}',
+    description: 'Tool calls killed at their timeout.',
+    labels: { tool_id: ID_LABEL }, cardinalityLimit: SMALL,
+  }),
+  bunProcessExits: metric({
+    name: 'runtime_bun_process_exits_total', otelName: 'runtime.bun.process.exits', kind: 'counter', unit: '{exit}',
+    description: 'Bun tool processes that ended, by how: exit code or signal.',
+    labels: {
+      status: PROCESS_EXIT_STATUSES,
+      code: ID_LABEL,
+      signal: ID_LABEL,
+    },
+    cardinalityLimit: SMALL,
+  }),
+  toolOutputBytes: metric({
+    name: 'runtime_tool_output_bytes', otelName: 'runtime.tool.output', kind: 'histogram', unit: 'By',
+    description: 'Bytes a tool wrote to stdout in one call.',
+    labels: { tool_id: ID_LABEL }, buckets: BYTES, cardinalityLimit: SMALL,
+  }),
+
+  // --- HTTP execution API -------------------------------------------------------------------------
+  httpExecStarted: metric({
+    name: 'http_exec_started_total', otelName: 'http.exec.started', kind: 'counter', unit: '{execution}',
+    description: 'Executions accepted asynchronously (202) by the HTTP API, by kind.',
+    labels: { kind: EXECUTION_KINDS }, cardinalityLimit: SMALL,
+  }),
+  httpExecSyncLatency: metric({
+    name: 'http_exec_sync_latency_seconds', otelName: 'http.exec.sync.latency', kind: 'histogram', unit: 's',
+    description: 'Time to answer a synchronous execution request, by kind and outcome.',
+    labels: { kind: EXECUTION_KINDS, outcome: SYNC_OUTCOMES }, buckets: SECONDS_LONG, cardinalityLimit: SMALL,
+  }),
+  httpExecTimeouts: metric({
+    name: 'http_exec_timeouts_total', otelName: 'http.exec.timeouts', kind: 'counter', unit: '{timeout}',
+    description: 'Synchronous execution requests answered 408 because the run outlived the wait.',
+    labels: { kind: EXECUTION_KINDS }, cardinalityLimit: SMALL,
+  }),
+  httpExecErrors: metric({
+    name: 'http_exec_errors_total', otelName: 'http.exec.errors', kind: 'counter', unit: '{error}',
+    description: 'Execution API requests answered with an error status, by kind and HTTP status code.',
+    labels: { kind: [...EXECUTION_KINDS, 'execution'], code: ID_LABEL }, cardinalityLimit: SMALL,
+  }),
+  workflowSyncPolls: metric({
+    name: 'workflow_sync_polls_total', otelName: 'workflow.sync.polls', kind: 'counter', unit: '{poll}',
+    description: 'Wake-ups of synchronous waits (completion notices and fallback polls), by workflow and how the wait ended.',
+    labels: { workflow_id: ID_LABEL, outcome: POLL_OUTCOMES }, cardinalityLimit: LARGE,
+  }),
+  workflowSyncPollDuration: metric({
+    name: 'workflow_sync_poll_duration_seconds', otelName: 'workflow.sync.poll.duration', kind: 'histogram', unit: 's',
+    description: 'Total time a synchronous request waited for its workflow to complete.',
+    // Starts below the plan's 0.1 s: the wait is woken by the completion itself and answers in milliseconds.
+    labels: { workflow_id: ID_LABEL }, buckets: SECONDS_LONG, cardinalityLimit: LARGE,
+  }),
+
+  // --- Execution lifecycle ------------------------------------------------------------------------
+  workflowExecutionsStarted: metric({
+    name: 'workflow_executions_started_total', otelName: 'workflow.executions.started', kind: 'counter', unit: '{execution}',
+    description: 'Workflow executions that started running, by trigger.',
+    labels: { trigger: TRIGGERS }, cardinalityLimit: SMALL,
+  }),
+  workflowExecutionsCompleted: metric({
+    name: 'workflow_executions_completed_total', otelName: 'workflow.executions.completed', kind: 'counter', unit: '{execution}',
+    description: 'Workflow executions that reached a terminal status, counted exactly once per run.',
+    labels: { trigger: TRIGGERS, status: TERMINAL_STATUSES }, cardinalityLimit: SMALL,
+  }),
+  workflowExecutionsPaused: metric({
+    name: 'workflow_executions_paused_total', otelName: 'workflow.executions.paused', kind: 'counter', unit: '{execution}',
+    description: 'Workflow executions that paused at a pause task.',
+    labels: { trigger: TRIGGERS }, cardinalityLimit: SMALL,
+  }),
+  workflowExecutionDuration: metric({
+    name: 'workflow_execution_duration_seconds', otelName: 'workflow.execution.duration', kind: 'histogram', unit: 's',
+    description: 'Duration of workflow executions from start to terminal status.',
+    labels: { trigger: TRIGGERS, status: TERMINAL_STATUSES }, buckets: SECONDS_LONG, cardinalityLimit: SMALL,
+  }),
+  workflowTaskExecutions: metric({
+    name: 'workflow_task_executions_total', otelName: 'workflow.task.executions', kind: 'counter', unit: '{task}',
+    description: 'Tasks executed inside workflows, by task type, operation (the tool or agent id) and outcome.',
+    labels: { task_type: TASK_TYPES, operation: ID_LABEL, outcome: TASK_OUTCOMES }, cardinalityLimit: LARGE,
+  }),
+  workflowTaskDuration: metric({
+    name: 'workflow_task_duration_seconds', otelName: 'workflow.task.duration', kind: 'histogram', unit: 's',
+    description: 'Duration of tasks inside workflows, by task type and outcome.',
+    labels: { task_type: TASK_TYPES, outcome: TASK_OUTCOMES }, buckets: SECONDS_LONG, cardinalityLimit: SMALL,
+  }),
+  workflowExecutionsSwept: metric({
+    name: 'workflow_executions_swept_total', otelName: 'workflow.executions.swept', kind: 'counter', unit: '{execution}',
+    description: 'Executions whose heartbeat went stale (their engine died) and that the sweeper finalized as failed.',
+    labels: { previous_status: IN_FLIGHT_STATES }, cardinalityLimit: SMALL,
+  }),
+  executionQueueWait: metric({
+    name: 'execution_queue_wait_seconds', otelName: 'execution.queue.wait', kind: 'histogram', unit: 's',
+    description: 'Time from an execution being accepted to its first step starting.',
+    labels: { kind: EXECUTION_KINDS }, buckets: SECONDS_LONG, cardinalityLimit: SMALL,
+  }),
+  executionsInFlight: metric({
+    name: 'executions_in_flight', otelName: 'executions.in_flight', kind: 'gauge', unit: '{execution}',
+    description: 'Executions this engine process is running now, read from its live registry.',
+    labels: { kind: EXECUTION_KINDS, state: IN_FLIGHT_STATES }, cardinalityLimit: SMALL,
+  }),
+  executionsOldestRunningAge: metric({
+    name: 'executions_oldest_running_age_seconds', otelName: 'executions.oldest_running_age', kind: 'gauge', unit: 's',
+    description: 'Age of the oldest execution this engine process is running (0 when idle).',
+    labels: { kind: EXECUTION_KINDS }, cardinalityLimit: SMALL,
+  }),
+  telemetryFailures: metric({
+    name: 'telemetry_failures_total', otelName: 'telemetry.failures', kind: 'counter', unit: '{failure}',
+    description: "Telemetry's own failures (export, instrument, callback), caught so they change no outcome.",
+    labels: { stage: TELEMETRY_STAGES }, cardinalityLimit: SMALL,
+  }),
+} as const;
+
+export type MetricKey = keyof typeof METRICS;
+export const METRIC_KEYS = Object.keys(METRICS) as MetricKey[];
+
+/** Label values accepted for a metric: enum labels take their union, id labels any string (guarded at run time). */
+type LabelValue<S> = S extends readonly (infer V)[] ? V : string;
+export type LabelsOf<K extends MetricKey> = {
+  [L in keyof (typeof METRICS)[K]['labels']]: LabelValue<(typeof METRICS)[K]['labels'][L]>;
+};
+
+export interface SpanSpec {
+  readonly name: string;
+  readonly description: string;
+  readonly attributes: readonly string[];
+  readonly events?: readonly string[];
+}
+
+export const SPANS = {
+  workflowExecute: {
+    name: 'workflow.execute', description: 'One workflow run, from its first task to its terminal status.',
+    attributes: ['switchyard.execution.id', 'switchyard.workflow.id', 'switchyard.trigger', 'switchyard.execution.status'],
+  },
+  workflowExecuteSync: {
+    name: 'workflow.execute_sync', description: 'A synchronous workflow request: start the run and wait for it.',
+    attributes: ['switchyard.workflow.id', 'switchyard.execution.id', 'timeout_ms'],
+  },
+  workflowWaitCompletion: {
+    name: 'workflow.wait_completion', description: 'Waiting for a run to finish, woken by its completion or a fallback poll.',
+    attributes: ['switchyard.execution.id', 'total_iterations', 'outcome'], events: ['poll_iteration'],
+  },
+  taskExecute: {
+    name: 'task.execute', description: 'One task of a run (tool, agent or pause).',
+    attributes: ['switchyard.task.id', 'switchyard.task.type', 'switchyard.execution.id', 'timeout_ms'],
+  },
+  taskExecuteSync: {
+    name: 'task.execute_sync', description: 'A synchronous request to run a single task.',
+    attributes: ['switchyard.task.id', 'switchyard.execution.id', 'timeout_ms'],
+  },
+  agentPrepare: {
+    name: 'agent.prepare', description: 'Load an agent definition, render its instructions, resolve its tools.',
+    attributes: ['gen_ai.agent.name', 'gen_ai.provider.name', 'gen_ai.request.model'],
+  },
+  agentExecuteSync: {
+    name: 'agent.execute_sync', description: 'The agent loop: model turns and tool calls until a final answer.',
+    attributes: ['gen_ai.operation.name', 'gen_ai.agent.name', 'gen_ai.request.model', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'switchyard.agent.iterations'],
+  },
+  agentModelCall: {
+    name: 'agent.model_call', description: 'One request to the model provider.',
+    attributes: ['gen_ai.operation.name', 'gen_ai.provider.name', 'gen_ai.request.model'],
+  },
+  runtimeExecuteTool: {
+    name: 'runtime.execute_tool', description: 'One tool call in a Bun subprocess.',
+    attributes: ['tool_id', 'timeout_ms', 'bun_version', 'exit_code', 'signal', 'output_bytes', 'error_kind', 'gen_ai.operation.name', 'gen_ai.tool.name'],
+  },
+} as const satisfies Record<string, SpanSpec>;
+
+export type SpanKey = keyof typeof SPANS;

@@ -1,0 +1,182 @@
+import {
+  INVALID_SPAN_CONTEXT,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Counter,
+  type Histogram,
+  type Meter,
+  type ObservableGauge,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
+import { METRICS, SPANS, type LabelsOf, type MetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
+import { LabelGuard } from './labels.ts';
+
+type KeyOfKind<Kind> = { [K in MetricKey]: (typeof METRICS)[K]['kind'] extends Kind ? K : never }[MetricKey];
+export type CounterKey = KeyOfKind<'counter'>;
+export type HistogramKey = KeyOfKind<'histogram'>;
+export type GaugeKey = KeyOfKind<'gauge'>;
+
+export interface GaugeReading<K extends GaugeKey> {
+  readonly labels: LabelsOf<K>;
+  readonly value: number;
+}
+/** Reads the live state behind the observable gauges; called by the SDK at each collection. */
+export type GaugeSource = () => { [K in GaugeKey]: ReadonlyArray<GaugeReading<K>> };
+
+export interface TelemetryOptions {
+  readonly tracer: Tracer;
+  readonly meter: Meter;
+  /** Told about each telemetry failure; must not throw (it is guarded anyway). */
+  readonly onFailure?: (stage: TelemetryStage, error: unknown) => void;
+}
+
+/**
+ * The engine's only handle on telemetry: typed recorders for the metrics of the catalogue and a span
+ * helper. Every call is guarded: a throwing meter, instrument or span processor is counted in
+ * telemetry_failures_total and never reaches the execution that was being measured.
+ */
+export class Telemetry {
+  readonly tracer: Tracer;
+  readonly #counters = new Map<MetricKey, Counter>();
+  readonly #histograms = new Map<MetricKey, Histogram>();
+  readonly #gauges = new Map<MetricKey, ObservableGauge>();
+  readonly #guards = new Map<MetricKey, Map<string, LabelGuard>>();
+  readonly #onFailure: TelemetryOptions['onFailure'];
+  #gaugeSource: GaugeSource | undefined;
+
+  constructor(options: TelemetryOptions) {
+    this.tracer = options.tracer;
+    this.#onFailure = options.onFailure;
+    for (const key of Object.keys(METRICS) as MetricKey[]) {
+      const spec = METRICS[key];
+      this.#guards.set(key, new Map(Object.entries(spec.labels).map(([label, allowed]) => [label, new LabelGuard(allowed)])));
+      try {
+        const opts = { description: spec.description, unit: spec.unit };
+        if (spec.kind === 'counter') this.#counters.set(key, options.meter.createCounter(spec.otelName, opts));
+        else if (spec.kind === 'histogram') this.#histograms.set(key, options.meter.createHistogram(spec.otelName, opts));
+        else this.#gauges.set(key, options.meter.createObservableGauge(spec.otelName, opts));
+      } catch (error) {
+        this.failure('instrument', error);
+      }
+    }
+    try {
+      options.meter.addBatchObservableCallback((observer) => {
+        const source = this.#gaugeSource;
+        if (!source) return;
+        try {
+          const readings = source();
+          for (const [key, points] of Object.entries(readings) as [GaugeKey, ReadonlyArray<GaugeReading<GaugeKey>>][]) {
+            const gauge = this.#gauges.get(key);
+            if (!gauge) continue;
+            for (const point of points) observer.observe(gauge, point.value, this.#admit(key, point.labels));
+          }
+        } catch (error) {
+          this.failure('gauge_callback', error);
+        }
+      }, [...this.#gauges.values()]);
+    } catch (error) {
+      this.failure('instrument', error);
+    }
+  }
+
+  add<K extends CounterKey>(key: K, value: number, labels: LabelsOf<K>): void {
+    try {
+      this.#counters.get(key)?.add(value, this.#admit(key, labels));
+    } catch (error) {
+      this.failure('instrument', error);
+    }
+  }
+
+  record<K extends HistogramKey>(key: K, value: number, labels: LabelsOf<K>): void {
+    try {
+      this.#histograms.get(key)?.record(value, this.#admit(key, labels));
+    } catch (error) {
+      this.failure('instrument', error);
+    }
+  }
+
+  setGaugeSource(source: GaugeSource): void {
+    this.#gaugeSource = source;
+  }
+
+  /** Counts a failure of telemetry itself. Never throws. */
+  failure(stage: TelemetryStage, error?: unknown): void {
+    try {
+      this.#counters.get('telemetryFailures')?.add(1, { stage });
+    } catch {
+      // The failure counter itself failed: nothing left to tell.
+    }
+    try {
+      this.#onFailure?.(stage, error);
+    } catch {
+      // A failing failure-listener must not throw into the engine either.
+    }
+  }
+
+  /**
+   * Runs `work` inside an active span named by the catalogue; the span ends however `work` ends, and a
+   * thrown error marks it failed (status, error.type, exception event) before propagating unchanged.
+   */
+  async inSpan<T>(key: SpanKey, attributes: Attributes, work: (span: Span) => Promise<T>): Promise<T> {
+    let span: Span | undefined;
+    let body: Promise<T> | undefined;
+    try {
+      this.tracer.startActiveSpan(SPANS[key].name, { attributes }, (started) => {
+        span = started;
+        body = work(started);
+      });
+    } catch (error) {
+      this.failure('span', error);
+    }
+    // The tracer failed before running `work`: run it bare, the outcome must not depend on telemetry.
+    if (!body) return work(NOOP_SPAN);
+    try {
+      return await body;
+    } catch (error) {
+      this.markFailed(span, error);
+      throw error;
+    } finally {
+      this.endSpan(span);
+    }
+  }
+
+  markFailed(span: Span | undefined, error: unknown, errorType?: string): void {
+    if (!span) return;
+    try {
+      const type = errorType ?? errorTypeOf(error);
+      span.setAttribute('error.type', type);
+      if (error instanceof Error) span.recordException(error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+    } catch (failure) {
+      this.failure('span', failure);
+    }
+  }
+
+  endSpan(span: Span | undefined): void {
+    try {
+      span?.end();
+    } catch (error) {
+      this.failure('span', error);
+    }
+  }
+
+  #admit(key: MetricKey, labels: object): Attributes {
+    const guards = this.#guards.get(key)!;
+    const admitted: Attributes = {};
+    for (const [label, guard] of guards) {
+      admitted[label] = guard.admit(String((labels as Record<string, unknown>)[label] ?? 'none'));
+    }
+    return admitted;
+  }
+}
+
+/** A short, low-cardinality name for an error: its `code` when it has one, else its class name. */
+export function errorTypeOf(error: unknown): string {
+  if (error && typeof error === 'object' && 'code' in error && typeof error.code === 'string') return error.code;
+  if (error instanceof Error) return error.name;
+  return 'unknown';
+}
+
+const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
