@@ -1,0 +1,71 @@
+/**
+ * Metrics of the stack's own components that the Pipeline Health dashboard may use: the allowlist
+ * the dashboard lint checks against, next to the telemetry catalogue.
+ *
+ * Names are those exposed at the pinned versions (Collector 0.164 internal telemetry through its
+ * Prometheus pull reader, counters with `_total`; Prometheus 3.16; Tempo as built by
+ * scripts/stack-binaries.sh), checked against their /metrics endpoints and source.
+ */
+export type ExternalKind = 'counter' | 'gauge' | 'histogram';
+
+export interface ExternalMetric {
+  readonly component: 'otelcol' | 'prometheus' | 'tempo' | 'alertmanager';
+  readonly kind: ExternalKind;
+}
+
+function c(component: ExternalMetric['component']): ExternalMetric {
+  return { component, kind: 'counter' };
+}
+function g(component: ExternalMetric['component']): ExternalMetric {
+  return { component, kind: 'gauge' };
+}
+
+export const EXTERNAL_METRICS = {
+  // Scrape health, synthesized by Prometheus for every target.
+  up: g('prometheus'),
+
+  // OpenTelemetry Collector 0.164: receiverhelper, exporterhelper, memory_limiter, batch.
+  otelcol_receiver_accepted_spans_total: c('otelcol'),
+  otelcol_receiver_refused_spans_total: c('otelcol'),
+  otelcol_receiver_accepted_metric_points_total: c('otelcol'),
+  otelcol_receiver_refused_metric_points_total: c('otelcol'),
+  otelcol_exporter_sent_spans_total: c('otelcol'),
+  otelcol_exporter_send_failed_spans_total: c('otelcol'),
+  otelcol_exporter_sent_metric_points_total: c('otelcol'),
+  otelcol_exporter_send_failed_metric_points_total: c('otelcol'),
+  otelcol_exporter_enqueue_failed_spans_total: c('otelcol'),
+  otelcol_exporter_enqueue_failed_metric_points_total: c('otelcol'),
+  otelcol_exporter_queue_size: g('otelcol'),
+  otelcol_exporter_queue_capacity: g('otelcol'),
+  otelcol_processor_incoming_items_total: c('otelcol'),
+  otelcol_processor_outgoing_items_total: c('otelcol'),
+  otelcol_processor_batch_timeout_trigger_send_total: c('otelcol'),
+  otelcol_processor_batch_batch_size_trigger_send_total: c('otelcol'),
+
+  // Prometheus 3.16: TSDB head, exemplar storage, OTLP and remote-write receivers.
+  prometheus_tsdb_head_samples_appended_total: c('prometheus'),
+  prometheus_tsdb_head_out_of_order_samples_appended_total: c('prometheus'),
+  prometheus_tsdb_head_series: g('prometheus'),
+  prometheus_tsdb_exemplar_exemplars_appended_total: c('prometheus'),
+  prometheus_http_requests_total: c('prometheus'),
+  prometheus_rule_evaluation_failures_total: c('prometheus'),
+
+  // Tempo: distributor ingestion and the metrics generator.
+  tempo_distributor_spans_received_total: c('tempo'),
+  tempo_distributor_bytes_received_total: c('tempo'),
+  tempo_metrics_generator_spans_received_total: c('tempo'),
+} as const satisfies Record<string, ExternalMetric>;
+
+export type ExternalMetricName = keyof typeof EXTERNAL_METRICS;
+
+/** An external metric name, checked against the allowlist by the typecheck. */
+export function x<N extends ExternalMetricName>(name: N): N {
+  return name;
+}
+
+/** Series names a query may use for an external metric (histograms expose _bucket/_sum/_count). */
+export function externalSeriesNames(): string[] {
+  return Object.entries(EXTERNAL_METRICS).flatMap(([name, spec]) =>
+    (spec as ExternalMetric).kind === 'histogram' ? [`${name}_bucket`, `${name}_sum`, `${name}_count`] : [name],
+  );
+}

@@ -1,0 +1,126 @@
+/**
+ * Switchyard / Runtime Tools: how tool calls (Bun subprocesses) behave, per tool.
+ * Answers: which tool is slow, which is failing and how (error kind), which times out, how processes
+ * end (exit code or signal), how big outputs get.
+ */
+import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import { counterRate, histogramRate, labelValues, quantile, ratio, type Matchers } from './promql.ts';
+import {
+  higherIsWorse, datasourceVariable, engineVariables, labelVariable, latencyPanel, newDashboard, row, statPanel, timeseriesPanel,
+  tracesPanel,
+} from './shared.ts';
+
+export const UID = 'switchyard-runtime-tools';
+
+const TOOLS: Matchers<'toolExecuteSeconds'> = { tool_id: '=~"$tool_id"' };
+const TOOL_ERRORS: Matchers<'toolErrors'> = { tool_id: '=~"$tool_id"' };
+const TOOL_TIMEOUTS: Matchers<'toolTimeouts'> = { tool_id: '=~"$tool_id"' };
+const TOOL_OUTPUT: Matchers<'toolOutputBytes'> = { tool_id: '=~"$tool_id"' };
+
+/** Tool spans slower than a second: the first place to look when the latency panels climb. */
+export const SLOW_TOOL_CALLS_TRACEQL = '{ name = "runtime.execute_tool" && duration > 1s }';
+export const FAILED_TOOL_CALLS_TRACEQL = '{ name = "runtime.execute_tool" && status = error }';
+
+export function runtimeToolsDashboard(): Dashboard {
+  return newDashboard(
+    UID,
+    'Switchyard / Runtime Tools',
+    'Tool calls run as Bun subprocesses: latency, errors by kind, timeouts, process exits and output size, per tool.',
+  )
+    .variables([
+      datasourceVariable(),
+      ...engineVariables(),
+      labelVariable('tool_id', 'Tool', labelValues('toolExecuteSeconds', 'tool_id')),
+    ])
+    .withRow(row('Latency'))
+    .withPanel(latencyPanel({
+      title: 'Tool latency p95 by tool',
+      description: '95th percentile wall time of a tool call (spawn to parsed response), per tool, all outcomes. Dots are exemplars: click one to open its trace.',
+      unit: 's', width: 12,
+      queries: [{ expr: quantile(0.95, 'toolExecuteSeconds', ['tool_id'], TOOLS), legend: '{{tool_id}}' }],
+    }))
+    .withPanel(latencyPanel({
+      title: 'Tool latency p50 / p95 / p99',
+      description: 'Percentiles of tool call wall time over the selected tools together. A wide p50-p99 gap means a few slow calls, not a slow tool.',
+      unit: 's', width: 12,
+      queries: [
+        { expr: quantile(0.5, 'toolExecuteSeconds', [], TOOLS), legend: 'p50' },
+        { expr: quantile(0.95, 'toolExecuteSeconds', [], TOOLS), legend: 'p95' },
+        { expr: quantile(0.99, 'toolExecuteSeconds', [], TOOLS), legend: 'p99' },
+      ],
+    }))
+    .withPanel(latencyPanel({
+      title: 'Tool latency p99 by tool',
+      description: '99th percentile wall time of a tool call, per tool. The SlowToolExecution alert watches p95 above 30s.',
+      unit: 's', width: 12,
+      queries: [{ expr: quantile(0.99, 'toolExecuteSeconds', ['tool_id'], TOOLS), legend: '{{tool_id}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Tool calls by outcome',
+      description: 'Tool calls finished per second, by outcome (success, error, timeout).',
+      unit: 'ops', width: 12, stacked: true,
+      queries: [{ expr: histogramRate('toolExecuteSeconds', 'count', ['outcome'], TOOLS), legend: '{{outcome}}' }],
+    }))
+    .withRow(row('Errors and timeouts'))
+    .withPanel(timeseriesPanel({
+      title: 'Tool errors by kind',
+      description: 'Failed tool calls per second by where they failed: start, stdin, stdout, stderr, wait, parse, timeout, output_limit, unknown. The HighToolErrorRate alert fires above 0.1/s.',
+      unit: 'ops', width: 12, stacked: true,
+      queries: [{ expr: counterRate('toolErrors', ['error_kind'], TOOL_ERRORS), legend: '{{error_kind}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Tool errors by tool',
+      description: 'Failed tool calls per second, per tool.',
+      unit: 'ops', width: 12, stacked: true,
+      queries: [{ expr: counterRate('toolErrors', ['tool_id'], TOOL_ERRORS), legend: '{{tool_id}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Tool timeouts by tool',
+      description: 'Tool calls killed at their timeout, per second, per tool.',
+      unit: 'ops', width: 9,
+      queries: [{ expr: counterRate('toolTimeouts', ['tool_id'], TOOL_TIMEOUTS), legend: '{{tool_id}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Timeout ratio by tool',
+      description: 'Share of tool calls that timed out, per tool: timeouts / calls over the same window. The ToolTimeoutSpike alert fires above 5%.',
+      unit: 'percentunit', width: 9, min: 0,
+      queries: [{
+        expr: ratio(counterRate('toolTimeouts', ['tool_id'], TOOL_TIMEOUTS), histogramRate('toolExecuteSeconds', 'count', ['tool_id'], TOOLS)),
+        legend: '{{tool_id}}',
+      }],
+    }))
+    .withPanel(statPanel({
+      title: 'Timeout ratio',
+      description: 'Share of all selected tool calls that timed out over the last rate window. Orange from 1%, red from 5% (the alert threshold).',
+      unit: 'percentunit', width: 6, min: 0, thresholds: higherIsWorse(0.01, 0.05),
+      queries: [{
+        expr: ratio(counterRate('toolTimeouts', [], TOOL_TIMEOUTS), histogramRate('toolExecuteSeconds', 'count', [], TOOLS)),
+        legend: 'timeout ratio',
+      }],
+    }))
+    .withRow(row('Processes and output'))
+    .withPanel(timeseriesPanel({
+      title: 'Bun process exits by status, code and signal',
+      description: 'Tool processes that ended, per second, by how: exit with a code, or killed by a signal. Non-zero codes and SIGKILL point at crashing or timed-out tools.',
+      unit: 'ops', width: 12, stacked: true, bars: true,
+      queries: [{ expr: counterRate('bunProcessExits', ['status', 'code', 'signal']), legend: '{{status}} code={{code}} signal={{signal}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Tool output size p99 by tool',
+      description: '99th percentile of the bytes a tool wrote to stdout in one call, per tool. Calls near the output limit fail with error_kind=output_limit.',
+      unit: 'bytes', width: 12,
+      queries: [{ expr: quantile(0.99, 'toolOutputBytes', ['tool_id'], TOOL_OUTPUT), legend: '{{tool_id}}' }],
+    }))
+    .withRow(row('Traces'))
+    .withPanel(tracesPanel({
+      title: 'Slow tool calls',
+      description: `Recent tool calls slower than one second, from Tempo (TraceQL: ${SLOW_TOOL_CALLS_TRACEQL}). Click a trace id to open it.`,
+      traceql: SLOW_TOOL_CALLS_TRACEQL, width: 12,
+    }))
+    .withPanel(tracesPanel({
+      title: 'Failed tool calls',
+      description: `Recent tool calls that ended in error, from Tempo (TraceQL: ${FAILED_TOOL_CALLS_TRACEQL}). The span carries error_kind, exit_code and signal.`,
+      traceql: FAILED_TOOL_CALLS_TRACEQL, width: 12,
+    }))
+    .build();
+}

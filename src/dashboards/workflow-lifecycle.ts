@@ -1,0 +1,141 @@
+/**
+ * Switchyard / Workflow Lifecycle: workflow runs from acceptance to their terminal status.
+ * Answers: how many runs start, finish and pause, how many succeed, how long they take, which tasks
+ * run and fail, what is in flight and for how long, whether stale runs are being swept, and how long
+ * accepted runs wait before their first step.
+ */
+import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import {
+  counterIncrease, counterRate, gauge, histogramRate, labelValues, quantile, ratio, type Matchers,
+} from './promql.ts';
+import {
+  lowerIsWorse, datasourceVariable, engineVariables, labelVariable, latencyPanel, newDashboard, row, statPanel, timeseriesPanel,
+  tracesPanel,
+} from './shared.ts';
+
+export const UID = 'switchyard-workflow-lifecycle';
+
+const STARTED: Matchers<'workflowExecutionsStarted'> = { trigger: '=~"$trigger"' };
+const COMPLETED: Matchers<'workflowExecutionsCompleted'> = { trigger: '=~"$trigger"' };
+const PAUSED: Matchers<'workflowExecutionsPaused'> = { trigger: '=~"$trigger"' };
+const DURATION: Matchers<'workflowExecutionDuration'> = { trigger: '=~"$trigger"' };
+
+export const FAILED_RUNS_TRACEQL = '{ name = "workflow.execute" && status = error }';
+
+export function workflowLifecycleDashboard(): Dashboard {
+  const successRatio = ratio(
+    counterRate('workflowExecutionsCompleted', [], { ...COMPLETED, status: '="success"' }),
+    counterRate('workflowExecutionsCompleted', [], COMPLETED),
+  );
+  return newDashboard(
+    UID,
+    'Switchyard / Workflow Lifecycle',
+    'Workflow runs from acceptance to terminal status: starts, completions, pauses, success ratio, durations, per-task results, in-flight runs, stale sweeps, queue wait.',
+  )
+    .variables([
+      datasourceVariable(),
+      ...engineVariables(),
+      labelVariable('trigger', 'Trigger', labelValues('workflowExecutionsStarted', 'trigger')),
+    ])
+    .withRow(row('Runs'))
+    .withPanel(timeseriesPanel({
+      title: 'Runs started, completed, paused',
+      description: 'Workflow runs per second that started running, reached a terminal status (counted once per run), or paused at a pause task.',
+      unit: 'ops', width: 12,
+      queries: [
+        { expr: counterRate('workflowExecutionsStarted', [], STARTED), legend: 'started' },
+        { expr: counterRate('workflowExecutionsCompleted', [], COMPLETED), legend: 'completed' },
+        { expr: counterRate('workflowExecutionsPaused', [], PAUSED), legend: 'paused' },
+      ],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Runs completed by status',
+      description: 'Workflow runs reaching a terminal status per second, by status (success, failed, timed_out, canceled).',
+      unit: 'ops', width: 6, stacked: true,
+      queries: [{ expr: counterRate('workflowExecutionsCompleted', ['status'], COMPLETED), legend: '{{status}}' }],
+    }))
+    .withPanel(statPanel({
+      title: 'Success ratio',
+      description: 'Share of runs that completed with status success over the last rate window. Red below 95%, orange below 99%.',
+      unit: 'percentunit', width: 6, min: 0, max: 1, thresholds: lowerIsWorse(0.95, 0.99),
+      queries: [{ expr: successRatio, legend: 'success ratio' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Success ratio by trigger',
+      description: 'Share of completed runs with status success, per trigger (api, api_sync, loadgen). The SLO burn-rate alert watches this ratio.',
+      unit: 'percentunit', width: 12, min: 0, max: 1,
+      queries: [{
+        expr: ratio(
+          counterRate('workflowExecutionsCompleted', ['trigger'], { ...COMPLETED, status: '="success"' }),
+          counterRate('workflowExecutionsCompleted', ['trigger'], COMPLETED),
+        ),
+        legend: '{{trigger}}',
+      }],
+    }))
+    .withPanel(latencyPanel({
+      title: 'Run duration p50 / p95 by status',
+      description: 'Duration of workflow runs from start to terminal status, per status. Dots are exemplars linking to the run trace.',
+      unit: 's', width: 12,
+      queries: [
+        { expr: quantile(0.5, 'workflowExecutionDuration', ['status'], DURATION), legend: '{{status}} p50' },
+        { expr: quantile(0.95, 'workflowExecutionDuration', ['status'], DURATION), legend: '{{status}} p95' },
+      ],
+    }))
+    .withRow(row('Tasks'))
+    .withPanel(timeseriesPanel({
+      title: 'Task executions by type, operation and outcome',
+      description: 'Tasks executed inside workflows per second, by task type (tool, agent, pause), operation (the tool or agent id) and outcome.',
+      unit: 'ops', width: 12, stacked: true,
+      queries: [{
+        expr: counterRate('workflowTaskExecutions', ['task_type', 'operation', 'outcome']),
+        legend: '{{task_type}} {{operation}} {{outcome}}',
+      }],
+    }))
+    .withPanel(latencyPanel({
+      title: 'Task duration p95 by type and outcome',
+      description: '95th percentile duration of tasks inside workflows, by task type and outcome (the duration histogram has no operation label; see the executions panel for that).',
+      unit: 's', width: 12,
+      queries: [{ expr: quantile(0.95, 'workflowTaskDuration', ['task_type', 'outcome']), legend: '{{task_type}} {{outcome}}' }],
+    }))
+    .withRow(row('In flight and health'))
+    .withPanel(timeseriesPanel({
+      title: 'Executions in flight by kind and state',
+      description: 'Executions running now (pending or running), by kind, summed over the selected engine instances.',
+      unit: 'short', width: 8, stacked: true, min: 0,
+      queries: [{ expr: gauge('executionsInFlight', 'sum', ['kind', 'state']), legend: '{{kind}} {{state}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Oldest running execution age by kind',
+      description: 'Age of the oldest execution still running, by kind, the largest over the selected instances. A line that only climbs is a stuck run.',
+      unit: 's', width: 8, min: 0,
+      queries: [{ expr: gauge('executionsOldestRunningAge', 'max', ['kind']), legend: '{{kind}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Stale runs swept',
+      description: 'Executions whose heartbeat went stale (their engine died) and that the sweeper finalized as failed, per rate window, by the status they had.',
+      unit: 'short', width: 8, bars: true, min: 0,
+      queries: [{ expr: counterIncrease('workflowExecutionsSwept', ['previous_status']), legend: '{{previous_status}}' }],
+    }))
+    .withPanel(latencyPanel({
+      title: 'Queue wait p95 by kind',
+      description: '95th percentile of the time from an execution being accepted to its first step starting, by kind. Growth means the engine is saturated.',
+      unit: 's', width: 12,
+      queries: [{ expr: quantile(0.95, 'executionQueueWait', ['kind']), legend: '{{kind}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Queue wait mean by kind',
+      description: 'Average time from acceptance to first step, by kind: sum of waits / number of waits over the same window.',
+      unit: 's', width: 12, min: 0,
+      queries: [{
+        expr: ratio(histogramRate('executionQueueWait', 'sum', ['kind']), histogramRate('executionQueueWait', 'count', ['kind'])),
+        legend: '{{kind}}',
+      }],
+    }))
+    .withRow(row('Traces'))
+    .withPanel(tracesPanel({
+      title: 'Failed workflow runs',
+      description: `Recent workflow runs whose span ended in error, from Tempo (TraceQL: ${FAILED_RUNS_TRACEQL}).`,
+      traceql: FAILED_RUNS_TRACEQL,
+    }))
+    .build();
+}
