@@ -7,7 +7,7 @@
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { counterRate, gauge, histogramRate, labelValues, quantile, ratio, type Matchers } from './promql.ts';
 import {
-  datasourceVariable, engineVariables, labelVariable, latencyPanel, newDashboard, row, timeseriesPanel, tracesPanel,
+  datasourceVariable, engineVariables, labelVariable, histogramPanel, newDashboard, row, timeseriesPanel, tracesPanel,
 } from './shared.ts';
 
 export const UID = 'switchyard-execution-overview';
@@ -30,7 +30,7 @@ export function executionOverviewDashboard(): Dashboard {
       labelVariable('workflow_id', 'Workflow', labelValues('workflowSyncPollDuration', 'workflow_id')),
     ])
     .withRow(row('Synchronous latency'))
-    .withPanel(latencyPanel({
+    .withPanel(histogramPanel({
       title: 'Sync latency p50 / p95 / p99 by kind',
       description: 'Time to answer a synchronous execution request (workflow, task, agent), all outcomes. Dots are exemplars linking to the request trace.',
       unit: 's', width: 24, height: 9,
@@ -53,7 +53,7 @@ export function executionOverviewDashboard(): Dashboard {
       queries: [{ expr: counterRate('httpExecStarted', ['kind']), legend: '{{kind}}' }],
     }))
     .withRow(row('Synchronous waits'))
-    .withPanel(latencyPanel({
+    .withPanel(histogramPanel({
       title: 'Sync wait duration p95 by workflow',
       description: '95th percentile of the time a synchronous request waited for its workflow to complete, per workflow.',
       unit: 's', width: 12,

@@ -6,7 +6,7 @@
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { counterRate, histogramRate, labelValues, quantile, ratio, type Matchers } from './promql.ts';
 import {
-  higherIsWorse, datasourceVariable, engineVariables, labelVariable, latencyPanel, newDashboard, row, statPanel, timeseriesPanel,
+  higherIsWorse, datasourceVariable, engineVariables, labelVariable, histogramPanel, newDashboard, row, statPanel, timeseriesPanel,
   tracesPanel,
 } from './shared.ts';
 
@@ -33,13 +33,13 @@ export function runtimeToolsDashboard(): Dashboard {
       labelVariable('tool_id', 'Tool', labelValues('toolExecuteSeconds', 'tool_id')),
     ])
     .withRow(row('Latency'))
-    .withPanel(latencyPanel({
+    .withPanel(histogramPanel({
       title: 'Tool latency p95 by tool',
       description: '95th percentile wall time of a tool call (spawn to parsed response), per tool, all outcomes. Dots are exemplars: click one to open its trace.',
       unit: 's', width: 12,
       queries: [{ expr: quantile(0.95, 'toolExecuteSeconds', ['tool_id'], TOOLS), legend: '{{tool_id}}' }],
     }))
-    .withPanel(latencyPanel({
+    .withPanel(histogramPanel({
       title: 'Tool latency p50 / p95 / p99',
       description: 'Percentiles of tool call wall time over the selected tools together. A wide p50-p99 gap means a few slow calls, not a slow tool.',
       unit: 's', width: 12,
@@ -49,7 +49,7 @@ export function runtimeToolsDashboard(): Dashboard {
         { expr: quantile(0.99, 'toolExecuteSeconds', [], TOOLS), legend: 'p99' },
       ],
     }))
-    .withPanel(latencyPanel({
+    .withPanel(histogramPanel({
       title: 'Tool latency p99 by tool',
       description: '99th percentile wall time of a tool call, per tool. The SlowToolExecution alert watches p95 above 30s.',
       unit: 's', width: 12,
@@ -105,9 +105,9 @@ export function runtimeToolsDashboard(): Dashboard {
       unit: 'ops', width: 12, stacked: true, bars: true,
       queries: [{ expr: counterRate('bunProcessExits', ['status', 'code', 'signal']), legend: '{{status}} code={{code}} signal={{signal}}' }],
     }))
-    .withPanel(timeseriesPanel({
+    .withPanel(histogramPanel({
       title: 'Tool output size p99 by tool',
-      description: '99th percentile of the bytes a tool wrote to stdout in one call, per tool. Calls near the output limit fail with error_kind=output_limit.',
+      description: '99th percentile of the bytes a tool wrote to stdout in one call, per tool. Calls near the output limit fail with error_kind=output_limit. Dots are exemplars linking to a call\'s trace.',
       unit: 'bytes', width: 12,
       queries: [{ expr: quantile(0.99, 'toolOutputBytes', ['tool_id'], TOOL_OUTPUT), legend: '{{tool_id}}' }],
     }))

@@ -137,8 +137,8 @@ export function timeseriesPanel(spec: PanelSpec & { stacked?: boolean; bars?: bo
   return p;
 }
 
-/** A latency (histogram) panel: exemplars on, so a point on the chart opens the trace in Tempo. */
-export function latencyPanel(spec: PanelSpec): timeseries.PanelBuilder {
+/** A histogram panel (latency, sizes): exemplars on, so a point on the chart opens its trace in Tempo. */
+export function histogramPanel(spec: PanelSpec): timeseries.PanelBuilder {
   return timeseriesPanel({ ...spec, queries: spec.queries.map((q) => ({ ...q, exemplar: true })) });
 }
 

@@ -9,7 +9,7 @@ import {
   counterIncrease, counterRate, gauge, histogramRate, labelValues, quantile, ratio, type Matchers,
 } from './promql.ts';
 import {
-  lowerIsWorse, datasourceVariable, engineVariables, labelVariable, latencyPanel, newDashboard, row, statPanel, timeseriesPanel,
+  lowerIsWorse, datasourceVariable, engineVariables, labelVariable, histogramPanel, newDashboard, row, statPanel, timeseriesPanel,
   tracesPanel,
 } from './shared.ts';
 
@@ -72,7 +72,7 @@ export function workflowLifecycleDashboard(): Dashboard {
         legend: '{{trigger}}',
       }],
     }))
-    .withPanel(latencyPanel({
+    .withPanel(histogramPanel({
       title: 'Run duration p50 / p95 by status',
       description: 'Duration of workflow runs from start to terminal status, per status. Dots are exemplars linking to the run trace.',
       unit: 's', width: 12,
@@ -91,7 +91,7 @@ export function workflowLifecycleDashboard(): Dashboard {
         legend: '{{task_type}} {{operation}} {{outcome}}',
       }],
     }))
-    .withPanel(latencyPanel({
+    .withPanel(histogramPanel({
       title: 'Task duration p95 by type and outcome',
       description: '95th percentile duration of tasks inside workflows, by task type and outcome (the duration histogram has no operation label; see the executions panel for that).',
       unit: 's', width: 12,
@@ -116,7 +116,7 @@ export function workflowLifecycleDashboard(): Dashboard {
       unit: 'short', width: 8, bars: true, min: 0,
       queries: [{ expr: counterIncrease('workflowExecutionsSwept', ['previous_status']), legend: '{{previous_status}}' }],
     }))
-    .withPanel(latencyPanel({
+    .withPanel(histogramPanel({
       title: 'Queue wait p95 by kind',
       description: '95th percentile of the time from an execution being accepted to its first step starting, by kind. Growth means the engine is saturated.',
       unit: 's', width: 12,
