@@ -50,10 +50,12 @@ export const EXTERNAL_METRICS = {
   prometheus_http_requests_total: c('prometheus'),
   prometheus_rule_evaluation_failures_total: c('prometheus'),
 
-  // Tempo: distributor ingestion and the metrics generator.
+  // Tempo (2.8 line, main at 87c2dc380cec, monolithic): distributor, ingester, metrics generator.
   tempo_distributor_spans_received_total: c('tempo'),
   tempo_distributor_bytes_received_total: c('tempo'),
+  tempo_ingester_live_traces: g('tempo'),
   tempo_metrics_generator_spans_received_total: c('tempo'),
+  tempo_metrics_generator_registry_active_series: g('tempo'),
 } as const satisfies Record<string, ExternalMetric>;
 
 export type ExternalMetricName = keyof typeof EXTERNAL_METRICS;

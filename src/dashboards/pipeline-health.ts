@@ -158,6 +158,18 @@ export function pipelineHealthDashboard(): Dashboard {
       queries: [{ expr: rate(x('tempo_distributor_bytes_received_total'), ['tenant']), legend: '{{tenant}}' }],
     }))
     .withPanel(timeseriesPanel({
+      title: 'Tempo live traces',
+      description: 'Traces Tempo\'s ingester holds in memory, waiting for more spans before it cuts them to a block, per tenant. It follows the span rate; a climb without traffic means blocks are not being cut.',
+      unit: 'short', width: 8, min: 0,
+      queries: [{ expr: agg('sum', x('tempo_ingester_live_traces'), ['tenant']), legend: '{{tenant}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Tempo generated series',
+      description: 'Active series in the registry of Tempo\'s metrics generator (span metrics and service graphs it remote-writes to Prometheus), per tenant.',
+      unit: 'short', width: 8, min: 0,
+      queries: [{ expr: agg('sum', x('tempo_metrics_generator_registry_active_series'), ['tenant']), legend: '{{tenant}}' }],
+    }))
+    .withPanel(timeseriesPanel({
       title: 'Prometheus rule evaluation failures',
       description: 'Recording and alerting rule evaluations that failed per second, by rule group. Failing alert rules cannot page.',
       unit: 'ops', width: 8,
