@@ -1,0 +1,237 @@
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { ConflictError, InvalidInputError, NotFoundError, UnavailableError, type Engine } from '../engine/engine.ts';
+import type { ExecutionRecord } from '../store/store.ts';
+import { EXECUTION_STATUSES, type ExecutionKind, type ExecutionStatus } from '../telemetry/catalog.ts';
+import type { Telemetry } from '../telemetry/recorder.ts';
+import { ProblemError, problems, sendProblem, type Problem } from './problem.ts';
+
+export interface AppOptions {
+  readonly engine: Engine;
+  readonly telemetry: Telemetry;
+  readonly logger: Logger;
+  readonly bodyLimit: string;
+  readonly syncTimeoutMs: number;
+  readonly syncTimeoutMaxMs: number;
+  /** Whether the engine can take work (false while shutting down). */
+  readonly isReady: () => boolean;
+}
+
+const KIND_PATHS: Record<string, ExecutionKind> = { workflows: 'workflow', tasks: 'task', agents: 'agent' };
+const MAX_INPUT_DEPTH = 64;
+const MAX_LIST_LIMIT = 500;
+
+export function createApp(options: AppOptions): express.Express {
+  const { engine, telemetry, logger } = options;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    if (!options.isReady()) return sendProblem(res, problems.unavailable('the engine is shutting down'), '/readyz');
+    await engine.list({ limit: 1 });
+    res.json({ status: 'ready' });
+  });
+
+  // JSON bodies only, on the API; an empty body means "no input".
+  app.use('/api', (req, _res, next) => {
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (req.method === 'POST' && hasBody && !req.is('application/json')) {
+      return next(new ProblemError(problems.unsupportedMediaType(req.headers['content-type'])));
+    }
+    next();
+  });
+  app.use('/api', express.json({ limit: options.bodyLimit, strict: false, type: 'application/json' }));
+
+  app.get('/api/v1/definitions', (_req, res) => {
+    const d = engine.definitions;
+    res.json({
+      workflows: [...d.workflows.values()].map((w) => ({ id: w.id, description: w.description, tasks: w.tasks.map((t) => t.id), input_schema: w.input_schema ?? null })),
+      tasks: [...d.tasks.values()].map((t) => ({ id: t.id, description: t.description ?? null })),
+      agents: [...d.agents.values()].map((a) => ({ id: a.id, description: a.description, provider: a.model.provider, tools: a.tools })),
+      tools: [...d.tools.values()].map((t) => ({ id: t.id, description: t.description, timeout_ms: t.timeoutMs })),
+    });
+  });
+
+  for (const [path, kind] of Object.entries(KIND_PATHS)) {
+    const base = `/api/v1/${path}/:id/executions`;
+    app.post(base, async (req, res) => {
+      const record = await engine.start({ kind, target: String((req.params as Record<string, string>)['id']), ...startBody(req.body), trigger: triggerOf(req, 'api') });
+      telemetry.add('httpExecStarted', 1, { kind });
+      res.status(202).location(`/api/v1/executions/${record.id}`).json(presentExecution(record));
+    });
+
+    app.post(`${base}/sync`, async (req, res) => {
+      const started = performance.now();
+      let outcome: 'success' | 'failed' | 'timed_out' | 'canceled' | 'timeout' | 'error' = 'error';
+      const timeoutMs = syncTimeout(req, options);
+      try {
+        const { record, completed } = await engine.executeSync(
+          { kind, target: String((req.params as Record<string, string>)['id']), ...startBody(req.body), trigger: triggerOf(req, 'api_sync') }, timeoutMs,
+        );
+        if (!completed) {
+          outcome = 'timeout';
+          telemetry.add('httpExecTimeouts', 1, { kind });
+          telemetry.add('httpExecErrors', 1, { kind, code: '408' });
+          return sendProblem(res, problems.syncTimeout(
+            `the execution was still ${record.status} after ${timeoutMs} ms; it keeps running: follow it at /api/v1/executions/${record.id}`,
+            presentExecution(record),
+          ), req.originalUrl);
+        }
+        outcome = record.status === 'paused' ? 'success' : (record.status as typeof outcome);
+        res.status(200).json(presentExecution(record));
+      } finally {
+        telemetry.record('httpExecSyncLatency', (performance.now() - started) / 1000, { kind, outcome });
+      }
+    });
+    app.all(base, methodNotAllowed(['POST']));
+    app.all(`${base}/sync`, methodNotAllowed(['POST']));
+  }
+
+  app.get('/api/v1/executions', async (req, res) => {
+    const status = req.query['status'];
+    if (status !== undefined && !EXECUTION_STATUSES.includes(status as ExecutionStatus)) {
+      throw new ProblemError(problems.badRequest(`status must be one of ${EXECUTION_STATUSES.join(', ')}`));
+    }
+    const limitText = req.query['limit'];
+    const limit = limitText === undefined ? 50 : Number(limitText);
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
+      throw new ProblemError(problems.badRequest(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`));
+    }
+    const records = await engine.list({ status: status as ExecutionStatus | undefined, limit });
+    res.json({ executions: records.map(presentExecution) });
+  });
+
+  app.get('/api/v1/executions/:id', async (req, res) => {
+    const id = String(req.params['id']);
+    const record = await engine.get(id);
+    if (!record) throw new ProblemError(problems.notFound(`execution "${id}" does not exist`));
+    res.json(presentExecution(record));
+  });
+
+  app.post('/api/v1/executions/:id/cancel', async (req, res) => {
+    const record = await engine.cancel(String(req.params['id']));
+    res.json(presentExecution(record));
+  });
+  app.post('/api/v1/executions/:id/resume', async (req, res) => {
+    const record = await engine.resume(String(req.params['id']));
+    res.status(202).json(presentExecution(record));
+  });
+
+  app.use((req, _res, next) => {
+    next(new ProblemError(problems.notFound(`no route for ${req.method} ${req.path}`)));
+  });
+
+  // Express 5 passes rejected async handlers here too.
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const problem = toProblem(error, options.bodyLimit);
+    if (problem.status >= 500) logger.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    const kind = executionKindOfPath(req.path);
+    if (kind) telemetry.add('httpExecErrors', 1, { kind, code: String(problem.status) });
+    if (res.headersSent) return;
+    sendProblem(res, problem, req.originalUrl);
+  });
+
+  return app;
+}
+
+/** Which execution API a path belongs to, for http_exec_errors_total; undefined outside it. */
+function executionKindOfPath(path: string): ExecutionKind | 'execution' | undefined {
+  const segment = /^\/api\/v1\/([a-z]+)/.exec(path)?.[1];
+  if (segment === 'executions') return 'execution';
+  return segment === undefined ? undefined : KIND_PATHS[segment];
+}
+
+function methodNotAllowed(allowed: string[]) {
+  return (req: Request, res: Response) => {
+    res.setHeader('allow', allowed.join(', '));
+    throw new ProblemError(problems.methodNotAllowed(req.method, allowed));
+  };
+}
+
+/** The body of a start request: `{ "input": ..., "parent_execution_id": "..." }`, everything optional. */
+function startBody(body: unknown): { input: unknown; parentExecutionId: string | null } {
+  if (body === undefined || body === null) return { input: {}, parentExecutionId: null };
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw new ProblemError(problems.badRequest('the body must be a JSON object such as {"input": {...}}'));
+  }
+  const { input = {}, parent_execution_id: parent = null, timeout_ms: _timeout, ...unknown } = body as Record<string, unknown>;
+  const extra = Object.keys(unknown);
+  if (extra.length > 0) throw new ProblemError(problems.badRequest(`unknown field(s) ${extra.map((k) => `"${k}"`).join(', ')}; expected input, parent_execution_id, timeout_ms`));
+  if (parent !== null && (typeof parent !== 'string' || parent.length > 64)) throw new ProblemError(problems.badRequest('parent_execution_id must be a string of at most 64 characters'));
+  if (depthExceeds(input, MAX_INPUT_DEPTH)) throw new ProblemError(problems.badRequest(`input is nested deeper than ${MAX_INPUT_DEPTH} levels`));
+  return { input, parentExecutionId: parent };
+}
+
+function syncTimeout(req: Request, options: AppOptions): number {
+  const raw = req.query['timeout_ms'] ?? (req.body as Record<string, unknown> | undefined)?.['timeout_ms'];
+  if (raw === undefined) return options.syncTimeoutMs;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > options.syncTimeoutMaxMs) {
+    throw new ProblemError(problems.badRequest(`timeout_ms must be an integer from 1 to ${options.syncTimeoutMaxMs}`));
+  }
+  return value;
+}
+
+/** The load generator marks its traffic so dashboards can tell it from real callers. */
+function triggerOf(req: Request, fallback: 'api' | 'api_sync'): 'api' | 'api_sync' | 'loadgen' {
+  return req.headers['x-switchyard-trigger'] === 'loadgen' ? 'loadgen' : fallback;
+}
+
+/** Iterative, so a hostile body cannot overflow the stack while being measured. */
+function depthExceeds(value: unknown, max: number): boolean {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop()!;
+    if (current === null || typeof current !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Object.values(current)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+function toProblem(error: unknown, bodyLimit: string): Problem {
+  if (error instanceof ProblemError) return error.problem;
+  if (error instanceof NotFoundError) return problems.notFound(error.message);
+  if (error instanceof InvalidInputError) return problems.invalidInput(error.message, error.problems);
+  if (error instanceof ConflictError) return problems.conflict(error.message, { execution: presentExecution(error.record) });
+  if (error instanceof UnavailableError) return problems.unavailable(error.message);
+  const type = (error as { type?: string } | null)?.type;
+  if (type === 'entity.parse.failed') return problems.malformedJson(`the body is not valid JSON: ${(error as Error).message}`);
+  if (type === 'entity.too.large') return problems.tooLarge(bodyLimit);
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return problems.unsupportedMediaType((error as Error).message);
+  const status = (error as { status?: number } | null)?.status;
+  if (typeof status === 'number' && status >= 400 && status < 500) return problems.badRequest((error as Error).message);
+  return problems.internal();
+}
+
+export function presentExecution(record: ExecutionRecord) {
+  const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+  return {
+    id: record.id,
+    kind: record.kind,
+    target: record.target,
+    status: record.status,
+    trigger: record.trigger,
+    input: record.input,
+    output: record.output,
+    error: record.error,
+    created_at: iso(record.createdAt),
+    started_at: iso(record.startedAt),
+    ended_at: iso(record.endedAt),
+    heartbeat_at: iso(record.heartbeatAt),
+    duration_ms: record.startedAt !== null && record.endedAt !== null ? record.endedAt - record.startedAt : null,
+    trace_id: record.traceId,
+    parent_execution_id: record.parentExecutionId,
+    diagnostics: {
+      last_started_task: record.lastStartedTask,
+      last_completed_task: record.lastCompletedTask,
+      last_completed_success: record.lastCompletedSuccess,
+      finalization_path: record.finalizationPath,
+      completion_failure: record.completionFailure,
+    },
+  };
+}

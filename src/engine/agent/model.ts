@@ -1,0 +1,49 @@
+import type { AgentDefinition } from '../definitions.ts';
+import type { ToolDefinition } from '../runtime/tool-runtime.ts';
+
+export interface ChatMessage {
+  readonly role: 'system' | 'user' | 'assistant' | 'tool';
+  readonly content: string;
+  readonly toolCallId?: string;
+  readonly toolCalls?: readonly ToolCallRequest[];
+}
+
+export interface ToolCallRequest {
+  readonly id: string;
+  readonly name: string;
+  readonly arguments: unknown;
+}
+
+/** What the model answered in one turn: tool calls to run, or a final answer. */
+export interface ModelTurn {
+  readonly toolCalls: readonly ToolCallRequest[];
+  readonly final?: unknown;
+  readonly usage?: { readonly inputTokens: number; readonly outputTokens: number };
+}
+
+export interface ModelRequest {
+  readonly messages: readonly ChatMessage[];
+  readonly tools: readonly ToolDefinition[];
+  /** The agent's input and the latest tool results by tool name: what scripted turns render against. */
+  readonly context: Record<string, unknown>;
+  readonly signal: AbortSignal;
+}
+
+/** One conversation with a model; a provider opens one per agent run (scripted turns keep a cursor). */
+export interface ModelSession {
+  next(request: ModelRequest): Promise<ModelTurn>;
+}
+
+export interface ModelProvider {
+  readonly name: string;
+  open(agent: AgentDefinition): ModelSession;
+}
+
+export class ModelError extends Error {
+  override name = 'ModelError';
+  readonly code: string;
+  constructor(message: string, code: string) {
+    super(message);
+    this.code = code;
+  }
+}

@@ -1,0 +1,42 @@
+import { lookup, render } from '../templates.ts';
+import type { AgentDefinition } from '../definitions.ts';
+import type { ModelProvider, ModelRequest, ModelSession, ModelTurn } from './model.ts';
+
+/**
+ * A deterministic model for offline runs and tests: the agent's YAML declares its turns. Turns are taken
+ * in order; a turn with `when` is skipped unless the value at its path matches its pattern, which lets a
+ * script choose between final answers (say, a category) from its input or tool results.
+ */
+export class ScriptedModelProvider implements ModelProvider {
+  readonly name = 'scripted';
+
+  open(agent: AgentDefinition): ModelSession {
+    let cursor = 0;
+    let calls = 0;
+    return {
+      async next(request: ModelRequest): Promise<ModelTurn> {
+        request.signal.throwIfAborted();
+        while (cursor < agent.script.length) {
+          const turn = agent.script[cursor++]!;
+          if (turn.when && !new RegExp(turn.when.matches, 'i').test(String(lookup(request.context, turn.when.path) ?? ''))) continue;
+          const inputTokens = estimateTokens(request.messages.map((m) => m.content).join(' '));
+          if (turn.final !== undefined) {
+            const final = render(turn.final, request.context);
+            return { toolCalls: [], final, usage: { inputTokens, outputTokens: estimateTokens(JSON.stringify(final) ?? '') } };
+          }
+          const toolCalls = (turn.tool_calls ?? []).map((call) => ({
+            id: `call_${++calls}`, name: call.tool, arguments: render(call.arguments, request.context),
+          }));
+          return { toolCalls, usage: { inputTokens, outputTokens: estimateTokens(JSON.stringify(toolCalls)) } };
+        }
+        // The script ran out: answer with what the tools returned last.
+        return { toolCalls: [], final: request.context['tool_results'] ?? null };
+      },
+    };
+  }
+}
+
+/** Rough token count (4 characters a token) so scripted runs report plausible gen_ai usage. */
+function estimateTokens(text: string): number {
+  return Math.ceil(text.length / 4);
+}

@@ -1,0 +1,46 @@
+/**
+ * `{{ path.to.value }}` templates for task inputs, agent instructions and workflow outputs.
+ *
+ * A string that is exactly one placeholder takes the value's own type (an object stays an object);
+ * placeholders inside longer strings are stringified. A path that resolves to nothing renders as
+ * `undefined`, and object keys whose value is undefined are dropped, so optional inputs (such as a
+ * fault to inject) simply disappear when the caller does not give them.
+ */
+const PLACEHOLDER = /\{\{\s*([a-zA-Z0-9_.-]+)\s*\}\}/g;
+const WHOLE = /^\{\{\s*([a-zA-Z0-9_.-]+)\s*\}\}$/;
+
+export type TemplateContext = Record<string, unknown>;
+
+export function render(template: unknown, context: TemplateContext): unknown {
+  if (typeof template === 'string') return renderString(template, context);
+  if (Array.isArray(template)) return template.map((item) => render(item, context));
+  if (template && typeof template === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(template)) {
+      const rendered = render(value, context);
+      if (rendered !== undefined) out[key] = rendered;
+    }
+    return out;
+  }
+  return template;
+}
+
+function renderString(template: string, context: TemplateContext): unknown {
+  if (!template.includes('{{')) return template;
+  const whole = WHOLE.exec(template);
+  if (whole) return lookup(context, whole[1]!);
+  return template.replace(PLACEHOLDER, (_, path: string) => {
+    const value = lookup(context, path);
+    if (value === undefined || value === null) return '';
+    return typeof value === 'object' ? JSON.stringify(value) : String(value);
+  });
+}
+
+export function lookup(context: unknown, path: string): unknown {
+  let current: unknown = context;
+  for (const part of path.split('.')) {
+    if (current === null || typeof current !== 'object' || !Object.hasOwn(current, part)) return undefined;
+    current = (current as Record<string, unknown>)[part];
+  }
+  return current;
+}

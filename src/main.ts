@@ -1,0 +1,109 @@
+/**
+ * Process entry: config -> telemetry -> store -> definitions -> engine -> HTTP; graceful shutdown.
+ * Run with `node --import ./src/telemetry/instrumentation.ts src/main.ts` (npm start does).
+ */
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './logger.ts';
+import { startTelemetrySdk } from './telemetry/sdk.ts';
+
+const config = (() => {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+})();
+const logger = createLogger(config.logLevel);
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const sdk = startTelemetrySdk({
+  serviceVersion: version,
+  instanceId: config.instanceId,
+  onExportStateChange(signal, failing, error) {
+    if (failing) {
+      logger.warn({ signal, err: error, endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318' },
+        `telemetry export of ${signal} is failing; the engine keeps running, further failures are counted in telemetry_failures_total and not logged until export recovers`);
+    } else {
+      logger.info({ signal }, `telemetry export of ${signal} recovered`);
+    }
+  },
+});
+const { telemetry } = sdk;
+
+// Loaded after the SDK and the instrumentations are in place.
+const [{ SqliteStore }, { loadDefinitions, DefinitionError }, { ToolRuntime }, { Engine }, { createApp },
+  { ScriptedModelProvider }, { OpenAiCompatibleProvider }] = await Promise.all([
+  import('./store/sqlite.ts'), import('./engine/definitions.ts'), import('./engine/runtime/tool-runtime.ts'),
+  import('./engine/engine.ts'), import('./api/app.ts'), import('./engine/agent/scripted.ts'), import('./engine/agent/openai-compatible.ts'),
+]);
+
+let definitions;
+try {
+  definitions = loadDefinitions(config.projectDir);
+} catch (error) {
+  if (error instanceof DefinitionError) {
+    logger.fatal({ problems: error.problems }, error.message);
+    process.exit(2);
+  }
+  throw error;
+}
+
+const store = new SqliteStore(config.dbPath);
+const runtime = new ToolRuntime({ telemetry, outputLimitBytes: config.toolOutputLimitBytes, logger });
+const providers = new Map<string, InstanceType<typeof ScriptedModelProvider> | InstanceType<typeof OpenAiCompatibleProvider>>([
+  ['scripted', new ScriptedModelProvider()],
+  ['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: config.modelBaseUrl, defaultApiKey: config.modelApiKey })],
+]);
+const engine = new Engine({
+  store, definitions, runtime, telemetry, providers, logger,
+  instanceId: config.instanceId,
+  heartbeatMs: config.heartbeatMs,
+  staleAfterMs: config.staleAfterMs,
+  sweepIntervalMs: config.sweepIntervalMs,
+});
+engine.startBackgroundWork();
+
+let shuttingDown = false;
+const app = createApp({
+  engine, telemetry, logger,
+  bodyLimit: config.bodyLimit,
+  syncTimeoutMs: config.syncTimeoutMs,
+  syncTimeoutMaxMs: config.syncTimeoutMaxMs,
+  isReady: () => !shuttingDown,
+});
+
+const server: Server = app.listen(config.port, config.host, () => {
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  logger.info({
+    url: `http://${config.host}:${port}`, project: config.projectDir, db: config.dbPath, instance_id: config.instanceId,
+    workflows: [...definitions.workflows.keys()], telemetry: sdk.enabled ? 'otlp' : 'disabled',
+  }, 'switchyard engine ready');
+});
+server.on('error', (error) => {
+  logger.fatal({ err: error }, 'HTTP server failed');
+  process.exit(1);
+});
+
+async function shutdown(signal: string): Promise<void> {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  logger.info({ signal }, 'shutting down: no new executions; finishing in-flight ones');
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  await engine.shutdown(config.shutdownGraceMs);
+  server.closeAllConnections();
+  await closed;
+  await runtime.shutdown();
+  await store.close();
+  await sdk.shutdown();
+  logger.info('shutdown complete');
+  process.exit(0);
+}
+process.on('SIGTERM', () => void shutdown('SIGTERM'));
+process.on('SIGINT', () => void shutdown('SIGINT'));

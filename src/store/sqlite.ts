@@ -1,0 +1,178 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { ExecutionKind, ExecutionStatus, FinalizationPath, Trigger } from '../telemetry/catalog.ts';
+import type { ExecutionError, ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store } from './store.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS executions (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  target TEXT NOT NULL,
+  status TEXT NOT NULL,
+  trigger TEXT NOT NULL,
+  input TEXT,
+  output TEXT,
+  error TEXT,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  ended_at INTEGER,
+  heartbeat_at INTEGER NOT NULL,
+  trace_id TEXT,
+  parent_execution_id TEXT,
+  owner_id TEXT NOT NULL,
+  last_started_task TEXT,
+  last_started_seq INTEGER NOT NULL DEFAULT -1,
+  last_completed_task TEXT,
+  last_completed_seq INTEGER NOT NULL DEFAULT -1,
+  last_completed_success INTEGER,
+  finalization_path TEXT,
+  completion_failure TEXT,
+  task_outputs TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS executions_live ON executions (status, heartbeat_at);
+CREATE INDEX IF NOT EXISTS executions_created ON executions (created_at);
+`;
+
+const LIVE = `status IN ('pending', 'running')`;
+
+interface Row {
+  id: string; kind: string; target: string; status: string; trigger: string;
+  input: string | null; output: string | null; error: string | null;
+  created_at: number; started_at: number | null; ended_at: number | null; heartbeat_at: number;
+  trace_id: string | null; parent_execution_id: string | null; owner_id: string;
+  last_started_task: string | null; last_completed_task: string | null; last_completed_success: number | null;
+  finalization_path: string | null; completion_failure: string | null; task_outputs: string;
+}
+
+/**
+ * The embedded default store: one SQLite file in WAL mode, shared safely by several engine processes
+ * (every state change is one conditional UPDATE, so the database decides who wins).
+ */
+export class SqliteStore implements Store {
+  readonly #db: DatabaseSync;
+  readonly #statements: Record<string, StatementSync>;
+
+  constructor(path: string) {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    this.#db = new DatabaseSync(path);
+    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+    this.#db.exec(SCHEMA);
+    const db = this.#db;
+    this.#statements = {
+      insert: db.prepare(`INSERT INTO executions (id, kind, target, status, trigger, input, created_at, heartbeat_at, trace_id, parent_execution_id, owner_id)
+        VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)`),
+      get: db.prepare('SELECT * FROM executions WHERE id = ?'),
+      list: db.prepare('SELECT * FROM executions ORDER BY created_at DESC, id LIMIT ?'),
+      listByStatus: db.prepare('SELECT * FROM executions WHERE status = ? ORDER BY created_at DESC, id LIMIT ?'),
+      running: db.prepare(`UPDATE executions SET status = 'running', started_at = COALESCE(started_at, ?), heartbeat_at = ? WHERE id = ? AND status = 'pending'`),
+      taskStarted: db.prepare('UPDATE executions SET last_started_task = ?, last_started_seq = ? WHERE id = ? AND last_started_seq < ?'),
+      taskCompleted: db.prepare(`UPDATE executions SET last_completed_task = ?, last_completed_seq = ?, last_completed_success = ?,
+        task_outputs = json_set(task_outputs, '$.' || json_quote(?), json(?)) WHERE id = ? AND last_completed_seq < ?`),
+      finalize: db.prepare(`UPDATE executions SET status = ?, finalization_path = ?, output = ?, error = ?, ended_at = ?,
+        completion_failure = COALESCE(?, completion_failure) WHERE id = ? AND status IN ('pending', 'running', 'paused')`),
+      resume: db.prepare(`UPDATE executions SET status = 'running', owner_id = ?, heartbeat_at = ?, finalization_path = NULL, ended_at = NULL
+        WHERE id = ? AND status = 'paused'`),
+      completionFailure: db.prepare('UPDATE executions SET completion_failure = ? WHERE id = ?'),
+      heartbeat: db.prepare(`UPDATE executions SET heartbeat_at = ? WHERE owner_id = ? AND ${LIVE}`),
+      // SET expressions read the row as it was, so `status` below is the status before the sweep.
+      sweep: db.prepare(`UPDATE executions SET status = 'failed', finalization_path = 'stale_swept', ended_at = ?,
+          error = json_object('message', 'the engine running this execution stopped sending heartbeats', 'code', 'stale', 'previous_status', status)
+        WHERE ${LIVE} AND heartbeat_at < ? RETURNING *`),
+    };
+  }
+
+  async createExecution(e: NewExecution): Promise<void> {
+    this.#statements.insert!.run(e.id, e.kind, e.target, e.trigger, json(e.input), e.createdAt, e.createdAt, e.traceId, e.parentExecutionId, e.ownerId);
+  }
+
+  async getExecution(id: string): Promise<ExecutionRecord | undefined> {
+    const row = this.#statements.get!.get(id) as Row | undefined;
+    return row && toRecord(row);
+  }
+
+  async listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]> {
+    const rows = query.status
+      ? this.#statements.listByStatus!.all(query.status, query.limit)
+      : this.#statements.list!.all(query.limit);
+    return (rows as unknown as Row[]).map(toRecord);
+  }
+
+  async markRunning(id: string, at: number): Promise<void> {
+    this.#statements.running!.run(at, at, id);
+  }
+
+  async markTaskStarted(id: string, taskId: string, sequence: number): Promise<void> {
+    this.#statements.taskStarted!.run(taskId, sequence, id, sequence);
+  }
+
+  async markTaskCompleted(id: string, taskId: string, sequence: number, success: boolean, output: unknown): Promise<void> {
+    this.#statements.taskCompleted!.run(taskId, sequence, success ? 1 : 0, taskId, json(output) ?? 'null', id, sequence);
+  }
+
+  async finalize(id: string, f: Finalization): Promise<boolean> {
+    const result = this.#statements.finalize!.run(
+      f.status, f.path, json(f.output), f.error ? JSON.stringify(f.error) : null, f.endedAt, f.completionFailure ?? null, id,
+    );
+    return result.changes === 1;
+  }
+
+  async resume(id: string, ownerId: string, at: number): Promise<boolean> {
+    return this.#statements.resume!.run(ownerId, at, id).changes === 1;
+  }
+
+  async recordCompletionFailure(id: string, failure: string): Promise<void> {
+    this.#statements.completionFailure!.run(failure, id);
+  }
+
+  async heartbeat(ownerId: string, at: number): Promise<void> {
+    this.#statements.heartbeat!.run(at, ownerId);
+  }
+
+  async sweepStale(staleBefore: number, now: number) {
+    const rows = this.#statements.sweep!.all(now, staleBefore) as unknown as Row[];
+    return rows.map((row) => {
+      const record = toRecord(row);
+      const previous = (record.error as { previous_status?: string } | null)?.previous_status;
+      return { record, previousStatus: previous === 'pending' ? 'pending' as const : 'running' as const };
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+}
+
+function json(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function parse(text: string | null): unknown {
+  return text === null ? null : JSON.parse(text);
+}
+
+function toRecord(row: Row): ExecutionRecord {
+  return {
+    id: row.id,
+    kind: row.kind as ExecutionKind,
+    target: row.target,
+    status: row.status as ExecutionStatus,
+    trigger: row.trigger as Trigger,
+    input: parse(row.input),
+    output: parse(row.output),
+    error: parse(row.error) as ExecutionError | null,
+    createdAt: row.created_at,
+    startedAt: row.started_at,
+    endedAt: row.ended_at,
+    heartbeatAt: row.heartbeat_at,
+    traceId: row.trace_id,
+    parentExecutionId: row.parent_execution_id,
+    ownerId: row.owner_id,
+    lastStartedTask: row.last_started_task,
+    lastCompletedTask: row.last_completed_task,
+    lastCompletedSuccess: row.last_completed_success === null ? null : row.last_completed_success === 1,
+    finalizationPath: row.finalization_path as FinalizationPath | null,
+    completionFailure: row.completion_failure,
+    taskOutputs: parse(row.task_outputs) as Record<string, unknown>,
+  };
+}

@@ -1,0 +1,83 @@
+import type { ExecutionKind, ExecutionStatus, FinalizationPath, TerminalStatus, Trigger } from '../telemetry/catalog.ts';
+
+export interface ExecutionError {
+  readonly message: string;
+  /** Short machine-readable kind: a tool error kind, `timeout`, `canceled`, `validation`, ... */
+  readonly code: string;
+  readonly taskId?: string;
+}
+
+/** One execution as stored: what ran, how it went, and where it got to. */
+export interface ExecutionRecord {
+  readonly id: string;
+  readonly kind: ExecutionKind;
+  readonly target: string;
+  readonly status: ExecutionStatus;
+  readonly trigger: Trigger;
+  readonly input: unknown;
+  readonly output: unknown;
+  readonly error: ExecutionError | null;
+  readonly createdAt: number;
+  readonly startedAt: number | null;
+  readonly endedAt: number | null;
+  readonly heartbeatAt: number;
+  readonly traceId: string | null;
+  readonly parentExecutionId: string | null;
+  /** The engine process that owns the run and keeps its heartbeat. */
+  readonly ownerId: string;
+  readonly lastStartedTask: string | null;
+  readonly lastCompletedTask: string | null;
+  readonly lastCompletedSuccess: boolean | null;
+  readonly finalizationPath: FinalizationPath | null;
+  readonly completionFailure: string | null;
+  /** Outputs of the tasks completed so far, by task id (lets a paused run resume). */
+  readonly taskOutputs: Record<string, unknown>;
+}
+
+export type NewExecution = Pick<ExecutionRecord, 'id' | 'kind' | 'target' | 'trigger' | 'input' | 'traceId' | 'parentExecutionId' | 'ownerId' | 'createdAt'>;
+
+export interface Finalization {
+  readonly status: TerminalStatus | 'paused';
+  readonly path: FinalizationPath;
+  readonly output?: unknown;
+  readonly error?: ExecutionError | null;
+  readonly endedAt: number;
+  readonly completionFailure?: string;
+}
+
+export interface ExecutionQuery {
+  readonly status?: ExecutionStatus;
+  readonly limit: number;
+}
+
+/**
+ * Where executions live. Every method is async so that a networked store (Postgres) can implement the
+ * same contract; the embedded default answers synchronously underneath.
+ *
+ * Markers are monotonic: a task marker with a lower sequence than the stored one is ignored, so a late
+ * write can never move a run backwards. `finalize` only changes a run that is not terminal yet and says
+ * whether it did: that is what makes one finalizer win, across processes sharing the database.
+ */
+export interface Store {
+  createExecution(execution: NewExecution): Promise<void>;
+  getExecution(id: string): Promise<ExecutionRecord | undefined>;
+  listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]>;
+  markRunning(id: string, at: number): Promise<void>;
+  markTaskStarted(id: string, taskId: string, sequence: number): Promise<void>;
+  markTaskCompleted(id: string, taskId: string, sequence: number, success: boolean, output: unknown): Promise<void>;
+  /** Finalizes a run that is pending, running or paused; false when it was already terminal (someone else won). */
+  finalize(id: string, finalization: Finalization): Promise<boolean>;
+  /** Sets a paused run running again under a new owner; false when it was not paused. */
+  resume(id: string, ownerId: string, at: number): Promise<boolean>;
+  /** Records that completing the run went wrong, without touching its status. */
+  recordCompletionFailure(id: string, failure: string): Promise<void>;
+  /** Refreshes the heartbeat of every live run of one owner. */
+  heartbeat(ownerId: string, at: number): Promise<void>;
+  /**
+   * Finalizes as failed (path stale_swept) every pending or running run whose heartbeat is older than
+   * `staleBefore`, atomically, and returns them with the status they had. Safe to call concurrently from
+   * several processes: each run is returned to exactly one caller.
+   */
+  sweepStale(staleBefore: number, now: number): Promise<Array<{ record: ExecutionRecord; previousStatus: 'pending' | 'running' }>>;
+  close(): Promise<void>;
+}

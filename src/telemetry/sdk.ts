@@ -1,0 +1,186 @@
+import { context, metrics, propagation, trace, type TracerProvider as ApiTracerProvider } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
+import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
+import { OTLPMetricExporter as OTLPMetricExporterProto } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { OTLPTraceExporter as OTLPTraceExporterJson } from '@opentelemetry/exporter-trace-otlp-http';
+import { OTLPTraceExporter as OTLPTraceExporterProto } from '@opentelemetry/exporter-trace-otlp-proto';
+import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import {
+  AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider,
+  type ReadableSpan, type Sampler, type SpanExporter,
+} from '@opentelemetry/sdk-trace';
+import type { TelemetryStage } from './catalog.ts';
+import { Telemetry } from './recorder.ts';
+import { buildViews } from './views.ts';
+
+export interface TelemetrySdkOptions {
+  readonly serviceVersion: string;
+  readonly instanceId: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Told once when an export starts failing and once when it recovers; never per failure. */
+  readonly onExportStateChange?: (signal: 'traces' | 'metrics', failing: boolean, error?: unknown) => void;
+}
+
+export interface TelemetrySdk {
+  readonly telemetry: Telemetry;
+  readonly enabled: boolean;
+  readonly tracerProvider: ApiTracerProvider;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+const SCOPE = 'switchyard';
+
+/**
+ * Sets up the OpenTelemetry SDK from the standard OTEL_* variables: OTLP over HTTP (protobuf by default,
+ * JSON with OTEL_EXPORTER_OTLP_PROTOCOL=http/json), a batch span processor with a bounded queue, a
+ * periodic metric reader with the catalogue's views. With OTEL_SDK_DISABLED=true every instrument is a
+ * no-op and nothing is exported.
+ */
+export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
+  const env = options.env ?? process.env;
+  if (!context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())) {
+    // Already set (tests, or a second start): keep the existing one.
+  }
+  propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
+
+  if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') {
+    const telemetry = new Telemetry({ tracer: trace.getTracer(SCOPE), meter: metrics.getMeter(SCOPE) });
+    return { telemetry, enabled: false, tracerProvider: trace.getTracerProvider(), forceFlush: async () => {}, shutdown: async () => {} };
+  }
+
+  const resource = buildResource(options, env);
+  let telemetry: Telemetry | undefined;
+  const countFailure = (stage: TelemetryStage, error: unknown) => telemetry?.failure(stage, error);
+  const protocol = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf').trim();
+  const json = protocol === 'http/json';
+
+  const spanExporter = new ReportingSpanExporter(json ? new OTLPTraceExporterJson() : new OTLPTraceExporterProto(),
+    (failing, error) => options.onExportStateChange?.('traces', failing, error), (error) => countFailure('export_traces', error));
+  const tracerProvider = new TracerProvider({
+    resource,
+    sampler: samplerFromEnv(env),
+    // Bounded: when the Collector is away, spans beyond the queue are dropped, not hoarded.
+    spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: 2048, maxExportBatchSize: 512 })],
+  });
+  trace.setGlobalTracerProvider(tracerProvider);
+
+  const metricExporter = new ReportingMetricExporter(json ? new OTLPMetricExporterJson() : new OTLPMetricExporterProto(),
+    (failing, error) => options.onExportStateChange?.('metrics', failing, error), (error) => countFailure('export_metrics', error));
+  const exportIntervalMillis = positiveInt(env.OTEL_METRIC_EXPORT_INTERVAL, 60_000);
+  const meterProvider = new MeterProvider({
+    resource,
+    views: buildViews(),
+    readers: [new PeriodicExportingMetricReader({
+      exporter: metricExporter, exportIntervalMillis, exportTimeoutMillis: Math.min(positiveInt(env.OTEL_METRIC_EXPORT_TIMEOUT, 30_000), exportIntervalMillis),
+    })],
+  });
+  metrics.setGlobalMeterProvider(meterProvider);
+
+  telemetry = new Telemetry({ tracer: tracerProvider.getTracer(SCOPE, options.serviceVersion), meter: meterProvider.getMeter(SCOPE, options.serviceVersion) });
+  return {
+    telemetry,
+    enabled: true,
+    tracerProvider,
+    async forceFlush() {
+      await Promise.allSettled([tracerProvider.forceFlush(), meterProvider.forceFlush()]);
+    },
+    async shutdown() {
+      await Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]);
+    },
+  };
+}
+
+function buildResource(options: TelemetrySdkOptions, env: NodeJS.ProcessEnv): Resource {
+  const defaults = resourceFromAttributes({
+    'service.name': 'switchyard-engine',
+    'service.namespace': 'switchyard',
+    'service.version': options.serviceVersion,
+    'service.instance.id': options.instanceId,
+    'deployment.environment.name': env.SWITCHYARD_ENVIRONMENT ?? 'local',
+  });
+  // OTEL_RESOURCE_ATTRIBUTES and OTEL_SERVICE_NAME win over the defaults.
+  return defaults.merge(detectResources({ detectors: [envDetector] }));
+}
+
+export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
+  const ratio = () => {
+    const value = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
+    return Number.isFinite(value) && value >= 0 && value <= 1 ? value : 1;
+  };
+  switch ((env.OTEL_TRACES_SAMPLER ?? 'parentbased_always_on').trim().toLowerCase()) {
+    case 'always_on': return new AlwaysOnSampler();
+    case 'always_off': return new AlwaysOffSampler();
+    case 'traceidratio': return new TraceIdRatioBasedSampler(ratio());
+    case 'parentbased_always_off': return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio': return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio()) });
+    default: return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  const parsed = Number(value);
+  return Number.isInteger(parsed) && parsed > 0 ? parsed : fallback;
+}
+
+/** Tracks whether exports succeed: reports the change of state (once), counts every failed export. */
+class ExportHealth {
+  #failing = false;
+  readonly #onChange: (failing: boolean, error?: unknown) => void;
+  readonly #onFailure: (error: unknown) => void;
+  constructor(onChange: (failing: boolean, error?: unknown) => void, onFailure: (error: unknown) => void) {
+    this.#onChange = onChange;
+    this.#onFailure = onFailure;
+  }
+
+  /** Wraps an exporter's result callback. */
+  wrap(done: (result: ExportResult) => void): (result: ExportResult) => void {
+    return (result) => {
+      const failed = result.code !== ExportResultCode.SUCCESS;
+      try {
+        if (failed) this.#onFailure(result.error);
+        if (failed !== this.#failing) {
+          this.#failing = failed;
+          this.#onChange(failed, result.error);
+        }
+      } catch {
+        // Reporting must never break exporting.
+      }
+      done(result);
+    };
+  }
+}
+
+class ReportingSpanExporter implements SpanExporter {
+  readonly #inner: SpanExporter;
+  readonly #health: ExportHealth;
+  constructor(inner: SpanExporter, onChange: (failing: boolean, error?: unknown) => void, onFailure: (error: unknown) => void) {
+    this.#inner = inner;
+    this.#health = new ExportHealth(onChange, onFailure);
+  }
+  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
+    this.#inner.export(spans, this.#health.wrap(done));
+  }
+  shutdown(): Promise<void> { return this.#inner.shutdown(); }
+  forceFlush(): Promise<void> { return this.#inner.forceFlush?.() ?? Promise.resolve(); }
+}
+
+class ReportingMetricExporter implements PushMetricExporter {
+  readonly #inner: PushMetricExporter;
+  readonly #health: ExportHealth;
+  readonly selectAggregationTemporality: PushMetricExporter['selectAggregationTemporality'];
+  readonly selectAggregation: PushMetricExporter['selectAggregation'];
+  constructor(inner: PushMetricExporter, onChange: (failing: boolean, error?: unknown) => void, onFailure: (error: unknown) => void) {
+    this.#inner = inner;
+    this.#health = new ExportHealth(onChange, onFailure);
+    this.selectAggregationTemporality = inner.selectAggregationTemporality?.bind(inner);
+    this.selectAggregation = inner.selectAggregation?.bind(inner);
+  }
+  export(metricsData: ResourceMetrics, done: (result: ExportResult) => void): void {
+    this.#inner.export(metricsData, this.#health.wrap(done));
+  }
+  shutdown(): Promise<void> { return this.#inner.shutdown(); }
+  forceFlush(): Promise<void> { return this.#inner.forceFlush(); }
+}
