@@ -66,6 +66,30 @@ describe('dashboards regenerate', () => {
     expect(changed, 'run: node src/dashboards/generate.ts').toEqual([]);
   });
 
+  it('`node src/dashboards/generate.ts --check` exits 0 on the committed files', () => {
+    const r = spawnSync(process.execPath, [resolve(import.meta.dirname, '../../src/dashboards/generate.ts'), '--check'], { encoding: 'utf8' });
+    expect(`${r.stdout}${r.stderr}`).toContain('Dashboards are up to date.');
+    expect(r.status).toBe(0);
+  });
+
+  it('--check mode reports edited, missing and stray files and writes nothing', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-dashboards-gen-'));
+    try {
+      expect(generate({ check: false, dir }).changed).toHaveLength(4);
+      expect(generate({ check: true, dir }).changed).toEqual([]);
+      writeFileSync(join(dir, 'switchyard-runtime-tools.json'), '{}\n');
+      rmSync(join(dir, 'switchyard-pipeline-health.json'));
+      writeFileSync(join(dir, 'old-uid.json'), '{}\n');
+      const changed = ['old-uid.json', 'switchyard-pipeline-health.json', 'switchyard-runtime-tools.json'];
+      expect(generate({ check: true, dir }).changed).toEqual(changed);
+      expect(generate({ check: true, dir }).changed).toEqual(changed);
+      expect(generate({ check: false, dir }).changed).toEqual(changed);
+      expect(generate({ check: true, dir }).changed).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('building twice gives identical JSON (stable ids and key order)', () => {
     expect(JSON.stringify(buildDashboards())).toBe(JSON.stringify(dashboards));
   });
