@@ -1,0 +1,142 @@
+/**
+ * docker-compose.yml: valid against the Compose Specification schema (vendored from compose-go, see
+ * fixtures/README.md), and held to the stack's rules: pinned images, healthchecks and healthy
+ * dependencies, memory limits, ports on 127.0.0.1, no default Grafana password, mounted files exist.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { describe, expect, it } from 'vitest';
+import { readYaml, repoPath } from './tools.ts';
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  volumes?: string[];
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }>;
+  deploy?: { resources?: { limits?: { memory?: string } } };
+}
+interface Compose {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+}
+
+const compose = readYaml<Compose>('docker-compose.yml');
+const services = Object.entries(compose.services);
+
+/** Image versions every part of the project uses (docs: notes COMMON, scripts/stack-binaries.sh). */
+const PINNED: Record<string, string> = {
+  'otel/opentelemetry-collector-contrib': '0.164.0',
+  'prom/prometheus': 'v3.16.0',
+  'prom/alertmanager': 'v0.34.2',
+  'grafana/grafana': '12.3.0',
+};
+
+describe('docker-compose.yml', () => {
+  it('is valid against the Compose Specification JSON schema', () => {
+    const schema = JSON.parse(readFileSync(repoPath('test/config/fixtures/compose-spec.json'), 'utf8')) as object;
+    const ajv = new Ajv2020({ allErrors: true, strict: false });
+    const validate = ajv.compile(schema);
+    const valid = validate(compose);
+    expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
+    expect(valid).toBe(true);
+  });
+
+  it('is rejected by the schema when broken (the validation is real)', () => {
+    const schema = JSON.parse(readFileSync(repoPath('test/config/fixtures/compose-spec.json'), 'utf8')) as object;
+    const validate = new Ajv2020({ strict: false }).compile(schema);
+    expect(validate({ services: { engine: { image: 'x', ports: 8080, restart: ['always'] } } })).toBe(false);
+  });
+
+  it('has the services of the stack', () => {
+    expect(Object.keys(compose.services)).toEqual(
+      expect.arrayContaining(['engine', 'loadgen', 'otel-collector', 'prometheus', 'tempo', 'grafana', 'alertmanager', 'pager-sink']),
+    );
+  });
+
+  it('pins every image to an exact version, the project-wide pins where there is one', () => {
+    for (const [name, service] of services) {
+      expect(service.image, name).toBeDefined();
+      const image = service.image!;
+      if (service.build) {
+        expect(image, name).toBe('switchyard:local');
+        continue;
+      }
+      const [repo, tag] = image.split(':');
+      expect(tag, `${name}: ${image}`).toMatch(/^v?\d+\.\d+\.\d+$/);
+      if (repo && PINNED[repo]) expect(tag, name).toBe(PINNED[repo]);
+    }
+  });
+
+  it('runs the engine, load generator and pager sink from the repository image', () => {
+    expect(compose.services['engine']?.command).toEqual(['node', 'src/main.ts']);
+    expect(compose.services['loadgen']?.command).toEqual(['node', 'src/loadgen/main.ts']);
+    expect(compose.services['pager-sink']?.command).toEqual(['node', 'src/pager-sink/main.ts']);
+    expect(compose.services['engine']?.environment).toMatchObject({
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318',
+      OTEL_SERVICE_NAME: 'switchyard-engine',
+      OTEL_RESOURCE_ATTRIBUTES: 'service.namespace=switchyard,deployment.environment.name=local',
+      SWITCHYARD_PORT: '8080',
+      SWITCHYARD_DB: '/data/switchyard.db',
+    });
+    expect(compose.services['loadgen']?.environment).toMatchObject({ SWITCHYARD_URL: 'http://engine:8080' });
+    expect(Object.keys(compose.services['loadgen']?.environment ?? {})).toEqual(expect.arrayContaining(['LOADGEN_RATE', 'LOADGEN_FAULTS']));
+    expect(compose.services['engine']?.healthcheck?.test.join(' ')).toContain('/readyz');
+  });
+
+  it('publishes ports on 127.0.0.1 only', () => {
+    for (const [name, service] of services) {
+      for (const port of service.ports ?? []) expect(port, name).toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+    }
+  });
+
+  it('gives every long-running service a healthcheck, except the distroless Collector', () => {
+    for (const [name, service] of services) {
+      if (name === 'otel-collector' || name === 'loadgen' || name.endsWith('-init')) continue;
+      expect(service.healthcheck, name).toBeDefined();
+    }
+  });
+
+  it('waits for dependencies by condition, healthy wherever the dependency has a healthcheck', () => {
+    for (const [name, service] of services) {
+      for (const [dep, { condition }] of Object.entries(service.depends_on ?? {})) {
+        const target = compose.services[dep];
+        expect(target, `${name} depends on unknown ${dep}`).toBeDefined();
+        if (target?.healthcheck) expect(condition, `${name} -> ${dep}`).toBe('service_healthy');
+        else expect(['service_started', 'service_completed_successfully'], `${name} -> ${dep}`).toContain(condition);
+      }
+    }
+  });
+
+  it('limits the memory of every service', () => {
+    for (const [name, service] of services) expect(service.deploy?.resources?.limits?.memory, name).toMatch(/^\d+[MG]$/);
+  });
+
+  it('keeps state in named volumes and mounts only files that exist', () => {
+    for (const [name, service] of services) {
+      for (const volume of service.volumes ?? []) {
+        const source = volume.split(':')[0]!;
+        if (source.startsWith('./')) expect(existsSync(repoPath(source)) || source === './grafana/dashboards', `${name}: ${source}`).toBe(true);
+        else expect(Object.keys(compose.volumes), `${name}: ${source}`).toContain(source);
+      }
+    }
+  });
+
+  it('requires a Grafana admin password from the environment and allows anonymous viewers', () => {
+    const env = compose.services['grafana']?.environment ?? {};
+    expect(env['GF_SECURITY_ADMIN_PASSWORD']).toMatch(/^\$\{GF_ADMIN_PASSWORD:\?[^}]+\}$/);
+    expect(env['GF_AUTH_ANONYMOUS_ENABLED']).toBe('true');
+    expect(env['GF_AUTH_ANONYMOUS_ORG_ROLE']).toBe('Viewer');
+  });
+
+  it('enables what prometheus.yml relies on: OTLP and remote-write receivers, exemplar storage', () => {
+    const command = compose.services['prometheus']?.command ?? [];
+    expect(command).toEqual(
+      expect.arrayContaining(['--web.enable-otlp-receiver', '--web.enable-remote-write-receiver', '--enable-feature=exemplar-storage']),
+    );
+    expect(compose.services['tempo']?.command).toContain('-config.expand-env=true');
+  });
+});

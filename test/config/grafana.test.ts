@@ -1,0 +1,71 @@
+/**
+ * grafana/provisioning: fixed datasource uids, exemplar and trace links, and `$$` escaping (Grafana
+ * expands $VAR and ${VAR} from its environment in provisioning files).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { readYaml, repoPath } from './tools.ts';
+
+interface Datasource {
+  name: string;
+  uid: string;
+  type: string;
+  url: string;
+  jsonData: Record<string, unknown>;
+}
+
+const DATASOURCES = 'grafana/provisioning/datasources/datasources.yaml';
+const datasources = readYaml<{ datasources: Datasource[] }>(DATASOURCES).datasources;
+const byUid = (uid: string) => datasources.find((d) => d.uid === uid);
+
+describe('grafana provisioning', () => {
+  it('provides Prometheus, Tempo and Alertmanager under fixed uids', () => {
+    expect(datasources.map((d) => [d.uid, d.type])).toEqual([
+      ['prometheus', 'prometheus'],
+      ['tempo', 'tempo'],
+      ['alertmanager', 'alertmanager'],
+    ]);
+  });
+
+  it('links Prometheus exemplars to Tempo for both trace_id and traceID', () => {
+    const destinations = byUid('prometheus')?.jsonData['exemplarTraceIdDestinations'] as Array<{ name: string; datasourceUid: string }>;
+    expect(destinations.map((d) => [d.name, d.datasourceUid])).toEqual([
+      ['trace_id', 'tempo'],
+      ['traceID', 'tempo'],
+    ]);
+  });
+
+  it('gives Tempo traces-to-metrics, a service map and the node graph on Prometheus', () => {
+    const json = byUid('tempo')?.jsonData ?? {};
+    expect((json['tracesToMetrics'] as { datasourceUid: string }).datasourceUid).toBe('prometheus');
+    expect((json['serviceMap'] as { datasourceUid: string }).datasourceUid).toBe('prometheus');
+    expect((json['nodeGraph'] as { enabled: boolean }).enabled).toBe(true);
+    expect(byUid('alertmanager')?.jsonData['implementation']).toBe('prometheus');
+  });
+
+  it('escapes every `$` meant for Grafana as `$$` in provisioning files', () => {
+    const dir = repoPath('grafana/provisioning');
+    const files = readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => /\.ya?ml$/.test(f));
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    for (const file of files) {
+      const text = readFileSync(`${dir}/${file}`, 'utf8')
+        .split('\n')
+        .filter((line) => !line.trimStart().startsWith('#'))
+        .join('\n');
+      // After removing escaped `$$`, no `$` may remain: Grafana would expand it from its environment.
+      expect(text.replaceAll('$$', ''), file).not.toContain('$');
+    }
+    expect(readFileSync(repoPath(DATASOURCES), 'utf8')).toContain('{$$__tags}');
+  });
+
+  it('loads dashboards from the directory docker compose mounts grafana/dashboards on', () => {
+    const providers = readYaml<{ providers: Array<{ type: string; options: { path: string } }> }>(
+      'grafana/provisioning/dashboards/switchyard.yaml',
+    ).providers;
+    expect(providers).toHaveLength(1);
+    expect(providers[0]?.type).toBe('file');
+    expect(providers[0]?.options.path).toBe('/var/lib/grafana/dashboards');
+    const compose = readYaml<{ services: Record<string, { volumes: string[] }> }>('docker-compose.yml');
+    expect(compose.services['grafana']?.volumes).toContain('./grafana/dashboards:/var/lib/grafana/dashboards:ro');
+  });
+});
