@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { trace, type Span } from '@opentelemetry/api';
+import { isSpanContextValid, type Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { ExecutionRecord, ExecutionError, Store } from '../store/store.ts';
 import {
@@ -30,6 +30,8 @@ export interface EngineOptions {
   readonly heartbeatMs: number;
   readonly staleAfterMs: number;
   readonly sweepIntervalMs: number;
+  /** First step of the fallback poll of a sync wait (doubles up to 2 s); the completion itself wakes waits sooner. */
+  readonly waitFallbackFirstMs?: number;
 }
 
 export interface StartRequest {
@@ -92,6 +94,8 @@ interface RunPlan {
   readonly taskOutputs: Record<string, unknown>;
 }
 
+const RUN_SPANS = { workflow: 'workflowExecute', task: 'taskExecute', agent: 'agentExecute' } as const;
+const TARGET_ATTRIBUTES = { workflow: 'switchyard.workflow.id', task: 'switchyard.task.id', agent: 'gen_ai.agent.name' } as const;
 const WAIT_FALLBACK_FIRST_MS = 250;
 const WAIT_FALLBACK_MAX_MS = 2_000;
 const TERMINAL = new Set(['success', 'failed', 'timed_out', 'canceled']);
@@ -143,17 +147,28 @@ export class Engine {
     const input = this.#validate(request);
     const id = randomUUID();
     const createdAt = Date.now();
-    const traceId = trace.getActiveSpan()?.spanContext().traceId ?? null;
-    await this.#o.store.createExecution({
-      id, kind: request.kind, target: request.target, trigger: request.trigger, input,
-      traceId, parentExecutionId: request.parentExecutionId ?? null, ownerId: this.#o.instanceId, createdAt,
+    // The run's span starts at acceptance, child of the request, so the record knows its trace id.
+    const runSpan = this.#o.telemetry.startSpan(RUN_SPANS[request.kind], {
+      'switchyard.execution.id': id, [TARGET_ATTRIBUTES[request.kind]]: request.target, 'switchyard.trigger': request.trigger,
     });
+    const spanContext = runSpan.spanContext();
+    const traceId = isSpanContextValid(spanContext) ? spanContext.traceId : null;
+    try {
+      await this.#o.store.createExecution({
+        id, kind: request.kind, target: request.target, trigger: request.trigger, input,
+        traceId, parentExecutionId: request.parentExecutionId ?? null, ownerId: this.#o.instanceId, createdAt,
+      });
+    } catch (error) {
+      this.#o.telemetry.markFailed(runSpan, error);
+      this.#o.telemetry.endSpan(runSpan);
+      throw error;
+    }
     const live: LiveExecution = {
       id, kind: request.kind, target: request.target, trigger: request.trigger, createdAt,
       state: 'pending', startedAt: createdAt, abort: new AbortController(), done: Promise.resolve(),
     };
     this.#live.set(id, live);
-    live.done = this.#run(live, { input, fromTask: 0, taskOutputs: {} });
+    live.done = this.#run(live, { input, fromTask: 0, taskOutputs: {} }, runSpan);
     return (await this.#o.store.getExecution(id))!;
   }
 
@@ -182,7 +197,7 @@ export class Engine {
     return telemetry.inSpan('workflowWaitCompletion', { 'switchyard.execution.id': id }, async (span) => {
       const deadline = Date.now() + timeoutMs;
       let attempt = 0;
-      let backoff = WAIT_FALLBACK_FIRST_MS;
+      let backoff = this.#o.waitFallbackFirstMs ?? WAIT_FALLBACK_FIRST_MS;
       let outcome: 'completed' | 'timeout' | 'error' = 'error';
       try {
         for (;;) {
@@ -200,7 +215,7 @@ export class Engine {
             const fallback = new AbortController();
             await Promise.race([subscription.completed, sleep(Math.min(backoff, remaining), undefined, { signal: fallback.signal }).catch(() => {})]);
             fallback.abort();
-            backoff = Math.min(backoff * 2, WAIT_FALLBACK_MAX_MS);
+            backoff = Math.max(backoff, Math.min(backoff * 2, WAIT_FALLBACK_MAX_MS));
           } finally {
             subscription.unsubscribe();
           }
@@ -248,7 +263,10 @@ export class Engine {
       state: 'running', startedAt: Date.now(), abort: new AbortController(), done: Promise.resolve(),
     };
     this.#live.set(id, live);
-    live.done = this.#run(live, { input: record.input, fromTask: pausedAt + 1, taskOutputs: record.taskOutputs });
+    const runSpan = this.#o.telemetry.startSpan('workflowExecute', {
+      'switchyard.execution.id': id, 'switchyard.workflow.id': record.target, 'switchyard.trigger': record.trigger, 'switchyard.resumed': true,
+    });
+    live.done = this.#run(live, { input: record.input, fromTask: pausedAt + 1, taskOutputs: record.taskOutputs }, runSpan);
     return (await this.#o.store.getExecution(id))!;
   }
 
@@ -299,41 +317,36 @@ export class Engine {
     return request.input;
   }
 
-  async #run(live: LiveExecution, plan: RunPlan): Promise<void> {
+  async #run(live: LiveExecution, plan: RunPlan, span: Span): Promise<void> {
     // Let start() answer first: the run proceeds on the next turn of the event loop.
     await new Promise((resolve) => setImmediate(resolve));
     const { telemetry, store } = this.#o;
-    const runSpan = live.kind === 'workflow' ? 'workflowExecute' : live.kind === 'task' ? 'taskExecute' : undefined;
-    const attributes = { 'switchyard.execution.id': live.id, 'switchyard.workflow.id': live.target, 'switchyard.trigger': live.trigger };
-    const body = async (span?: Span) => {
-      const deadline = this.#deadline(live);
-      try {
-        live.state = 'running';
-        live.startedAt = Date.now();
-        if (plan.fromTask === 0) {
-          await store.markRunning(live.id, live.startedAt);
-          telemetry.record('executionQueueWait', (live.startedAt - live.createdAt) / 1000, { kind: live.kind });
-          if (live.kind === 'workflow') telemetry.add('workflowExecutionsStarted', 1, { trigger: live.trigger });
-        }
-        const result = await this.#execute(live, plan);
-        span?.setAttribute('switchyard.execution.status', result.paused ? 'paused' : 'success');
-        if (result.paused) await this.#finalize(live, { status: 'paused', path: 'paused' });
-        else await this.#finalize(live, { status: 'success', path: 'completed', output: result.output });
-      } catch (error) {
-        const ending = this.#endingFor(live, error);
-        span?.setAttribute('switchyard.execution.status', ending.status);
-        await this.#finalize(live, ending);
-        throw error;
-      } finally {
-        clearTimeout(deadline);
-      }
-    };
+    const deadline = this.#deadline(live);
     try {
-      if (runSpan) await telemetry.inSpan(runSpan, runSpan === 'taskExecute' ? { ...attributes, 'switchyard.task.id': live.target, 'switchyard.task.type': 'task' } : attributes, body);
-      else await body();
+      await telemetry.runInSpan(span, async () => {
+        try {
+          live.state = 'running';
+          live.startedAt = Date.now();
+          if (plan.fromTask === 0) {
+            await store.markRunning(live.id, live.startedAt);
+            telemetry.record('executionQueueWait', (live.startedAt - live.createdAt) / 1000, { kind: live.kind });
+            if (live.kind === 'workflow') telemetry.add('workflowExecutionsStarted', 1, { trigger: live.trigger });
+          }
+          const result = await this.#execute(live, plan);
+          span.setAttribute('switchyard.execution.status', result.paused ? 'paused' : 'success');
+          if (result.paused) await this.#finalize(live, { status: 'paused', path: 'paused' });
+          else await this.#finalize(live, { status: 'success', path: 'completed', output: result.output });
+        } catch (error) {
+          const ending = this.#endingFor(live, error);
+          span.setAttribute('switchyard.execution.status', ending.status);
+          await this.#finalize(live, ending);
+          throw error;
+        }
+      });
     } catch {
       // Already finalized as failed; the span recorded the error.
     } finally {
+      clearTimeout(deadline);
       this.#live.delete(live.id);
     }
   }

@@ -232,6 +232,10 @@ export const SPANS = {
     name: 'task.execute_sync', description: 'A synchronous request to run a single task.',
     attributes: ['switchyard.task.id', 'switchyard.execution.id', 'timeout_ms'],
   },
+  agentExecute: {
+    name: 'agent.execute', description: 'One agent run started on its own through the API (/agents/:id).',
+    attributes: ['switchyard.execution.id', 'gen_ai.agent.name', 'switchyard.trigger', 'switchyard.execution.status'],
+  },
   agentPrepare: {
     name: 'agent.prepare', description: 'Load an agent definition, render its instructions, resolve its tools.',
     attributes: ['gen_ai.agent.name', 'gen_ai.provider.name', 'gen_ai.request.model'],

@@ -1,5 +1,6 @@
 import {
   INVALID_SPAN_CONTEXT,
+  context,
   SpanStatusCode,
   trace,
   type Attributes,
@@ -115,31 +116,40 @@ export class Telemetry {
     }
   }
 
-  /**
-   * Runs `work` inside an active span named by the catalogue; the span ends however `work` ends, and a
-   * thrown error marks it failed (status, error.type, exception event) before propagating unchanged.
-   */
-  async inSpan<T>(key: SpanKey, attributes: Attributes, work: (span: Span) => Promise<T>): Promise<T> {
-    let span: Span | undefined;
-    let body: Promise<T> | undefined;
+  /** Starts a span named by the catalogue, child of the active one; a failing tracer gives a no-op span. */
+  startSpan(key: SpanKey, attributes: Attributes): Span {
     try {
-      this.tracer.startActiveSpan(SPANS[key].name, { attributes }, (started) => {
-        span = started;
-        body = work(started);
-      });
+      return this.tracer.startSpan(SPANS[key].name, { attributes });
+    } catch (error) {
+      this.failure('span', error);
+      return NOOP_SPAN;
+    }
+  }
+
+  /**
+   * Runs `work` with `span` active; the span ends however `work` ends, and a thrown error marks it
+   * failed (status, error.type, exception event) before propagating unchanged.
+   */
+  async runInSpan<T>(span: Span, work: (span: Span) => Promise<T>): Promise<T> {
+    let active = context.active();
+    try {
+      active = trace.setSpan(active, span);
     } catch (error) {
       this.failure('span', error);
     }
-    // The tracer failed before running `work`: run it bare, the outcome must not depend on telemetry.
-    if (!body) return work(NOOP_SPAN);
     try {
-      return await body;
+      return await context.with(active, () => work(span));
     } catch (error) {
       this.markFailed(span, error);
       throw error;
     } finally {
       this.endSpan(span);
     }
+  }
+
+  /** Runs `work` inside a new active span named by the catalogue (see runInSpan). */
+  inSpan<T>(key: SpanKey, attributes: Attributes, work: (span: Span) => Promise<T>): Promise<T> {
+    return this.runInSpan(this.startSpan(key, attributes), work);
   }
 
   markFailed(span: Span | undefined, error: unknown, errorType?: string): void {

@@ -1,4 +1,4 @@
-import { context, metrics, propagation, trace, type TracerProvider as ApiTracerProvider } from '@opentelemetry/api';
+import { ROOT_CONTEXT, context, metrics, propagation, trace, type TracerProvider as ApiTracerProvider } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -143,7 +143,8 @@ class ExportHealth {
         if (failed) this.#onFailure(result.error);
         if (failed !== this.#failing) {
           this.#failing = failed;
-          this.#onChange(failed, result.error);
+          // Outside any span: the report is about the pipeline, not about the request that last ran.
+          context.with(ROOT_CONTEXT, () => this.#onChange(failed, result.error));
         }
       } catch {
         // Reporting must never break exporting.

@@ -1,0 +1,120 @@
+/**
+ * A real engine for tests: the sample project (or another project directory), the embedded SQLite store
+ * in a temporary file, real Bun tool subprocesses, in-memory telemetry, and the HTTP API on a loopback
+ * port.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { createApp } from '../../src/api/app.ts';
+import { OpenAiCompatibleProvider } from '../../src/engine/agent/openai-compatible.ts';
+import { ScriptedModelProvider } from '../../src/engine/agent/scripted.ts';
+import type { ModelProvider } from '../../src/engine/agent/model.ts';
+import { loadDefinitions } from '../../src/engine/definitions.ts';
+import { Engine, type EngineOptions } from '../../src/engine/engine.ts';
+import { ToolRuntime } from '../../src/engine/runtime/tool-runtime.ts';
+import { SqliteStore } from '../../src/store/sqlite.ts';
+import type { Telemetry } from '../../src/telemetry/recorder.ts';
+import { createTestTelemetry, type TestTelemetry } from './telemetry.ts';
+
+export interface TestEngine {
+  readonly engine: Engine;
+  readonly store: SqliteStore;
+  readonly runtime: ToolRuntime;
+  readonly observed: TestTelemetry;
+  readonly dbPath: string;
+  readonly url: string;
+  post(path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
+  get(path: string): Promise<{ status: number; body: any }>;
+  close(): Promise<void>;
+}
+
+export interface TestEngineOptions {
+  readonly projectDir?: string;
+  readonly dbPath?: string;
+  /** Replaces the in-memory telemetry's recorder (e.g. one whose meter throws). */
+  readonly telemetry?: Telemetry;
+  readonly engine?: Partial<Pick<EngineOptions, 'instanceId' | 'heartbeatMs' | 'staleAfterMs' | 'sweepIntervalMs' | 'waitFallbackFirstMs'>>;
+  readonly syncTimeoutMs?: number;
+  readonly providers?: ReadonlyMap<string, ModelProvider>;
+}
+
+export async function startTestEngine(options: TestEngineOptions = {}): Promise<TestEngine> {
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-test-'));
+  const dbPath = options.dbPath ?? join(dir, 'switchyard.db');
+  const observed = createTestTelemetry();
+  const telemetry = options.telemetry ?? observed.telemetry;
+  const logger = pino({ level: 'silent' });
+  const store = new SqliteStore(dbPath);
+  const definitions = loadDefinitions(options.projectDir ?? 'examples');
+  const runtime = new ToolRuntime({ telemetry, logger, killGraceMs: 300 });
+  const providers = options.providers ?? new Map<string, ModelProvider>([
+    ['scripted', new ScriptedModelProvider()],
+    ['openai-compatible', new OpenAiCompatibleProvider()],
+  ]);
+  const engine = new Engine({
+    store, definitions, runtime, telemetry, providers, logger,
+    instanceId: 'test-engine', heartbeatMs: 1_000, staleAfterMs: 10_000, sweepIntervalMs: 60_000,
+    ...options.engine,
+  });
+  const app = createApp({
+    engine, telemetry, logger, bodyLimit: '100kb', syncTimeoutMs: options.syncTimeoutMs ?? 20_000, syncTimeoutMaxMs: 300_000, isReady: () => true,
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const parse = async (response: Response) => {
+    const text = await response.text();
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  };
+  return {
+    engine, store, runtime, observed, dbPath, url,
+    async post(path, body, headers = {}) {
+      const response = await fetch(url + path, {
+        method: 'POST',
+        headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      return { status: response.status, body: await parse(response), headers: response.headers };
+    },
+    async get(path) {
+      const response = await fetch(url + path);
+      return { status: response.status, body: await parse(response) };
+    },
+    async close() {
+      await engine.shutdown(2_000);
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await runtime.shutdown();
+      await store.close();
+      await observed.shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const TICKET = {
+  email: 'ada@analytical.example',
+  subject: 'Refund for double charge',
+  body: 'I was charged twice this month, please refund one payment',
+};
+
+/** Polls the store until `predicate` holds (for states reached asynchronously); fails after `timeoutMs`. */
+export async function eventually<T>(read: () => Promise<T>, predicate: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (predicate(value)) return value;
+    if (Date.now() > deadline) throw new Error(`condition not reached within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
