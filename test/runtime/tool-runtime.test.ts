@@ -1,0 +1,417 @@
+import { createServer, type IncomingMessage } from 'node:http';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SpanStatusCode, context, trace } from '@opentelemetry/api';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ToolRuntime, classifyToolRun, type ToolCall, type ToolResult, type ToolRunFacts } from '../../src/engine/runtime/tool-runtime.ts';
+import { createTestTelemetry, type TestTelemetry } from '../support/telemetry.ts';
+import { fixtureTool, loadExampleTool, processAlive, processGroupMembers } from './tools.ts';
+
+const TIMEOUT_MS = 400;
+const GRACE_MS = 300;
+/** For faults that must be in place before the timeout hits (a handler installed, children spawned): generous, since CI machines are loaded. */
+const SETTLED_TIMEOUT_MS = 2000;
+
+let t: TestTelemetry;
+let runtime: ToolRuntime;
+let tmp: string;
+let seq = 0;
+
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'switchyard-runtime-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+beforeEach(() => {
+  t = createTestTelemetry();
+  runtime = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: GRACE_MS, baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME } });
+});
+afterEach(async () => {
+  await runtime.shutdown();
+  expect(runtime.liveProcesses()).toBe(0);
+  await t.shutdown();
+});
+
+function call(toolId: string, input: unknown, extra: Partial<ToolCall> = {}): Promise<ToolResult> {
+  return runtime.execute({ tool: loadExampleTool(toolId), executionId: `exec-${++seq}`, input, ...extra });
+}
+
+function failed(result: ToolResult) {
+  if (result.ok) throw new Error(`expected a failure, got ${JSON.stringify(result.result)}`);
+  return result.error;
+}
+
+function toolSpan() {
+  const spans = t.spans().filter((span) => span.name === 'runtime.execute_tool');
+  expect(spans).toHaveLength(1);
+  return spans[0]!;
+}
+
+async function waitFor(condition: () => boolean, withinMs = 10_000): Promise<void> {
+  const deadline = Date.now() + withinMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+async function waitUntilGone(pids: number[], withinMs = 2000): Promise<number[]> {
+  const deadline = Date.now() + withinMs;
+  let alive = pids.filter(processAlive);
+  while (alive.length && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    alive = alive.filter(processAlive);
+  }
+  return alive;
+}
+
+describe('success', () => {
+  it('runs lookup_customer, records the span and every tool metric with its labels', async () => {
+    const result = await call('lookup_customer', { email: 'ada@analytical.example' });
+    expect(result.ok).toBe(true);
+    if (!result.ok) return;
+    expect(result.result).toMatchObject({ found: true, customer: { id: 'cus_1001', plan: 'enterprise' } });
+    expect(result.exitCode).toBe(0);
+    expect(result.signal).toBeNull();
+    expect(result.outputBytes).toBeGreaterThan(50);
+    expect(result.pid).toBeGreaterThan(0);
+
+    const span = toolSpan();
+    expect(span.attributes).toMatchObject({
+      tool_id: 'lookup_customer', timeout_ms: 5000, bun_version: runtime.bunVersion(), exit_code: 0,
+      output_bytes: result.outputBytes, 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': 'lookup_customer',
+    });
+    expect(runtime.bunVersion()).toMatch(/^\d+\.\d+\.\d+/);
+    expect(span.attributes).not.toHaveProperty('error_kind');
+    expect(span.attributes).not.toHaveProperty('signal');
+    expect(span.status.code).not.toBe(SpanStatusCode.ERROR);
+
+    const seconds = await t.metricPoints('runtime_tool_execute_seconds');
+    expect(seconds).toEqual([expect.objectContaining({ attributes: { tool_id: 'lookup_customer', outcome: 'success' }, value: 1 })]);
+    expect(seconds[0]!.sum).toBeCloseTo(result.durationMs / 1000, 3);
+    expect(seconds[0]!.buckets!.boundaries).toEqual([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
+    expect(await t.metricPoints('runtime_tool_output_bytes')).toEqual([
+      expect.objectContaining({ attributes: { tool_id: 'lookup_customer' }, value: 1, sum: result.outputBytes }),
+    ]);
+    expect(await t.metricPoints('runtime_bun_process_exits_total')).toEqual([{ attributes: { status: 'exit', code: '0', signal: 'none' }, value: 1 }]);
+    expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([]);
+    expect(await t.metricPoints('runtime_tool_timeouts_total')).toEqual([]);
+  });
+
+  it('runs every sample tool', async () => {
+    const kb = await call('fetch_kb_article', { query: 'refund for a double charge' });
+    expect(kb.ok && (kb.result as { articles: { id: string }[] }).articles[0]!.id).toBe('kb-202');
+    const notify = await call('send_notification', { channel: 'slack', to: '#support', body: 'hi', api_key: 'sk-test-123456' });
+    expect(notify.ok && notify.result).toMatchObject({ channel: 'slack', to: '#support', authenticated: true, message_id: expect.stringMatching(/^msg_/) });
+    expect(JSON.stringify(notify)).not.toContain('sk-test-123456');
+    const echo = await call('echo', { hello: 'world', n: [1, 2] });
+    expect(echo.ok && echo.result).toEqual({ echo: { hello: 'world', n: [1, 2] } });
+    const missing = await call('lookup_customer', { customer_id: 'cus_9999' });
+    expect(missing.ok && missing.result).toEqual({ found: false, customer: null });
+  });
+
+  it('slow: answers after its delay', async () => {
+    const result = await call('echo', { _fault: 'slow', _delay_ms: 150, x: 1 });
+    expect(result.ok && result.result).toEqual({ echo: { x: 1 } });
+    expect(result.durationMs).toBeGreaterThanOrEqual(150);
+  });
+});
+
+describe('failure kinds', () => {
+  it('fail: a well-formed {"error"} answer is the tool\'s own error (kind unknown, origin tool)', async () => {
+    const result = await call('echo', { _fault: 'fail' });
+    const error = failed(result);
+    expect(error).toMatchObject({ kind: 'unknown', origin: 'tool', code: 'INJECTED_FAILURE', message: 'injected failure' });
+    expect(result.exitCode).toBe(1);
+    const span = toolSpan();
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span.attributes).toMatchObject({ error_kind: 'unknown', 'error.type': 'unknown', exit_code: 1 });
+    expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'unknown' }, value: 1 }]);
+    expect(await t.metricPoints('runtime_tool_execute_seconds')).toEqual([expect.objectContaining({ attributes: { tool_id: 'echo', outcome: 'error' } })]);
+  });
+
+  it('hang: killed at its timeout, nothing left behind', async () => {
+    const result = await call('echo', { _fault: 'hang' }, { timeoutMs: TIMEOUT_MS });
+    expect(failed(result).kind).toBe('timeout');
+    expect(result.signal).toBe('SIGTERM');
+    expect(result.exitCode).toBeNull();
+    expect(result.durationMs).toBeGreaterThanOrEqual(TIMEOUT_MS);
+    expect(processAlive(result.pid!)).toBe(false);
+    expect(processGroupMembers(result.pid!)).toEqual([]);
+
+    const span = toolSpan();
+    expect(span.attributes).toMatchObject({ error_kind: 'timeout', 'error.type': 'timeout', signal: 'SIGTERM', timeout_ms: TIMEOUT_MS });
+    expect(span.attributes).not.toHaveProperty('exit_code');
+    expect(await t.metricPoints('runtime_tool_timeouts_total')).toEqual([{ attributes: { tool_id: 'echo' }, value: 1 }]);
+    expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'timeout' }, value: 1 }]);
+    expect(await t.metricPoints('runtime_tool_execute_seconds')).toEqual([expect.objectContaining({ attributes: { tool_id: 'echo', outcome: 'timeout' } })]);
+    expect(await t.metricPoints('runtime_bun_process_exits_total')).toEqual([{ attributes: { status: 'signal', code: 'none', signal: 'SIGTERM' }, value: 1 }]);
+  });
+
+  it('ignore_sigterm: SIGKILL after the grace period', async () => {
+    const result = await call('echo', { _fault: 'ignore_sigterm' }, { timeoutMs: SETTLED_TIMEOUT_MS });
+    expect(failed(result).kind).toBe('timeout');
+    expect(result.signal).toBe('SIGKILL');
+    expect(result.durationMs).toBeGreaterThanOrEqual(SETTLED_TIMEOUT_MS + GRACE_MS);
+    expect(processAlive(result.pid!)).toBe(false);
+  });
+
+  it('spawn_children: the children (which ignore SIGTERM) die with the tool', async () => {
+    const pidFile = join(tmp, `pids-${++seq}`);
+    const result = await call('echo', { _fault: 'spawn_children', _children: 3, _pid_file: pidFile }, { timeoutMs: SETTLED_TIMEOUT_MS });
+    expect(failed(result).kind).toBe('timeout');
+    const children = [...readFileSync(pidFile, 'utf8').matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
+    expect(children).toHaveLength(3);
+    expect(result.stderr).toContain(`child_pid=${children[0]}`);
+    // The group was SIGKILLed when the tool exited, before the call resolved: nothing to wait for.
+    expect(children.filter(processAlive)).toEqual([]);
+    expect(processGroupMembers(result.pid!)).toEqual([]);
+  });
+
+  it('spawn_children then answer: the strays left behind are killed when the tool exits', async () => {
+    const pidFile = join(tmp, `pids-${++seq}`);
+    const result = await call('echo', { _fault: 'spawn_children', _respond: true, _pid_file: pidFile, v: 1 });
+    expect(result.ok && result.result).toEqual({ echo: { v: 1 } });
+    const children = [...readFileSync(pidFile, 'utf8').matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
+    expect(children).toHaveLength(2);
+    expect(await waitUntilGone(children)).toEqual([]);
+  });
+
+  it('flood: hits the output cap and is killed', async () => {
+    const limited = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: GRACE_MS, outputLimitBytes: 1_000_000 });
+    const result = await limited.execute({ tool: loadExampleTool('echo'), executionId: 'flood', input: { _fault: 'flood' } });
+    expect(failed(result).kind).toBe('output_limit');
+    expect(result.outputBytes).toBeGreaterThan(1_000_000);
+    expect(result.signal).toBe('SIGTERM');
+    expect(limited.liveProcesses()).toBe(0);
+    expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'output_limit' }, value: 1 }]);
+  });
+
+  it('garbage: binary stdout is a parse error', async () => {
+    const result = await call('echo', { _fault: 'garbage' });
+    const error = failed(result);
+    expect(error.kind).toBe('parse');
+    expect(error.message).toMatch(/not valid JSON \(4100 bytes\)/);
+    expect(result.exitCode).toBe(0);
+  });
+
+  it.each(['SIGSEGV', 'SIGKILL', 'SIGABRT'])('crash by %s: a wait error with the signal recorded', async (signal) => {
+    const result = await call('echo', { _fault: 'crash', _signal: signal });
+    expect(failed(result).kind).toBe('wait');
+    expect(failed(result).message).toContain(`killed by ${signal}`);
+    expect(result.signal).toBe(signal);
+    expect(result.exitCode).toBeNull();
+    expect(toolSpan().attributes).toMatchObject({ signal, error_kind: 'wait' });
+    expect(await t.metricPoints('runtime_bun_process_exits_total')).toEqual([{ attributes: { status: 'signal', code: 'none', signal }, value: 1 }]);
+  });
+
+  it('exit_early with a large request: stdin (the request was never read whole)', async () => {
+    // 2 MB: well beyond what the stdio socketpair buffers plus the tool's first read absorb (~0.5 MB on Linux defaults).
+    const result = await call('echo', { _fault: 'exit_early', blob: 'x'.repeat(2 * 1024 * 1024) });
+    expect(failed(result).kind).toBe('stdin');
+    expect(result.exitCode).toBe(3);
+  });
+
+  it('exit_early with a request that fits the pipe buffers: wait (non-zero exit, no response)', async () => {
+    const result = await call('echo', { _fault: 'exit_early' });
+    expect(failed(result).kind).toBe('wait');
+    expect(result.exitCode).toBe(3);
+    expect(await t.metricPoints('runtime_bun_process_exits_total')).toEqual([{ attributes: { status: 'exit', code: '3', signal: 'none' }, value: 1 }]);
+  });
+
+  it('a tool that answers and exits 0 without reading a large request succeeds', async () => {
+    const result = await runtime.execute({ tool: fixtureTool('no-stdin-ok'), executionId: 'x', input: { blob: 'y'.repeat(1_000_000) } });
+    expect(result.ok && result.result).toEqual({ ignored_stdin: true });
+  });
+
+  it('close_stdout: half a response then EOF is a parse error', async () => {
+    const result = await call('echo', { _fault: 'close_stdout' });
+    expect(failed(result).kind).toBe('parse');
+    expect(result.exitCode).toBe(0);
+  });
+
+  it('stderr_flood: stderr is capped, the rest counted, the call succeeds', async () => {
+    const result = await call('echo', { _fault: 'stderr_flood', _bytes: 1 << 20, ok: true });
+    expect(result.ok && result.result).toEqual({ echo: { ok: true } });
+    expect(result.stderrBytes).toBe(1 << 20);
+    expect(result.stderr.length).toBeLessThan(64 * 1024 + 100);
+    expect(result.stderr).toContain(`[${(1 << 20) - 64 * 1024} more bytes of stderr discarded]`);
+  });
+
+  it('start: bun missing', async () => {
+    const broken = new ToolRuntime({ telemetry: t.telemetry, bunPath: join(tmp, 'no-such-bun') });
+    const result = await broken.execute({ tool: loadExampleTool('echo'), executionId: 'x', input: {} });
+    const error = failed(result);
+    expect(error.kind).toBe('start');
+    expect(error.message).toContain('ENOENT');
+    expect(result.pid).toBeNull();
+    expect(broken.bunVersion()).toBe('unknown');
+    expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'start' }, value: 1 }]);
+    expect(await t.metricPoints('runtime_bun_process_exits_total')).toEqual([]);
+  });
+
+  it('start: relative script path, bad timeout, unserializable input', async () => {
+    expect(failed(await runtime.execute({ tool: loadExampleTool('echo', { script: 'echo.ts' }), executionId: 'x', input: {} })).kind).toBe('start');
+    expect(failed(await call('echo', {}, { timeoutMs: 0 })).kind).toBe('start');
+    expect(failed(await call('echo', { n: 1n })).kind).toBe('start');
+  });
+});
+
+describe('environment', () => {
+  it('passes PATH, HOME, LANG, TZ and allowlisted names only; never the engine secrets', async () => {
+    const envRuntime = new ToolRuntime({
+      telemetry: t.telemetry,
+      baseEnv: { PATH: process.env.PATH, HOME: '/home/tool', LANG: 'C.UTF-8', TZ: 'UTC', ENGINE_DB_PASSWORD: 'hunter2-secret', NOTIFY_SENDER: 'ops@example.com', OTHER: 'x' },
+    });
+    const result = await envRuntime.execute({ tool: fixtureTool('print-env', { env: ['NOTIFY_SENDER', 'NOT_SET'] }), executionId: 'x', input: {} });
+    expect(result.ok).toBe(true);
+    const env = (result as { result: { env: Record<string, string> } }).result.env;
+    expect(env).toMatchObject({ PATH: process.env.PATH, HOME: '/home/tool', LANG: 'C.UTF-8', TZ: 'UTC', NOTIFY_SENDER: 'ops@example.com' });
+    expect(env).not.toHaveProperty('ENGINE_DB_PASSWORD');
+    expect(env).not.toHaveProperty('OTHER');
+    expect(env).not.toHaveProperty('NOT_SET');
+    expect(JSON.stringify(env)).not.toContain('hunter2-secret');
+    expect(env.TRACEPARENT).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+  });
+
+  it.each(['LD_PRELOAD', 'LD_LIBRARY_PATH', 'NODE_OPTIONS', 'BUN_OPTIONS', 'DYLD_INSERT_LIBRARIES', 'GLIBC_TUNABLES', 'TRACEPARENT', 'bad-name'])(
+    'rejects an allowlist naming %s (kind start, nothing spawned)',
+    async (name) => {
+      const result = await runtime.execute({ tool: fixtureTool('print-env', { env: ['NOTIFY_SENDER', name] }), executionId: 'x', input: {} });
+      const error = failed(result);
+      expect(error.kind).toBe('start');
+      expect(error.message).toContain(name);
+      expect(result.pid).toBeNull();
+    },
+  );
+
+  it('TRACEPARENT carries the active trace and the runtime.execute_tool span as parent', async () => {
+    const parent = t.telemetry.tracer.startSpan('test.parent');
+    const result = await context.with(trace.setSpan(context.active(), parent), () =>
+      runtime.execute({ tool: fixtureTool('print-env'), executionId: 'x', input: {} }),
+    );
+    parent.end();
+    const env = (result as { result: { env: Record<string, string> } }).result.env;
+    const span = toolSpan();
+    expect(span.spanContext().traceId).toBe(parent.spanContext().traceId);
+    expect(span.parentSpanContext?.spanId).toBe(parent.spanContext().spanId);
+    expect(env.TRACEPARENT).toBe(`00-${span.spanContext().traceId}-${span.spanContext().spanId}-01`);
+  });
+
+  it("a tool's own span joins the trace over OTLP/HTTP JSON when the endpoint is allowlisted", async () => {
+    const bodies: string[] = [];
+    const server = createServer((req: IncomingMessage, res) => {
+      let body = '';
+      req.on('data', (chunk) => (body += chunk));
+      req.on('end', () => {
+        if (req.url === '/v1/traces') bodies.push(body);
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = server.address() as { port: number };
+      const otelRuntime = new ToolRuntime({ telemetry: t.telemetry, baseEnv: { PATH: process.env.PATH, OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` } });
+      const result = await otelRuntime.execute({ tool: loadExampleTool('echo', { env: ['OTEL_EXPORTER_OTLP_ENDPOINT'] }), executionId: 'x', input: { a: 1 } });
+      expect(result.ok).toBe(true);
+      expect(bodies).toHaveLength(1);
+      const exported = JSON.parse(bodies[0]!).resourceSpans[0].scopeSpans[0].spans[0];
+      const span = toolSpan();
+      expect(exported).toMatchObject({ name: 'tool.echo.run', traceId: span.spanContext().traceId, parentSpanId: span.spanContext().spanId, status: { code: 1 } });
+      expect(BigInt(exported.endTimeUnixNano)).toBeGreaterThanOrEqual(BigInt(exported.startTimeUnixNano));
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a dead OTLP endpoint does not fail the tool', async () => {
+    const otelRuntime = new ToolRuntime({ telemetry: t.telemetry, baseEnv: { PATH: process.env.PATH, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:1' } });
+    const result = await otelRuntime.execute({ tool: loadExampleTool('echo', { env: ['OTEL_EXPORTER_OTLP_ENDPOINT'] }), executionId: 'x', input: { a: 1 } });
+    expect(result.ok && result.result).toEqual({ echo: { a: 1 } });
+  });
+});
+
+describe('secrets', () => {
+  it('secret inputs are scrubbed from stderr and error messages and never reach spans', async () => {
+    const secret = 'sk-live-0123456789abcdef';
+    const result = await runtime.execute({ tool: fixtureTool('leak-secret', { secretInputs: ['api_key'] }), executionId: 'x', input: { api_key: secret, to: 'a' } });
+    const error = failed(result);
+    expect(error).toMatchObject({ kind: 'unknown', origin: 'tool', code: 'UPSTREAM_REJECTED', message: 'upstream rejected key [REDACTED]' });
+    expect(result.stderr).toBe('debug: calling upstream with key [REDACTED]\n');
+    const exported = JSON.stringify(t.spans().map((span) => ({ attributes: span.attributes, events: span.events, status: span.status })));
+    expect(exported).toContain('[REDACTED]');
+    expect(exported).not.toContain(secret);
+    expect(JSON.stringify((await t.collectMetrics()).resourceMetrics)).not.toContain(secret);
+  });
+});
+
+describe('cancellation and shutdown', () => {
+  it('an AbortSignal kills the process group; not counted as a tool error', async () => {
+    const controller = new AbortController();
+    const pidFile = join(tmp, `pids-${++seq}`);
+    const pending = call('echo', { _fault: 'spawn_children', _pid_file: pidFile }, { signal: controller.signal, timeoutMs: 20_000 });
+    await waitFor(() => existsSync(pidFile));
+    controller.abort();
+    const result = await pending;
+    const error = failed(result);
+    expect(error).toMatchObject({ kind: 'unknown', origin: 'canceled', code: 'CANCELED' });
+    expect(result.signal).toBe('SIGTERM');
+    const children = [...readFileSync(pidFile, 'utf8').matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
+    expect(children).toHaveLength(2);
+    expect(children.filter(processAlive)).toEqual([]);
+    expect(processAlive(result.pid!)).toBe(false);
+    const span = toolSpan();
+    expect(span.status.code).toBe(SpanStatusCode.ERROR);
+    expect(span.attributes['error.type']).toBe('canceled');
+    expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([]);
+    expect(await t.metricPoints('runtime_tool_execute_seconds')).toEqual([expect.objectContaining({ attributes: { tool_id: 'echo', outcome: 'error' } })]);
+  });
+
+  it('an already-aborted signal spawns nothing', async () => {
+    const result = await call('echo', {}, { signal: AbortSignal.abort() });
+    expect(failed(result).origin).toBe('canceled');
+    expect(result.pid).toBeNull();
+  });
+
+  it('shutdown() kills every live tool and refuses new calls', async () => {
+    const calls = [call('echo', { _fault: 'hang' }), call('echo', { _fault: 'ignore_sigterm' }), call('echo', { _fault: 'spawn_children' })];
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(runtime.liveProcesses()).toBe(3);
+    await runtime.shutdown();
+    expect(runtime.liveProcesses()).toBe(0);
+    const results = await Promise.all(calls);
+    for (const result of results) {
+      expect(failed(result).code).toBe('SHUTDOWN');
+      expect(processGroupMembers(result.pid!)).toEqual([]);
+    }
+    expect(failed(await call('echo', {})).kind).toBe('start');
+  });
+});
+
+describe('classifyToolRun', () => {
+  const base: ToolRunFacts = {
+    terminated: null, overflow: false, spawnError: null, stdoutError: null, stderrError: null, stdinFailed: false,
+    exitCode: 0, signal: null, stdout: Buffer.from('{"result": 1}'), timeoutMs: 100, outputLimit: 10,
+  };
+  const kind = (facts: Partial<ToolRunFacts>) => {
+    const outcome = classifyToolRun({ ...base, ...facts });
+    return outcome.ok ? 'ok' : outcome.error.kind;
+  };
+  it('covers the kinds no real process produces on demand', () => {
+    expect(kind({})).toBe('ok');
+    expect(kind({ stdoutError: new Error('ECONNRESET') })).toBe('stdout');
+    expect(kind({ stderrError: new Error('ECONNRESET') })).toBe('stderr');
+    expect(kind({ spawnError: new Error('EMFILE') })).toBe('start');
+    expect(kind({ terminated: 'timeout', overflow: true })).toBe('timeout');
+    expect(kind({ overflow: true, exitCode: 0 })).toBe('output_limit');
+    expect(kind({ exitCode: 2 })).toBe('wait');
+    expect(kind({ stdout: Buffer.from('{"error": "nope"}'), exitCode: 1 })).toBe('unknown');
+    expect(kind({ stdout: Buffer.from('{"error": {"code": 1}}') })).toBe('parse');
+    expect(kind({ stdout: Buffer.from('{"result": 1, "error": "x"}') })).toBe('parse');
+    expect(kind({ stdout: Buffer.from('[1]') })).toBe('parse');
+    expect(kind({ stdout: Buffer.from('{"result": 1}{"result": 2}') })).toBe('parse');
+    expect(kind({ stdout: Buffer.alloc(0), stdinFailed: true })).toBe('stdin');
+    expect(kind({ stdinFailed: true })).toBe('ok');
+  });
+});

@@ -1,0 +1,73 @@
+// Loads the sample tools' YAML definitions (examples/tools/<id>.yaml) into runtime ToolDefinitions, for tests.
+// The engine's own definitions loader (with validation) lives elsewhere; this stays deliberately minimal.
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import type { ToolDefinition } from '../../src/engine/runtime/tool-runtime.ts';
+
+export const EXAMPLE_TOOLS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../examples/tools');
+export const FIXTURES_DIR = resolve(dirname(fileURLToPath(import.meta.url)), 'fixtures');
+
+export function loadExampleTool(id: string, overrides: Partial<ToolDefinition> = {}): ToolDefinition {
+  const file = join(EXAMPLE_TOOLS_DIR, `${id}.yaml`);
+  const doc = parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  return {
+    id: String(doc.id),
+    description: String(doc.description ?? ''),
+    script: resolve(dirname(file), String(doc.script)),
+    timeoutMs: Number(doc.timeout_ms),
+    config: (doc.config as Record<string, unknown> | undefined) ?? {},
+    env: (doc.env as string[] | undefined) ?? [],
+    secretInputs: (doc.secret_inputs as string[] | undefined) ?? [],
+    inputSchema: doc.input_schema,
+    ...overrides,
+  };
+}
+
+export function fixtureTool(name: string, overrides: Partial<ToolDefinition> = {}): ToolDefinition {
+  return { id: name.replace(/[^a-z0-9_]/gi, '_'), description: name, script: join(FIXTURES_DIR, `${name}.ts`), timeoutMs: 5000, config: {}, env: [], ...overrides };
+}
+
+/** True while a process with this pid exists (a zombie counts as gone: it holds no resources but its slot). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Pids of live processes in a process group, from /proc. */
+export function processGroupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSafe('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === pgid && fields[0] !== 'Z') members.push(Number(entry));
+    } catch {
+      // gone while we looked
+    }
+  }
+  return members;
+}
+
+function readdirSafe(path: string): string[] {
+  try {
+    return readdirSync(path);
+  } catch {
+    return [];
+  }
+}
+
+export function openFdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
