@@ -29,9 +29,9 @@ export interface RunResult {
 }
 
 /** Runs a binary and returns its exit code and output (never throws on a non-zero exit). */
-export async function run(bin: string, args: readonly string[], cwd = REPO): Promise<RunResult> {
+export async function run(bin: string, args: readonly string[], cwd = REPO, env: NodeJS.ProcessEnv = process.env): Promise<RunResult> {
   try {
-    const { stdout, stderr } = await execFileAsync(bin, [...args], { cwd, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
+    const { stdout, stderr } = await execFileAsync(bin, [...args], { cwd, env, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const e = error as { code?: number | string; stdout?: string; stderr?: string; message: string };
