@@ -1,0 +1,61 @@
+import { trace, type Meter, type Tracer } from '@opentelemetry/api';
+import { ExportResultCode } from '@opentelemetry/core';
+import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Telemetry } from '../../src/telemetry/recorder.ts';
+import { startTestEngine, TICKET, type TestEngine } from '../support/engine.ts';
+
+/** Proxies that throw from every method: a meter or tracer as broken as one can be. */
+function throwing<T extends object>(what: string): T {
+  return new Proxy({} as T, { get: () => () => { throw new Error(`${what} is broken`); } });
+}
+
+let t: TestEngine | undefined;
+afterEach(async () => {
+  await t?.close();
+  t = undefined;
+});
+
+async function runSample(engine: TestEngine) {
+  const { body } = await engine.post('/api/v1/workflows/support_triage/executions/sync', { input: TICKET });
+  return body;
+}
+
+describe('telemetry never changes an outcome', () => {
+  it('a meter whose every call throws', async () => {
+    const failures: string[] = [];
+    const telemetry = new Telemetry({ tracer: trace.getTracer('ok'), meter: throwing<Meter>('meter'), onFailure: (stage) => failures.push(stage) });
+    t = await startTestEngine({ telemetry });
+    const body = await runSample(t);
+    expect(body).toMatchObject({ status: 'success', output: { category: 'billing' } });
+    expect(failures).toContain('instrument');
+  });
+
+  it('a tracer whose every call throws', async () => {
+    const failures: string[] = [];
+    const telemetry = new Telemetry({ tracer: throwing<Tracer>('tracer'), meter: throwing<Meter>('meter'), onFailure: (stage) => failures.push(stage) });
+    t = await startTestEngine({ telemetry });
+    const body = await runSample(t);
+    expect(body).toMatchObject({ status: 'success', output: { category: 'billing' }, trace_id: null });
+    expect(failures).toContain('span');
+  });
+
+  it('a span exporter that throws and fails', async () => {
+    let calls = 0;
+    const exporter: SpanExporter = {
+      export(_spans: ReadableSpan[], done) {
+        calls++;
+        if (calls % 2) throw new Error('exporter exploded');
+        done({ code: ExportResultCode.FAILED, error: new Error('collector away') });
+      },
+      shutdown: async () => {},
+    };
+    const provider = new TracerProvider({ spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: 10 })] });
+    const telemetry = new Telemetry({ tracer: provider.getTracer('x'), meter: throwing<Meter>('meter') });
+    t = await startTestEngine({ telemetry });
+    for (let i = 0; i < 3; i++) expect(await runSample(t)).toMatchObject({ status: 'success' });
+    await provider.forceFlush().catch(() => {});
+    expect(calls).toBeGreaterThan(0);
+    await provider.shutdown().catch(() => {});
+  });
+});
