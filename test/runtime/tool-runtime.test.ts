@@ -335,7 +335,10 @@ describe('environment', () => {
 describe('secrets', () => {
   it('secret inputs are scrubbed from stderr and error messages and never reach spans', async () => {
     const secret = 'sk-live-0123456789abcdef';
-    const result = await runtime.execute({ tool: fixtureTool('leak-secret', { secretInputs: ['api_key'] }), executionId: 'x', input: { api_key: secret, to: 'a' } });
+    const logs: string[] = [];
+    const logger = { warn: (obj: object, msg?: string) => logs.push(JSON.stringify({ ...obj, msg })), debug: () => {} };
+    const logged = new ToolRuntime({ telemetry: t.telemetry, logger, baseEnv: { PATH: process.env.PATH } });
+    const result = await logged.execute({ tool: fixtureTool('leak-secret', { secretInputs: ['api_key'] }), executionId: 'x', input: { api_key: secret, to: 'a' } });
     const error = failed(result);
     expect(error).toMatchObject({ kind: 'unknown', origin: 'tool', code: 'UPSTREAM_REJECTED', message: 'upstream rejected key [REDACTED]' });
     expect(result.stderr).toBe('debug: calling upstream with key [REDACTED]\n');
@@ -343,6 +346,9 @@ describe('secrets', () => {
     expect(exported).toContain('[REDACTED]');
     expect(exported).not.toContain(secret);
     expect(JSON.stringify((await t.collectMetrics()).resourceMetrics)).not.toContain(secret);
+    expect(logs).toHaveLength(1);
+    expect(logs[0]).toContain('upstream rejected key [REDACTED]');
+    expect(logs[0]).not.toContain(secret);
   });
 });
 

@@ -84,13 +84,14 @@ async function main(handler: ToolHandler): Promise<void> {
     timeoutMs: typeof request.timeout_ms === 'number' ? request.timeout_ms : 0,
   };
   const input: Record<string, unknown> = isRecord(request.input) ? { ...request.input } : {};
-  const fault = typeof input._fault === 'string' ? input._fault : undefined;
-  const delayMs = typeof input._delay_ms === 'number' ? input._delay_ms : undefined;
+  // Lenient on purpose: templated workflow inputs may render "" for "no fault" and numbers as strings.
+  const fault = typeof input._fault === 'string' && input._fault !== '' && input._fault !== 'none' ? input._fault : undefined;
+  const delayMs = input._delay_ms === undefined || input._delay_ms === '' ? undefined : Number(input._delay_ms);
   const params = { ...input };
   for (const key of Object.keys(input)) if (key.startsWith('_')) delete input[key];
 
   if (fault !== undefined) {
-    const handled = await applyFault(fault, delayMs, params);
+    const handled = await applyFault(fault, Number.isFinite(delayMs) ? delayMs : undefined, params);
     if (handled) return;
   }
 
