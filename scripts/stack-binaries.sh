@@ -1,0 +1,236 @@
+#!/usr/bin/env bash
+# Builds (or reuses) the real stack binaries at the pinned versions and prints where they are:
+#
+#   export OTELCOL_BIN=... PROMETHEUS_BIN=... PROMTOOL_BIN=... TEMPO_BIN=... ALERTMANAGER_BIN=... AMTOOL_BIN=...
+#
+# Usage: scripts/stack-binaries.sh [--print | --no-build] [--help]
+#   eval "$(scripts/stack-binaries.sh)"
+# Only the export line goes to stdout; progress and errors go to stderr.
+# `--print` is accepted for readability: the script always builds only what is missing, then prints.
+# `--no-build` builds nothing: prints the paths anyway and exits 3 when a binary is missing or stale.
+#
+# Everything is built from Go modules through the Go module proxy (no Docker, no GitHub downloads):
+#   - Collector: OpenTelemetry Collector Builder from collector/builder-config.yaml;
+#   - Prometheus + promtool, Alertmanager + amtool, Tempo: wrapper modules in scripts/build/<name>/
+#     that require the upstream module and repeat its replace directives.
+# Binaries land in $SWITCHYARD_CACHE/stack/<name>-<version>/ (default ~/.cache/switchyard), with a stamp
+# of the build inputs: a second run reuses them in well under a second. Build logs: $CACHE/stack/logs/.
+set -euo pipefail
+
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; }
+NO_BUILD=0
+for arg in "$@"; do
+  case "$arg" in
+    --print) ;;
+    --no-build) NO_BUILD=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "stack-binaries: unknown argument: $arg" >&2; usage; exit 2 ;;
+  esac
+done
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${SWITCHYARD_CACHE:-$HOME/.cache/switchyard}/stack"
+BUILD_DIR="$REPO/scripts/build"
+
+# Pinned versions (docker-compose.yml pins the matching images).
+OTELCOL_VERSION=0.164.0          # otel/opentelemetry-collector-contrib:0.164.0
+PROMETHEUS_VERSION=3.16.0        # prom/prometheus:v3.16.0 (Go module github.com/prometheus/prometheus v0.316.0)
+ALERTMANAGER_VERSION=0.34.2      # prom/alertmanager:v0.34.2
+# grafana/tempo: the Go proxy serves no v2 tag; the newest Tempo 2.x it serves is main at 87c2dc380cec
+# (2025-05-29, v2.8.0-rc.0 + a few commits); see scripts/build/tempo/go.mod. Image pin: grafana/tempo:2.8.0.
+TEMPO_VERSION=2.8.0-rc.0-87c2dc380cec
+TEMPO_MODULE_VERSION=v1.5.1-0.20250529124718-87c2dc380cec
+
+# The Go toolchain: be gentle on small machines (2 cores) and never touch a repo-local go.work.
+export GOFLAGS="-mod=mod -buildvcs=false"
+export GOWORK=off
+export CGO_ENABLED=0
+GO_P="${SWITCHYARD_GO_BUILD_P:-2}"
+export GOMAXPROCS="${GOMAXPROCS:-$GO_P}"
+GO_BUILD=(go build -p "$GO_P" -trimpath)
+# Bump when a build recipe below changes in a way that must rebuild cached binaries.
+RECIPE=1
+
+log() { echo "stack-binaries: $*" >&2; }
+die() { echo "stack-binaries: ERROR: $*" >&2; exit 1; }
+
+command -v go >/dev/null 2>&1 || die "the Go toolchain is required (go not found on PATH)"
+mkdir -p "$CACHE/logs" "$CACHE/build" "$CACHE/src" "$CACHE/tools"
+
+case "$CACHE" in *[[:space:]]*) die "the cache path must not contain whitespace: $CACHE" ;; esac
+
+# One build at a time per cache (several test runs may call this at once).
+exec 9>"$CACHE/.lock"
+if [ "$NO_BUILD" = 0 ] && ! flock -n 9; then
+  log "another stack-binaries run holds $CACHE/.lock; waiting for it"
+  flock 9
+fi
+
+# With --no-build, a missing or stale binary is recorded instead of built.
+MISSING=()
+skip_build() { # NAME VERSION
+  [ "$NO_BUILD" = 1 ] || return 1
+  MISSING+=("$1 $2")
+  return 0
+}
+
+# Hash of a build's inputs (files under the repo + this script's pins); a change triggers a rebuild.
+inputs_hash() {
+  { printf '%s\n' "$@" | LC_ALL=C sort | while read -r f; do echo "== $f"; cat "$REPO/$f"; done
+    echo "go: $(go env GOVERSION)"
+    echo "recipe: $RECIPE"
+    echo "pins: $OTELCOL_VERSION $PROMETHEUS_VERSION $ALERTMANAGER_VERSION $TEMPO_VERSION $TEMPO_MODULE_VERSION"
+  } | sha256sum | cut -c1-16
+}
+
+# is_fresh DIR HASH BIN... : all binaries present and built from these inputs.
+is_fresh() {
+  local dir=$1 hash=$2; shift 2
+  [ -f "$dir/.inputs" ] && [ "$(cat "$dir/.inputs")" = "$hash" ] || return 1
+  local b; for b in "$@"; do [ -x "$dir/$b" ] || return 1; done
+}
+
+# run_logged NAME VERSION LOGFILE CMD... : runs a build step, turning a failure into a clear error.
+run_logged() {
+  local name=$1 version=$2 logfile=$3; shift 3
+  echo "+ $*" >>"$logfile"
+  if ! "$@" >>"$logfile" 2>&1; then
+    echo "---- last lines of $logfile ----" >&2
+    tail -n 25 "$logfile" >&2
+    die "building $name $version failed at: $*
+  full log: $logfile"
+  fi
+}
+
+# finish NAME VERSION OUTDIR TMPDIR HASH STARTED : moves a finished build into place atomically.
+finish() {
+  local name=$1 version=$2 out=$3 tmp=$4 hash=$5 started=$6
+  echo "$hash" >"$tmp/.inputs"
+  rm -rf "$out"
+  mv "$tmp" "$out"
+  log "built $name $version in $(( $(date +%s) - started ))s -> $out"
+}
+
+version_ldflags_prometheus_common() { # version, revision
+  local p=github.com/prometheus/common/version
+  echo "-s -w -X $p.Version=$1 -X $p.Revision=$2 -X $p.Branch=HEAD -X $p.BuildUser=switchyard -X $p.BuildDate=19700101-00:00:00"
+}
+
+# ---- Prometheus + promtool -------------------------------------------------------------------
+build_prometheus() {
+  local name=prometheus version=$PROMETHEUS_VERSION
+  local out="$CACHE/$name-$version" logfile="$CACHE/logs/$name-$version.log"
+  local hash; hash=$(inputs_hash scripts/build/prometheus/go.mod scripts/build/prometheus/go.sum)
+  is_fresh "$out" "$hash" prometheus promtool && return 0
+  skip_build "$name" "$version" && return 0
+  log "building Prometheus $version + promtool (cold build takes several minutes; log: $logfile)"
+  local started; started=$(date +%s); : >"$logfile"
+  local work="$CACHE/build/$name-$version" tmp="$out.tmp"
+  rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
+  cp "$BUILD_DIR/prometheus/go.mod" "$BUILD_DIR/prometheus/go.sum" "$work/"
+  # github.com/pb33f/go-yaml (used by the API's OpenAPI code via libopenapi) is refused by the module
+  # proxy. It is a mechanical rename of go.yaml.in/yaml/v4 (its util/rewrite-module-path script), so
+  # regenerate it from go.yaml.in/yaml/v4 and point a replace at the result.
+  local yaml_src yaml_dir="$CACHE/src/pb33f-go-yaml-from-yaml-v4.0.0"
+  if [ ! -f "$yaml_dir/go.mod" ]; then
+    yaml_src=$(cd "$work" && go mod download -json go.yaml.in/yaml/v4@v4.0.0 2>>"$logfile" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    [ -n "$yaml_src" ] || die "building $name $version failed: cannot download go.yaml.in/yaml/v4@v4.0.0 (log: $logfile)"
+    rm -rf "$yaml_dir.tmp"; cp -r "$yaml_src" "$yaml_dir.tmp"; chmod -R u+w "$yaml_dir.tmp"
+    grep -rl --fixed-strings go.yaml.in/yaml/v4 "$yaml_dir.tmp" | xargs perl -pi -e \
+      's{\Qgo.yaml.in/yaml/v4\E}{github.com/pb33f/go-yaml}g; s{(\Qgithub.com/pb33f/go-yaml\E[@ ])v4\.[0-9][0-9A-Za-z.+-]*}{${1}v0.0.0}g'
+    mv "$yaml_dir.tmp" "$yaml_dir"
+  fi
+  (cd "$work" && go mod edit -replace "github.com/pb33f/go-yaml=$yaml_dir")
+  local ldflags; ldflags=$(version_ldflags_prometheus_common "$version" "v0.316.0")
+  (cd "$work" && run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" -ldflags "$ldflags" -o "$tmp/" \
+    github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool)
+  finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
+}
+
+# ---- Alertmanager + amtool -------------------------------------------------------------------
+build_alertmanager() {
+  local name=alertmanager version=$ALERTMANAGER_VERSION
+  local out="$CACHE/$name-$version" logfile="$CACHE/logs/$name-$version.log"
+  local hash; hash=$(inputs_hash scripts/build/alertmanager/go.mod scripts/build/alertmanager/go.sum)
+  is_fresh "$out" "$hash" alertmanager amtool && return 0
+  skip_build "$name" "$version" && return 0
+  log "building Alertmanager $version + amtool (log: $logfile)"
+  local started; started=$(date +%s); : >"$logfile"
+  local work="$CACHE/build/$name-$version" tmp="$out.tmp"
+  rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
+  cp "$BUILD_DIR/alertmanager/go.mod" "$BUILD_DIR/alertmanager/go.sum" "$work/"
+  local ldflags; ldflags=$(version_ldflags_prometheus_common "$version" "v$version")
+  (cd "$work" && run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" -ldflags "$ldflags" -o "$tmp/" \
+    github.com/prometheus/alertmanager/cmd/alertmanager github.com/prometheus/alertmanager/cmd/amtool)
+  finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
+}
+
+# ---- OpenTelemetry Collector (builder) -------------------------------------------------------
+build_otelcol() {
+  local name=otelcol version=$OTELCOL_VERSION
+  local out="$CACHE/$name-$version" logfile="$CACHE/logs/$name-$version.log"
+  local hash; hash=$(inputs_hash collector/builder-config.yaml scripts/build/otelcol/statusutil/go.mod \
+    scripts/build/otelcol/statusutil/go.sum scripts/build/otelcol/statusutil/statusutil.go)
+  is_fresh "$out" "$hash" otelcol && return 0
+  skip_build "$name" "$version" && return 0
+  log "building the OpenTelemetry Collector $version with the builder (log: $logfile)"
+  local started; started=$(date +%s); : >"$logfile"
+  local builder_dir="$CACHE/tools/builder-$version"
+  if [ ! -x "$builder_dir/builder" ]; then
+    run_logged "otelcol builder" "v$version" "$logfile" env GOBIN="$builder_dir" \
+      go install -trimpath -ldflags "-s -w" "go.opentelemetry.io/collector/cmd/builder@v$version"
+  fi
+  local work="$CACHE/build/$name-$version" tmp="$out.tmp"
+  rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
+  cp "$REPO/collector/builder-config.yaml" "$work/builder-config.yaml"
+  # Generate the sources only (into $work/_build, the manifest's output_path); we resolve and compile
+  # ourselves so that the replace below applies and the go flags are ours.
+  (cd "$work" && run_logged "$name" "$version" "$logfile" "$builder_dir/builder" \
+    --config builder-config.yaml --skip-get-modules --skip-compilation)
+  # go.opentelemetry.io/collector/internal/statusutil (imported by the OTLP receiver and exporters) is
+  # refused by the module proxy: use our stand-in (scripts/build/otelcol/statusutil).
+  (cd "$work/_build" &&
+    run_logged "$name" "$version" "$logfile" go mod edit \
+      -replace "go.opentelemetry.io/collector/internal/statusutil=$BUILD_DIR/otelcol/statusutil" &&
+    run_logged "$name" "$version" "$logfile" go mod tidy &&
+    run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" -ldflags "-s -w" -o "$tmp/otelcol" .)
+  finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
+}
+
+# ---- Tempo -----------------------------------------------------------------------------------
+build_tempo() {
+  local name=tempo version=$TEMPO_VERSION
+  local out="$CACHE/$name-$version" logfile="$CACHE/logs/$name-$version.log"
+  local hash; hash=$(inputs_hash scripts/build/tempo/go.mod scripts/build/tempo/go.sum)
+  is_fresh "$out" "$hash" tempo && return 0
+  skip_build "$name" "$version" && return 0
+  log "building Tempo $version (cold build takes several minutes; log: $logfile)"
+  local started; started=$(date +%s); : >"$logfile"
+  local work="$CACHE/build/$name-$version" tmp="$out.tmp"
+  rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
+  cp "$BUILD_DIR/tempo/go.mod" "$BUILD_DIR/tempo/go.sum" "$work/"
+  # The checksum database lacks this pseudo-version and several of Tempo's dependencies: the committed
+  # go.sum is the source of truth for this build.
+  (cd "$work" && GOSUMDB=off run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" \
+    -ldflags "-s -w -X main.Version=$version -X main.Revision=87c2dc380cec -X main.Branch=main" \
+    -o "$tmp/" github.com/grafana/tempo/cmd/tempo)
+  finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
+}
+
+# Order matters: other work waits on promtool/amtool first, the Collector next, Tempo last.
+build_prometheus
+build_alertmanager
+build_otelcol
+build_tempo
+
+echo "export OTELCOL_BIN=$CACHE/otelcol-$OTELCOL_VERSION/otelcol" \
+  "PROMETHEUS_BIN=$CACHE/prometheus-$PROMETHEUS_VERSION/prometheus" \
+  "PROMTOOL_BIN=$CACHE/prometheus-$PROMETHEUS_VERSION/promtool" \
+  "TEMPO_BIN=$CACHE/tempo-$TEMPO_VERSION/tempo" \
+  "ALERTMANAGER_BIN=$CACHE/alertmanager-$ALERTMANAGER_VERSION/alertmanager" \
+  "AMTOOL_BIN=$CACHE/alertmanager-$ALERTMANAGER_VERSION/amtool"
+
+if [ "${#MISSING[@]}" -gt 0 ]; then
+  log "not built (run): ${MISSING[*]}"
+  exit 3
+fi
