@@ -1,0 +1,32 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseFaults, runLoad, type RequestResult } from '../../src/loadgen/load.ts';
+import { startTestEngine, type TestEngine } from '../support/engine.ts';
+
+let t: TestEngine;
+beforeAll(async () => {
+  t = await startTestEngine();
+});
+afterAll(async () => t.close());
+
+describe('the load generator', () => {
+  it('parses fault mixes and rejects nonsense', () => {
+    expect(parseFaults('slow=0.1, fail')).toEqual({ slow: 0.1, fail: 1 });
+    expect(parseFaults(undefined)).toEqual({});
+    expect(() => parseFaults('melt=0.1')).toThrow(/unknown fault "melt"/);
+    expect(() => parseFaults('slow=2')).toThrow(/within 0\.\.1/);
+  });
+
+  it('drives every scenario against a real engine, bounded by count, with faults when asked', async () => {
+    const results: RequestResult[] = [];
+    const summary = await runLoad({ baseUrl: t.url, rate: 50, faults: { fail: 0.5 }, durationMs: 20_000, maxRequests: 40, concurrency: 8, onResult: (r) => results.push(r) });
+    expect(summary.sent).toBe(40);
+    expect(summary.errors).toBe(0);
+    const scenarios = new Set(results.map((r) => r.scenario.split(':')[0]));
+    expect(scenarios).toEqual(new Set(['support_triage_sync', 'support_triage_async', 'quick_answer_sync', 'customer_lookup_task', 'faq_agent', 'bad_input']));
+    expect(results.some((r) => r.scenario.endsWith(':fail'))).toBe(true);
+    expect(results.filter((r) => r.scenario === 'bad_input').every((r) => r.status === 422)).toBe(true);
+    const records = await t.engine.list({ limit: 100 });
+    expect(records.every((r) => r.trigger === 'loadgen')).toBe(true);
+    expect(records.some((r) => r.status === 'failed')).toBe(true);
+  }, 60_000);
+});
