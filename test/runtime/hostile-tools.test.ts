@@ -2,6 +2,8 @@
 // descriptor or runtime bookkeeping is left behind. SWITCHYARD_HOSTILE_CALLS raises the count (issue 5
 // asks for a thousand; the default keeps the suite quick on two cores).
 import { readdirSync, readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ToolRuntime, type ToolResult } from '../../src/engine/runtime/tool-runtime.ts';
 import { createTestTelemetry, type TestTelemetry } from '../support/telemetry.ts';
@@ -46,6 +48,15 @@ afterAll(async () => {
   await t.shutdown();
 });
 
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+function heapAfterGc(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
 /** Live (non-zombie) processes whose parent is this test process. */
 function liveChildren(): number[] {
   const children: number[] = [];
@@ -66,6 +77,8 @@ it(`${CALLS} hostile calls: each fails its own way, nothing leaks`, { timeout: 2
   const tool = loadExampleTool('echo');
   // Warm up once so lazily opened descriptors (bun version, pipes' first use) are in the baseline.
   await runtime.execute({ tool, executionId: 'warmup', input: {} });
+  t.resetSpans();
+  const heapBaseline = heapAfterGc();
   const fdBaseline = openFdCount();
   const childrenBaseline = liveChildren().length;
   const processGroups = new Set<number>();
@@ -101,6 +114,10 @@ it(`${CALLS} hostile calls: each fails its own way, nothing leaks`, { timeout: 2
   }
   expect(survivors).toEqual([]);
   expect(openFdCount()).toBeLessThanOrEqual(fdBaseline + 5);
+  // Nothing per call is retained by the runtime (the in-memory span exporter keeps spans: dropped first).
+  t.resetSpans();
+  const heapGrowth = heapAfterGc() - heapBaseline;
+  expect(heapGrowth, `heap grew by ${heapGrowth} bytes`).toBeLessThan(16 * 1024 * 1024);
 
   const errors = await t.metricPoints('runtime_tool_errors_total');
   const total = errors.reduce((sum, point) => sum + point.value, 0);
