@@ -3,7 +3,7 @@
  * in a temporary file, real Bun tool subprocesses, in-memory telemetry, and the HTTP API on a loopback
  * port.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -116,5 +116,14 @@ export async function eventually<T>(read: () => Promise<T>, predicate: (value: T
     if (predicate(value)) return value;
     if (Date.now() > deadline) throw new Error(`condition not reached within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Direct children of a process (Linux /proc), e.g. the tool processes of an engine process. */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
   }
 }

@@ -1,0 +1,89 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../src/store/sqlite.ts';
+import { TICKET, eventually, childPids } from '../support/engine.ts';
+
+/** The engine as users run it: `node --import ./src/telemetry/instrumentation.ts src/main.ts`. */
+const dir = mkdtempSync(join(tmpdir(), 'switchyard-process-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface RunningEngine {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly logs: () => Array<Record<string, unknown>>;
+  readonly exited: Promise<number | null>;
+}
+
+async function startEngine(name: string, env: Record<string, string>): Promise<RunningEngine> {
+  const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+    env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, `${name}.db`), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+  child.stderr!.on('data', (chunk: Buffer) => (out += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const logs = () => out.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const ready = await eventually(async () => logs().find((l) => l['msg'] === 'switchyard engine ready'), (l) => l !== undefined || child.exitCode !== null, 20_000);
+  if (!ready) throw new Error(`engine did not start:\n${out}`);
+  return { child, url: String(ready['url']), logs, exited };
+}
+
+const post = (url: string, path: string, body: unknown) =>
+  fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: await r.json() as any }));
+
+describe('the engine process', () => {
+  it('runs normally with no Collector listening and says so once per signal, not per failure', async () => {
+    const engine = await startEngine('no-collector', {
+      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_TIMEOUT: '1000', OTEL_METRIC_EXPORT_INTERVAL: '200', OTEL_BSP_SCHEDULE_DELAY: '100',
+    });
+    try {
+      for (let i = 0; i < 5; i++) {
+        const { body } = await post(engine.url, '/api/v1/workflows/quick_answer/executions/sync', { input: { question: `q${i}` } });
+        expect(body.status).toBe('success');
+        await new Promise((resolve) => setTimeout(resolve, 300));
+      }
+      const warnings = () => engine.logs().filter((l) => String(l['msg']).includes('telemetry export of'));
+      await eventually(async () => warnings().map((l) => l['signal']).sort(), (s) => s.length >= 2, 15_000);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(warnings().map((l) => l['signal']).sort()).toEqual(['metrics', 'traces']);
+      expect(warnings()[0]!['msg']).toMatch(/failing; the engine keeps running/);
+    } finally {
+      engine.child.kill('SIGKILL');
+      await engine.exited;
+    }
+  }, 60_000);
+
+  it('on SIGTERM finishes in-flight work within the grace period, then exits 0', async () => {
+    const engine = await startEngine('graceful', { OTEL_SDK_DISABLED: 'true', SWITCHYARD_SHUTDOWN_GRACE_MS: '10000' });
+    const { body } = await post(engine.url, '/api/v1/workflows/support_triage/executions', { input: { ...TICKET, fault: 'slow', delay_ms: 1_500 } });
+    const store = new SqliteStore(join(dir, 'graceful.db'));
+    try {
+      await eventually(() => store.getExecution(body.id), (r) => r?.lastStartedTask === 'lookup');
+      engine.child.kill('SIGTERM');
+      expect(await engine.exited).toBe(0);
+      expect(await store.getExecution(body.id)).toMatchObject({ status: 'success', finalizationPath: 'completed' });
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
+  it('fails what is still running when the grace period ends (force_failed), and kills its tools', async () => {
+    const engine = await startEngine('forced', { OTEL_SDK_DISABLED: 'true', SWITCHYARD_SHUTDOWN_GRACE_MS: '300' });
+    const { body } = await post(engine.url, '/api/v1/workflows/support_triage/executions', { input: { ...TICKET, fault: 'hang' } });
+    const store = new SqliteStore(join(dir, 'forced.db'));
+    try {
+      await eventually(() => store.getExecution(body.id), (r) => r?.lastStartedTask === 'lookup');
+      const toolPids = await eventually(async () => childPids(engine.child.pid!), (pids) => pids.length > 0);
+      engine.child.kill('SIGTERM');
+      expect(await engine.exited).toBe(0);
+      for (const pid of toolPids) expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
+      expect(await store.getExecution(body.id)).toMatchObject({ status: 'failed', finalizationPath: 'force_failed', error: { code: 'shutdown' } });
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+});
