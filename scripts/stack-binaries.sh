@@ -231,6 +231,6 @@ echo "export OTELCOL_BIN=$CACHE/otelcol-$OTELCOL_VERSION/otelcol" \
   "AMTOOL_BIN=$CACHE/alertmanager-$ALERTMANAGER_VERSION/amtool"
 
 if [ "${#MISSING[@]}" -gt 0 ]; then
-  log "not built (run): ${MISSING[*]}"
+  log "not built (run scripts/stack-binaries.sh to build): ${MISSING[*]}"
   exit 3
 fi

@@ -2,8 +2,8 @@
 // The Go module proxy here refuses Tempo's v2.x tags (they are not valid versions for a module without
 // a /v2 suffix) and commit-hash queries; it serves this pseudo-version: main at 87c2dc380cec
 // (2025-05-29), i.e. v2.8.0-rc.0 plus a few commits (see scripts/stack-binaries.sh for the image pin).
-// The checksum database has no entry for it: the build sets GONOSUMDB=github.com/grafana/tempo and
-// relies on the hashes committed in go.sum.
+// The checksum database has no entry for it nor for several of its dependencies: the build sets
+// GOSUMDB=off and relies on the hashes committed in go.sum (recorded from the proxy).
 module switchyard.local/build/tempo
 
 go 1.24.3
