@@ -8,7 +8,7 @@ beforeAll(async () => {
 afterAll(async () => t.close());
 
 const raw = (path: string, init: RequestInit) => fetch(t.url + path, init).then(async (r) => ({
-  status: r.status, type: r.headers.get('content-type') ?? '', body: await r.json().catch(() => undefined), allow: r.headers.get('allow'),
+  status: r.status, type: r.headers.get('content-type') ?? '', body: (await r.json().catch(() => undefined)) as any, allow: r.headers.get('allow'),
 }));
 
 describe('bad requests get problem+json that says what is wrong', () => {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OpenAiCompatibleProvider } from '../../src/engine/agent/openai-compatible.ts';
 import { ScriptedModelProvider } from '../../src/engine/agent/scripted.ts';
+import type { ModelProvider } from '../../src/engine/agent/model.ts';
 import { startTestEngine, type TestEngine } from '../support/engine.ts';
 
 /**
@@ -38,7 +39,7 @@ describe('the openai-compatible provider', () => {
 
   it('runs the agent loop over HTTP: tool call, tool result, final answer, gen_ai usage', async () => {
     t = await startTestEngine({
-      providers: new Map([['scripted', new ScriptedModelProvider()], ['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: baseUrl, defaultApiKey: 'sk-test' })]]),
+      providers: new Map<string, ModelProvider>([['scripted', new ScriptedModelProvider()], ['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: baseUrl, defaultApiKey: 'sk-test' })]]),
     });
     const { body } = await t.post('/api/v1/agents/assistant_llm/executions/sync', { input: 'what plan is grace on?' });
     expect(body).toMatchObject({ status: 'success', output: { answer: 'plan is pro' } });
@@ -52,7 +53,7 @@ describe('the openai-compatible provider', () => {
 
   it('a model that is unreachable fails the run with a clear code', async () => {
     const t2 = await startTestEngine({
-      providers: new Map([['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: 'http://127.0.0.1:9/v1' })]]),
+      providers: new Map<string, ModelProvider>([['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: 'http://127.0.0.1:9/v1' })]]),
     });
     try {
       const { body } = await t2.post('/api/v1/agents/assistant_llm/executions/sync', { input: 'hi' });
