@@ -5,7 +5,7 @@
  * code), and how much is running right now.
  */
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { counterRate, gauge, histogramRate, labelValues, quantile, ratio, type Matchers } from './promql.ts';
+import { counterRate, gauge, histogramRate, labelValues, orZero, quantile, ratio, type Matchers } from './promql.ts';
 import {
   datasourceVariable, engineVariables, labelVariable, histogramPanel, newDashboard, row, timeseriesPanel, tracesPanel,
 } from './shared.ts';
@@ -76,9 +76,9 @@ export function executionOverviewDashboard(): Dashboard {
     }))
     .withPanel(timeseriesPanel({
       title: 'Sync timeouts by kind',
-      description: 'Synchronous requests answered 408 per second because the run outlived the wait, by kind. The run goes on; the caller must poll it.',
+      description: 'Synchronous requests answered 408 per second because the run outlived the wait, by kind (0 for kinds with sync traffic and no timeouts). The run goes on; the caller must poll it.',
       unit: 'reqps', width: 12,
-      queries: [{ expr: counterRate('httpExecTimeouts', ['kind']), legend: '{{kind}}' }],
+      queries: [{ expr: orZero(counterRate('httpExecTimeouts', ['kind']), histogramRate('httpExecSyncLatency', 'count', ['kind'])), legend: '{{kind}}' }],
     }))
     .withRow(row('Errors and load'))
     .withPanel(timeseriesPanel({

@@ -21,6 +21,15 @@ function agg(fn: 'sum' | 'max' | 'min', name: ExternalMetricName, by: readonly s
   return by.length === 0 ? `${fn}(${sel})` : `${fn} by (${by.join(', ')}) (${sel})`;
 }
 
+/**
+ * `expr`, or 0 for every series of `like` it lacks: the Collector records failed sends and enqueue
+ * failures only once they happen (checked on 0.164 at level normal), so a healthy pipeline would show
+ * "No data" where it should show 0.
+ */
+function orZero(expr: string, like: string): string {
+  return `(${expr}) or (${like} * 0)`;
+}
+
 /** Prometheus's write endpoints: OTLP from the Collector, remote write from Tempo's metrics generator. */
 const WRITE_HANDLERS = 'handler=~"/api/v1/otlp/v1/metrics|/api/v1/write"';
 
@@ -51,8 +60,8 @@ export function pipelineHealthDashboard(): Dashboard {
       ],
     }))
     .withPanel(timeseriesPanel({
-      title: 'Processor items in / out',
-      description: 'Items (spans, metric points) entering and leaving each Collector processor, per second, by signal. Out below in for long means the processor drops (memory_limiter) or holds (batch) data.',
+      title: 'Memory limiter items in / out',
+      description: 'Items (spans, metric points) entering and leaving the Collector\'s memory_limiter, per second, by signal (the batch processor does not report these). Out below in means the limiter is refusing data.',
       unit: 'cps', width: 12,
       queries: [
         { expr: rate(x('otelcol_processor_incoming_items_total'), ['processor', 'otel_signal']), legend: '{{processor}} {{otel_signal}} in' },
@@ -65,7 +74,7 @@ export function pipelineHealthDashboard(): Dashboard {
       unit: 'ops', width: 12,
       queries: [
         { expr: rate(x('otelcol_processor_batch_timeout_trigger_send_total'), ['processor']), legend: '{{processor}} timeout' },
-        { expr: rate(x('otelcol_processor_batch_batch_size_trigger_send_total'), ['processor']), legend: '{{processor}} size' },
+        { expr: orZero(rate(x('otelcol_processor_batch_batch_size_trigger_send_total'), ['processor']), rate(x('otelcol_processor_batch_timeout_trigger_send_total'), ['processor'])), legend: '{{processor}} size' },
       ],
     }))
     .withRow(row('Collector: export'))
@@ -75,7 +84,7 @@ export function pipelineHealthDashboard(): Dashboard {
       unit: 'cps', width: 12,
       queries: [
         { expr: rate(x('otelcol_exporter_sent_spans_total'), ['exporter']), legend: '{{exporter}} sent' },
-        { expr: rate(x('otelcol_exporter_send_failed_spans_total'), ['exporter']), legend: '{{exporter}} failed' },
+        { expr: orZero(rate(x('otelcol_exporter_send_failed_spans_total'), ['exporter']), rate(x('otelcol_exporter_sent_spans_total'), ['exporter'])), legend: '{{exporter}} failed' },
       ],
     }))
     .withPanel(timeseriesPanel({
@@ -84,7 +93,7 @@ export function pipelineHealthDashboard(): Dashboard {
       unit: 'cps', width: 12,
       queries: [
         { expr: rate(x('otelcol_exporter_sent_metric_points_total'), ['exporter']), legend: '{{exporter}} sent' },
-        { expr: rate(x('otelcol_exporter_send_failed_metric_points_total'), ['exporter']), legend: '{{exporter}} failed' },
+        { expr: orZero(rate(x('otelcol_exporter_send_failed_metric_points_total'), ['exporter']), rate(x('otelcol_exporter_sent_metric_points_total'), ['exporter'])), legend: '{{exporter}} failed' },
       ],
     }))
     .withPanel(timeseriesPanel({
@@ -92,8 +101,8 @@ export function pipelineHealthDashboard(): Dashboard {
       description: 'Spans and metric points that could not enter an exporter\'s sending queue (queue full), per second: data lost by the Collector.',
       unit: 'cps', width: 8,
       queries: [
-        { expr: rate(x('otelcol_exporter_enqueue_failed_spans_total'), ['exporter']), legend: '{{exporter}} spans' },
-        { expr: rate(x('otelcol_exporter_enqueue_failed_metric_points_total'), ['exporter']), legend: '{{exporter}} metric points' },
+        { expr: orZero(rate(x('otelcol_exporter_enqueue_failed_spans_total'), ['exporter']), rate(x('otelcol_exporter_sent_spans_total'), ['exporter'])), legend: '{{exporter}} spans' },
+        { expr: orZero(rate(x('otelcol_exporter_enqueue_failed_metric_points_total'), ['exporter']), rate(x('otelcol_exporter_sent_metric_points_total'), ['exporter'])), legend: '{{exporter}} metric points' },
       ],
     }))
     .withPanel(timeseriesPanel({

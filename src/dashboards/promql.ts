@@ -95,6 +95,15 @@ export function ratio(numerator: string, denominator: string): string {
   return `(${numerator}) / ((${denominator}) > 0)`;
 }
 
+/**
+ * `expr`, or 0 for every series of `like` that `expr` lacks. Counters of rare events (errors,
+ * timeouts, failed sends) have no series until the first event, so a healthy system would show
+ * "No data"; `like` is an always-present query grouped by the same labels (e.g. calls by tool).
+ */
+export function orZero(expr: string, like: string): string {
+  return `(${expr}) or (${like} * 0)`;
+}
+
 /** `label_values(metric{job=~"$job"}, label)` for a template variable, from a catalogue metric. */
 export function labelValues<K extends MetricKey>(key: K, label: LabelOf<K>, filtered = true): string {
   const name = METRICS[key].kind === 'histogram' ? `${m(key)}_count` : m(key);

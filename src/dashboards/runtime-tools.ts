@@ -4,7 +4,7 @@
  * end (exit code or signal), how big outputs get.
  */
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { counterRate, histogramRate, labelValues, quantile, ratio, type Matchers } from './promql.ts';
+import { counterRate, histogramRate, labelValues, orZero, quantile, ratio, type Matchers } from './promql.ts';
 import {
   higherIsWorse, datasourceVariable, engineVariables, labelVariable, histogramPanel, newDashboard, row, statPanel, timeseriesPanel,
   tracesPanel,
@@ -20,6 +20,10 @@ const TOOL_OUTPUT: Matchers<'toolOutputBytes'> = { tool_id: '=~"$tool_id"' };
 /** Tool spans slower than a second: the first place to look when the latency panels climb. */
 export const SLOW_TOOL_CALLS_TRACEQL = '{ name = "runtime.execute_tool" && duration > 1s }';
 export const FAILED_TOOL_CALLS_TRACEQL = '{ name = "runtime.execute_tool" && status = error }';
+
+const callsByTool = histogramRate('toolExecuteSeconds', 'count', ['tool_id'], TOOLS);
+const timeoutsByTool = orZero(counterRate('toolTimeouts', ['tool_id'], TOOL_TIMEOUTS), callsByTool);
+const allCalls = histogramRate('toolExecuteSeconds', 'count', [], TOOLS);
 
 export function runtimeToolsDashboard(): Dashboard {
   return newDashboard(
@@ -70,22 +74,22 @@ export function runtimeToolsDashboard(): Dashboard {
     }))
     .withPanel(timeseriesPanel({
       title: 'Tool errors by tool',
-      description: 'Failed tool calls per second, per tool.',
+      description: 'Failed tool calls per second, per tool (0 for tools that have not failed).',
       unit: 'ops', width: 12, stacked: true,
-      queries: [{ expr: counterRate('toolErrors', ['tool_id'], TOOL_ERRORS), legend: '{{tool_id}}' }],
+      queries: [{ expr: orZero(counterRate('toolErrors', ['tool_id'], TOOL_ERRORS), callsByTool), legend: '{{tool_id}}' }],
     }))
     .withPanel(timeseriesPanel({
       title: 'Tool timeouts by tool',
       description: 'Tool calls killed at their timeout, per second, per tool.',
       unit: 'ops', width: 9,
-      queries: [{ expr: counterRate('toolTimeouts', ['tool_id'], TOOL_TIMEOUTS), legend: '{{tool_id}}' }],
+      queries: [{ expr: timeoutsByTool, legend: '{{tool_id}}' }],
     }))
     .withPanel(timeseriesPanel({
       title: 'Timeout ratio by tool',
       description: 'Share of tool calls that timed out, per tool: timeouts / calls over the same window. The ToolTimeoutSpike alert fires above 5%.',
       unit: 'percentunit', width: 9, min: 0,
       queries: [{
-        expr: ratio(counterRate('toolTimeouts', ['tool_id'], TOOL_TIMEOUTS), histogramRate('toolExecuteSeconds', 'count', ['tool_id'], TOOLS)),
+        expr: ratio(timeoutsByTool, callsByTool),
         legend: '{{tool_id}}',
       }],
     }))
@@ -94,7 +98,7 @@ export function runtimeToolsDashboard(): Dashboard {
       description: 'Share of all selected tool calls that timed out over the last rate window. Orange from 1%, red from 5% (the alert threshold).',
       unit: 'percentunit', width: 6, min: 0, thresholds: higherIsWorse(0.01, 0.05),
       queries: [{
-        expr: ratio(counterRate('toolTimeouts', [], TOOL_TIMEOUTS), histogramRate('toolExecuteSeconds', 'count', [], TOOLS)),
+        expr: ratio(orZero(counterRate('toolTimeouts', [], TOOL_TIMEOUTS), allCalls), allCalls),
         legend: 'timeout ratio',
       }],
     }))

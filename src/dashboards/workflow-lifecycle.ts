@@ -6,7 +6,7 @@
  */
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import {
-  counterIncrease, counterRate, gauge, histogramRate, labelValues, quantile, ratio, type Matchers,
+  counterIncrease, counterRate, gauge, histogramRate, labelValues, orZero, quantile, ratio, type Matchers,
 } from './promql.ts';
 import {
   lowerIsWorse, datasourceVariable, engineVariables, labelVariable, histogramPanel, newDashboard, row, statPanel, timeseriesPanel,
@@ -45,7 +45,7 @@ export function workflowLifecycleDashboard(): Dashboard {
       queries: [
         { expr: counterRate('workflowExecutionsStarted', [], STARTED), legend: 'started' },
         { expr: counterRate('workflowExecutionsCompleted', [], COMPLETED), legend: 'completed' },
-        { expr: counterRate('workflowExecutionsPaused', [], PAUSED), legend: 'paused' },
+        { expr: orZero(counterRate('workflowExecutionsPaused', [], PAUSED), counterRate('workflowExecutionsStarted', [], STARTED)), legend: 'paused' },
       ],
     }))
     .withPanel(timeseriesPanel({
