@@ -243,7 +243,10 @@ describe('dashboard lint', () => {
   });
 });
 
-/** promtool from PROMTOOL_BIN or the binaries helper (test/support/stack-binaries.ts). */
+/**
+ * promtool from PROMTOOL_BIN or the binaries helper (test/support/stack-binaries.ts, which builds a
+ * missing binary only under CI or SWITCHYARD_STACK_BUILD=1).
+ */
 async function findPromtool(): Promise<{ path?: string; reason: string }> {
   if (process.env['PROMTOOL_BIN']) {
     return existsSync(process.env['PROMTOOL_BIN'])
@@ -253,8 +256,15 @@ async function findPromtool(): Promise<{ path?: string; reason: string }> {
   const support = resolve(import.meta.dirname, '../support/stack-binaries.ts');
   if (!existsSync(support)) return { reason: 'PROMTOOL_BIN is not set and test/support/stack-binaries.ts does not exist yet' };
   try {
-    const mod = (await import(pathToFileURL(support).href)) as { stackBinaries: () => { promtool: string } | Promise<{ promtool: string }> };
-    const bins = await mod.stackBinaries();
+    const mod = (await import(pathToFileURL(support).href)) as {
+      findStackBinary?: (name: 'promtool') => { path?: string; reason?: string };
+      stackBinaries: () => { promtool: string };
+    };
+    if (mod.findStackBinary) {
+      const found = mod.findStackBinary('promtool');
+      return found.path ? { path: found.path, reason: '' } : { reason: found.reason ?? 'promtool not found' };
+    }
+    const bins = mod.stackBinaries();
     return existsSync(bins.promtool) ? { path: bins.promtool, reason: '' } : { reason: `stackBinaries().promtool=${bins.promtool} does not exist` };
   } catch (err) {
     return { reason: `stackBinaries() failed: ${(err as Error).message}` };
