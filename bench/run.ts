@@ -1,0 +1,234 @@
+/**
+ * `npm run bench`: Switchyard's benchmarks, as ratios measured side by side in one run.
+ *
+ *   node bench/run.ts [--quick] [--only=overhead,micro,tool,wait,startup,throughput]
+ *                     [--throughput-seconds=60] [--throughput-concurrency=16] [--out=bench/results/latest.json]
+ *
+ * Full mode takes about 8 minutes on a 2-core machine, --quick about 3. Everything runs on loopback: the
+ * engine processes, the Collector (pinned binary from scripts/stack-binaries.sh, or OTELCOL_BIN) with
+ * bench/otelcol-bench.yaml, and a sink standing in for its backends. Prints a table of results versus
+ * targets and writes the whole record (every round) as JSON. Exit code 0 even when a target is missed:
+ * benchmarks inform, they do not gate (these machines are noisy); 1 when a benchmark itself failed.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, freemem, loadavg, totalmem } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { resolveBunPath } from '../src/engine/runtime/tool-runtime.ts';
+import { measureTelemetryMicro } from './micro-telemetry.ts';
+import { measureOverhead, WORKLOADS } from './overhead.ts';
+import { REPO, startCollector, type Collector } from './lib/processes.ts';
+import { round } from './lib/stats.ts';
+import { measureStartup } from './startup.ts';
+import { measureSyncWait } from './sync-wait.ts';
+import { measureThroughput } from './throughput.ts';
+import { measureToolFloor } from './tool-floor.ts';
+
+const BENCHMARKS = ['overhead', 'micro', 'tool', 'wait', 'startup', 'throughput'] as const;
+type BenchName = (typeof BENCHMARKS)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'throughput-seconds': { type: 'string' },
+    'throughput-concurrency': { type: 'string', default: '16' },
+    out: { type: 'string', default: join(REPO, 'bench', 'results', 'latest.json') },
+  },
+});
+const quick = values.quick!;
+const selected = new Set<BenchName>(values.only ? values.only.split(',').map((s) => s.trim()) as BenchName[] : BENCHMARKS);
+for (const name of selected) if (!BENCHMARKS.includes(name)) throw new Error(`unknown benchmark "${name}"; known: ${BENCHMARKS.join(', ')}`);
+
+const MODE = quick
+  ? { overhead: { rounds: 4, roundMs: 2_500, warmupMs: 1_500 }, micro: { rounds: 5, runsPerBlock: 1_500 }, tool: { pairs: 40, warmup: 5 },
+      wait: { requests: 600, concurrency: 4, pollingRequests: 48, pollingConcurrency: 16 }, startup: { pairs: 2, warmRequests: 200 },
+      throughput: { durationMs: 15_000, warmupMs: 3_000 } }
+  : { overhead: { rounds: 6, roundMs: 5_000, warmupMs: 3_000 }, micro: { rounds: 11, runsPerBlock: 3_000 }, tool: { pairs: 150, warmup: 10 },
+      wait: { requests: 2_000, concurrency: 4, pollingRequests: 128, pollingConcurrency: 16 }, startup: { pairs: 5, warmRequests: 300 },
+      throughput: { durationMs: 60_000, warmupMs: 5_000 } };
+const throughputMs = values['throughput-seconds'] ? Number(values['throughput-seconds']) * 1000 : MODE.throughput.durationMs;
+const throughputConcurrency = Number(values['throughput-concurrency']);
+
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const versionOf = (pkg: string) => {
+  try {
+    return (JSON.parse(readFileSync(join(REPO, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'missing';
+  }
+};
+const tryRun = (file: string, args: string[]) => {
+  try {
+    return execFileSync(file, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+};
+
+interface Row {
+  readonly benchmark: string;
+  readonly measured: string;
+  readonly target: string;
+  readonly met: boolean | null;
+  readonly detail: string;
+}
+const rows: Row[] = [];
+const results: Record<string, unknown> = {};
+const errors: Record<string, string> = {};
+const fmtSpread = (s: { median: number; min: number; max: number; n: number }, digits = 3) =>
+  `median ${s.median.toFixed(digits)}, range ${s.min.toFixed(digits)}..${s.max.toFixed(digits)} (n=${s.n})`;
+
+const startedAt = new Date();
+const loadBefore = loadavg();
+let collector: Collector | undefined;
+const needsCollector = ['overhead', 'startup', 'throughput'].some((b) => selected.has(b as BenchName));
+
+async function step(name: BenchName, work: () => Promise<void>): Promise<void> {
+  if (!selected.has(name)) return;
+  const began = Date.now();
+  log(`== ${name}`);
+  try {
+    await work();
+  } catch (error) {
+    errors[name] = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    log(`  ${name} FAILED: ${errors[name]}`);
+    rows.push({ benchmark: name, measured: 'failed', target: '', met: false, detail: String((error as Error).message ?? error) });
+  }
+  log(`  (${((Date.now() - began) / 1000).toFixed(0)} s)`);
+}
+
+try {
+  if (needsCollector) {
+    collector = await startCollector();
+    log(`collector ${collector.version} at ${collector.otlpEndpoint} (sink ${collector.sink.url})`);
+  }
+
+  await step('overhead', async () => {
+    const list = [];
+    for (const [workload, target] of [[WORKLOADS.support_triage, 0.97], [WORKLOADS.quick_answer, 0.85]] as const) {
+      const r = await measureOverhead({ workload, otlpEndpoint: collector!.otlpEndpoint, ...MODE.overhead, log });
+      list.push(r);
+      rows.push({
+        benchmark: `overhead ${workload.name} (on/off exec/s)`, measured: r.ratio.median.toFixed(3), target: `>= ${target}`, met: r.ratio.median >= target,
+        detail: `${fmtSpread(r.ratio)}; on ${r.on.perSecond}/s vs off ${r.off.perSecond}/s at concurrency ${r.concurrency}; engine CPU/exec on ${r.on.cpuUsPerExecution} µs, off ${r.off.cpuUsPerExecution} µs (off/on ${r.cpuRatio.median.toFixed(3)}); failures ${r.failures}`,
+      });
+    }
+    results.overhead = list;
+  });
+
+  await step('micro', async () => {
+    const r = await measureTelemetryMicro({ ...MODE.micro, log });
+    results.micro = r;
+    rows.push({
+      benchmark: 'telemetry CPU per quick_answer run (recorder)', measured: `${r.recorderCostUs.median.toFixed(1)} µs`, target: '<= 30 µs', met: r.recorderCostUs.median <= 30,
+      detail: `${fmtSpread(r.recorderCostUs, 1)}; ${r.spansPerRun} spans + ${r.pointsPerRun} points per run; skeleton alone ${r.cpuUsPerRun.none} µs`,
+    });
+    rows.push({
+      benchmark: 'recorder vs bare SDK (cost ratio)', measured: `${r.ratio.median.toFixed(3)}x`, target: '<= 1.2x', met: r.ratio.median <= 1.2,
+      detail: `${fmtSpread(r.ratio)}; bare SDK ${r.bareCostUs.median.toFixed(1)} µs per run`,
+    });
+  });
+
+  await step('tool', async () => {
+    const r = await measureToolFloor({ ...MODE.tool, log });
+    results.tool = r;
+    rows.push({
+      benchmark: 'tool call floor (runtime/bare bun spawn)', measured: `${r.ratioOfMedians.toFixed(3)}x`, target: '<= 1.10x', met: r.ratioOfMedians <= 1.1,
+      detail: `runtime p50 ${r.runtimeMs.p50.toFixed(1)} ms vs bare p50 ${r.bareMs.p50.toFixed(1)} ms (ratio of medians); per-pair ${fmtSpread(r.ratio)}; failures ${r.failures}`,
+    });
+  });
+
+  await step('wait', async () => {
+    const r = await measureSyncWait({ ...MODE.wait, log });
+    results.wait = r;
+    rows.push({
+      benchmark: 'sync wait p99 (completion -> response)', measured: `${r.notified.p99.toFixed(2)} ms`, target: '<= 5 ms', met: r.notified.p99 <= 5,
+      detail: `1 in flight: p50 ${r.notified.p50.toFixed(2)} ms (n=${r.notified.n}); ${MODE.wait.concurrency} in flight: p50 ${r.notifiedLoaded.p50.toFixed(2)}, p99 ${r.notifiedLoaded.p99.toFixed(2)} ms; `
+        + `200 ms polling wait: p50 ${r.polling.p50.toFixed(1)}, p99 ${r.polling.p99.toFixed(1)} ms (n=${r.polling.n}); failures ${r.failures}`,
+    });
+  });
+
+  await step('startup', async () => {
+    const r = await measureStartup({ ...MODE.startup, otlpEndpoint: collector!.otlpEndpoint, log });
+    results.startup = r;
+    rows.push({
+      benchmark: 'startup: time to ready, on - off', measured: `${r.readyDeltaMs.median >= 0 ? '+' : ''}${r.readyDeltaMs.median.toFixed(0)} ms`, target: '<= +300 ms', met: r.readyDeltaMs.median <= 300,
+      detail: `${fmtSpread(r.readyDeltaMs, 0)}; on ${r.on.readyMs} ms, off ${r.off.readyMs} ms`,
+    });
+    rows.push({
+      benchmark: 'startup: RSS at ready, on - off', measured: `${r.rssReadyDeltaMb.median >= 0 ? '+' : ''}${r.rssReadyDeltaMb.median.toFixed(1)} MB`, target: '<= +25 MB', met: r.rssReadyDeltaMb.median <= 25,
+      detail: `${fmtSpread(r.rssReadyDeltaMb, 1)}; on ${r.on.rssReadyMb} MB, off ${r.off.rssReadyMb} MB; after ${MODE.startup.warmRequests} requests: on ${r.on.rssWarmMb} MB, off ${r.off.rssWarmMb} MB (delta median ${r.rssWarmDeltaMb.median.toFixed(1)} MB)`,
+    });
+  });
+
+  await step('throughput', async () => {
+    const r = await measureThroughput({
+      otlpEndpoint: collector!.otlpEndpoint, durationMs: throughputMs, warmupMs: MODE.throughput.warmupMs,
+      concurrency: throughputConcurrency, maxRequests: Math.ceil(throughputMs / 1000) * 5_000, log,
+    });
+    results.throughput = r;
+    rows.push({
+      benchmark: `throughput quick_answer, telemetry on (${(r.durationMs / 1000).toFixed(0)} s)`, measured: `${r.perSecond.toFixed(0)}/s`, target: '>= 1000/s', met: r.perSecond >= 1000,
+      detail: `${r.completed} requests at concurrency ${r.concurrency}; engine CPU ${r.engineCpuUsPerExecution} µs/exec, ${Math.round(r.engineCpuShare * 100)}% of a core; failures ${r.failures}`,
+    });
+    rows.push({
+      benchmark: 'throughput p99 latency', measured: `${r.latencyMs.p99.toFixed(1)} ms`, target: '<= 50 ms', met: r.latencyMs.p99 <= 50,
+      detail: `p50 ${r.latencyMs.p50.toFixed(1)} ms, p90 ${r.latencyMs.p90.toFixed(1)} ms, max ${r.latencyMs.max.toFixed(1)} ms`,
+    });
+  });
+} finally {
+  await collector?.close();
+}
+
+const finishedAt = new Date();
+const record = {
+  date: startedAt.toISOString(),
+  durationS: Math.round((finishedAt.getTime() - startedAt.getTime()) / 1000),
+  mode: quick ? 'quick' : 'full',
+  benchmarks: [...selected],
+  git: tryRun('git', ['-C', REPO, 'rev-parse', '--short', 'HEAD']),
+  machine: {
+    nproc: cpus().length,
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memoryGiB: round(totalmem() / 1024 ** 3, 1),
+    freeMemoryGiB: round(freemem() / 1024 ** 3, 1),
+    loadavgBefore: loadBefore.map((l) => round(l, 2)),
+    loadavgAfter: loadavg().map((l) => round(l, 2)),
+    kernel: tryRun('uname', ['-sr']),
+  },
+  versions: {
+    node: process.version,
+    bun: tryRun(resolveBunPath(), ['--version']),
+    collector: collector?.version ?? 'not used',
+    '@opentelemetry/api': versionOf('@opentelemetry/api'),
+    '@opentelemetry/sdk-trace': versionOf('@opentelemetry/sdk-trace'),
+    '@opentelemetry/sdk-metrics': versionOf('@opentelemetry/sdk-metrics'),
+    '@opentelemetry/exporter-trace-otlp-proto': versionOf('@opentelemetry/exporter-trace-otlp-proto'),
+    '@opentelemetry/exporter-metrics-otlp-proto': versionOf('@opentelemetry/exporter-metrics-otlp-proto'),
+    '@opentelemetry/instrumentation-http': versionOf('@opentelemetry/instrumentation-http'),
+    '@opentelemetry/instrumentation-express': versionOf('@opentelemetry/instrumentation-express'),
+    '@opentelemetry/context-async-hooks': versionOf('@opentelemetry/context-async-hooks'),
+    express: versionOf('express'),
+  },
+  collectorSink: collector ? { ...collector.sink.stats } : null,
+  table: rows,
+  results,
+  errors,
+};
+const out = resolve(values.out!);
+mkdirSync(dirname(out), { recursive: true });
+writeFileSync(out, `${JSON.stringify(record, null, 2)}\n`);
+
+const header = ['benchmark', 'measured', 'target', 'verdict'];
+const lines = rows.map((r) => [r.benchmark, r.measured, r.target, r.met === null ? '' : r.met ? 'met' : 'MISSED']);
+const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i]!.length)));
+const fmt = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
+process.stdout.write(`\nSwitchyard benchmarks (${record.mode}, ${record.date}, ${record.machine.nproc} x ${record.machine.cpu}, load ${record.machine.loadavgBefore.join('/')} -> ${record.machine.loadavgAfter.join('/')})\n\n`);
+process.stdout.write(`${fmt(header)}\n${fmt(widths.map((w) => '-'.repeat(w)))}\n`);
+for (const line of lines) process.stdout.write(`${fmt(line)}\n`);
+process.stdout.write('\n');
+for (const r of rows) process.stdout.write(`- ${r.benchmark}: ${r.detail}\n`);
+process.stdout.write(`\nwritten ${relative(process.cwd(), out) || out} in ${record.durationS} s\n`);
+process.exitCode = Object.keys(errors).length > 0 ? 1 : 0;
