@@ -159,6 +159,21 @@ build_alertmanager() {
   local work="$CACHE/build/$name-$version" tmp="$out.tmp"
   rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
   cp "$BUILD_DIR/alertmanager/go.mod" "$BUILD_DIR/alertmanager/go.sum" "$work/"
+  # The module zip lacks the web UI build output that ui/web.go embeds (//go:embed app/dist: "no matching
+  # files"). Build from a copy of the module with a one-page placeholder UI; the API (/api/v2) is intact.
+  local src="$CACHE/src/alertmanager-$version"
+  if [ ! -f "$src/ui/app/dist/index.html" ]; then
+    local mod_dir
+    mod_dir=$(cd "$work" && go mod download -json "github.com/prometheus/alertmanager@v$version" 2>>"$logfile" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    [ -n "$mod_dir" ] || die "building $name $version failed: cannot download github.com/prometheus/alertmanager@v$version (log: $logfile)"
+    rm -rf "$src.tmp"; cp -r "$mod_dir" "$src.tmp"; chmod -R u+w "$src.tmp"
+    mkdir -p "$src.tmp/ui/app/dist"
+    printf '%s\n' '<!doctype html><title>Alertmanager</title><p>Alertmanager v'"$version"' built from its Go module by' \
+      'Switchyard (scripts/stack-binaries.sh) without the web UI. The API is at <a href="api/v2/status">/api/v2</a>.' \
+      >"$src.tmp/ui/app/dist/index.html"
+    rm -rf "$src"; mv "$src.tmp" "$src"
+  fi
+  (cd "$work" && go mod edit -replace "github.com/prometheus/alertmanager=$src")
   local ldflags; ldflags=$(version_ldflags_prometheus_common "$version" "v$version")
   (cd "$work" && run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" -ldflags "$ldflags" -o "$tmp/" \
     github.com/prometheus/alertmanager/cmd/alertmanager github.com/prometheus/alertmanager/cmd/amtool)
@@ -218,10 +233,11 @@ build_tempo() {
 }
 
 # Order matters: other work waits on promtool/amtool first, the Collector next, Tempo last.
-build_prometheus
-build_alertmanager
-build_otelcol
-build_tempo
+# SWITCHYARD_STACK_ONLY="alertmanager otelcol" restricts building to those (a development aid).
+only="${SWITCHYARD_STACK_ONLY:-prometheus alertmanager otelcol tempo}"
+for target in prometheus alertmanager otelcol tempo; do
+  case " $only " in *" $target "*) "build_$target" ;; esac
+done
 
 echo "export OTELCOL_BIN=$CACHE/otelcol-$OTELCOL_VERSION/otelcol" \
   "PROMETHEUS_BIN=$CACHE/prometheus-$PROMETHEUS_VERSION/prometheus" \
