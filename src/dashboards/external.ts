@@ -2,9 +2,14 @@
  * Metrics of the stack's own components that the Pipeline Health dashboard may use: the allowlist
  * the dashboard lint checks against, next to the telemetry catalogue.
  *
- * Names are those exposed at the pinned versions (Collector 0.164 internal telemetry through its
- * Prometheus pull reader, counters with `_total`; Prometheus 3.16; Tempo as built by
- * scripts/stack-binaries.sh), checked against their /metrics endpoints and source.
+ * Names are those exposed at the pinned versions, checked on the real binaries:
+ * - Collector 0.164 with collector/otelcol.yaml (level normal, pull reader with type and unit suffixes),
+ *   read from its :8888/metrics. Failed sends, enqueue failures and size-triggered batch sends have no
+ *   series until the first event: the dashboard zero-fills them from their always-present siblings.
+ *   The batch processor reports no incoming/outgoing items (only memory_limiter does).
+ * - Prometheus 3.16 /metrics (OTLP and remote-write handlers are /api/v1/otlp/v1/metrics, /api/v1/write).
+ * - Tempo at the commit scripts/build/tempo pins (2.8 line, monolithic): from its source (modules/distributor,
+ *   modules/ingester, modules/generator); the stack tests run the queries against the running binary.
  */
 export type ExternalKind = 'counter' | 'gauge' | 'histogram';
 
