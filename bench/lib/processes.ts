@@ -103,7 +103,8 @@ export function collectorBinary(): string {
   if (process.env.OTELCOL_BIN) return process.env.OTELCOL_BIN;
   const script = join(REPO, 'scripts', 'stack-binaries.sh');
   for (const args of [['--no-build'], []]) {
-    const run = spawnSync('bash', [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    // Quiet when only looking; the build's progress shows.
+    const run = spawnSync('bash', [script, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', args.length ? 'ignore' : 'inherit'] });
     const bin = /OTELCOL_BIN=(\S+)/.exec(run.stdout ?? '')?.[1];
     // --no-build exits 3 when some binary of the stack is missing; the Collector may still be there.
     if (bin && existsSync(bin)) return bin;
