@@ -169,7 +169,13 @@ export class Engine {
     };
     this.#live.set(id, live);
     live.done = this.#run(live, { input, fromTask: 0, taskOutputs: {} }, runSpan);
-    return (await this.#o.store.getExecution(id))!;
+    // The run has not started yet (it waits for the next tick): the record is what was just written.
+    return {
+      id, kind: request.kind, target: request.target, status: 'pending', trigger: request.trigger, input, output: null, error: null,
+      createdAt, startedAt: null, endedAt: null, heartbeatAt: createdAt, traceId, parentExecutionId: request.parentExecutionId ?? null,
+      ownerId: this.#o.instanceId, lastStartedTask: null, lastCompletedTask: null, lastCompletedSuccess: null,
+      finalizationPath: null, completionFailure: null, taskOutputs: {},
+    };
   }
 
   /** Starts an execution and waits for it, inside the kind's sync span. */
@@ -212,9 +218,12 @@ export class Engine {
               outcome = remaining <= 0 && !(TERMINAL.has(record.status) || record.status === 'paused') ? 'timeout' : 'completed';
               return { record, completed: outcome === 'completed' };
             }
-            const fallback = new AbortController();
-            await Promise.race([subscription.completed, sleep(Math.min(backoff, remaining), undefined, { signal: fallback.signal }).catch(() => {})]);
-            fallback.abort();
+            let timer: NodeJS.Timeout | undefined;
+            const fallback = new Promise<void>((resolve) => {
+              timer = setTimeout(resolve, Math.min(backoff, remaining));
+            });
+            await Promise.race([subscription.completed, fallback]);
+            clearTimeout(timer);
             backoff = Math.max(backoff, Math.min(backoff * 2, WAIT_FALLBACK_MAX_MS));
           } finally {
             subscription.unsubscribe();

@@ -5,7 +5,7 @@
  * API's proxy, which forwards to the SDK once it is registered.
  */
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
-import { ExpressInstrumentation } from '@opentelemetry/instrumentation-express';
+import { ExpressInstrumentation, ExpressLayerType } from '@opentelemetry/instrumentation-express';
 import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { register, supportsSyncHooks } from 'import-in-the-middle/register-hooks.mjs';
 
@@ -19,7 +19,9 @@ if (process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() !== 'true') {
       new HttpInstrumentation({
         ignoreIncomingRequestHook: (request) => PROBES.has(request.url ?? ''),
       }),
-      new ExpressInstrumentation(),
+      // Route handlers only: a span per middleware layer (body parser, content-type check) costs more
+      // than it tells; the HTTP server span and the engine's own spans carry the rest.
+      new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE] }),
     ],
   });
 }

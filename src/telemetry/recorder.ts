@@ -14,6 +14,8 @@ import {
 import { METRICS, SPANS, type LabelsOf, type MetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
 import { LabelGuard } from './labels.ts';
 
+const MAX_CACHED_LABEL_SETS = 4096;
+
 type KeyOfKind<Kind> = { [K in MetricKey]: (typeof METRICS)[K]['kind'] extends Kind ? K : never }[MetricKey];
 export type CounterKey = KeyOfKind<'counter'>;
 export type HistogramKey = KeyOfKind<'histogram'>;
@@ -44,6 +46,7 @@ export class Telemetry {
   readonly #histograms = new Map<MetricKey, Histogram>();
   readonly #gauges = new Map<MetricKey, ObservableGauge>();
   readonly #guards = new Map<MetricKey, Map<string, LabelGuard>>();
+  readonly #admitted = new Map<string, Attributes>();
   readonly #onFailure: TelemetryOptions['onFailure'];
   #gaugeSource: GaugeSource | undefined;
 
@@ -172,12 +175,22 @@ export class Telemetry {
     }
   }
 
+  /**
+   * Guards the labels and returns one frozen attributes object per distinct label set, reused across
+   * calls: the guards run once per set, and the SDK sees the same object each time. The cache is
+   * bounded; past the bound, sets are guarded on every call instead.
+   */
   #admit(key: MetricKey, labels: object): Attributes {
+    const values = labels as Record<string, unknown>;
     const guards = this.#guards.get(key)!;
+    let cacheKey = key as string;
+    for (const label of guards.keys()) cacheKey += `\u0000${String(values[label] ?? 'none')}`;
+    const cached = this.#admitted.get(cacheKey);
+    if (cached) return cached;
     const admitted: Attributes = {};
-    for (const [label, guard] of guards) {
-      admitted[label] = guard.admit(String((labels as Record<string, unknown>)[label] ?? 'none'));
-    }
+    for (const [label, guard] of guards) admitted[label] = guard.admit(String(values[label] ?? 'none'));
+    Object.freeze(admitted);
+    if (this.#admitted.size < MAX_CACHED_LABEL_SETS) this.#admitted.set(cacheKey, admitted);
     return admitted;
   }
 }
