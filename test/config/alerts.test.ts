@@ -18,6 +18,7 @@ interface RuleFile {
 }
 interface PromtoolTestFile {
   rule_files: string[];
+  group_eval_order?: string[];
   tests: Array<{
     name?: string;
     alert_rule_test?: Array<{ alertname: string; eval_time: string; exp_alerts?: unknown[] }>;
@@ -97,6 +98,15 @@ describe('alert rules', () => {
     for (const file of testFiles) {
       const test = readYaml<PromtoolTestFile>(`alerts/tests/${file}`);
       expect(test.rule_files, file).toEqual(['../../prometheus/rules/switchyard.yml', '../rules/switchyard.yml']);
+    }
+  });
+
+  it('are tested with every recording group evaluated before the alert groups that read it', () => {
+    // Without group_eval_order promtool orders groups at random and alert timings become flaky.
+    const recording = readYaml<RuleFile>('prometheus/rules/switchyard.yml').groups.map((g) => g.name);
+    const alerting = ruleFiles.flatMap((f) => readYaml<RuleFile>(`alerts/rules/${f}`).groups.map((g) => g.name));
+    for (const file of testFiles) {
+      expect(readYaml<PromtoolTestFile>(`alerts/tests/${file}`).group_eval_order, file).toEqual([...recording, ...alerting]);
     }
   });
 });
