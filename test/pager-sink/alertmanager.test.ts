@@ -5,14 +5,15 @@
  * warning of the same service is inhibited while a warning of another service is not.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPagerSink, type PagerSink } from '../../src/pager-sink/server.ts';
 import type { Page } from '../../src/pager-sink/store.ts';
-import { findTool, missingBinaryPolicy, repoPath } from '../config/tools.ts';
+import { writeAlertmanagerConfig } from '../config/stack-layout.ts';
+import { findTool, missingBinaryPolicy } from '../config/tools.ts';
 
 const alertmanager = await findTool('alertmanager');
 const policy = missingBinaryPolicy(alertmanager);
@@ -67,9 +68,7 @@ describe(`Alertmanager with alerts/alertmanager.yml pages the pager sink${skipNo
     sinkUrl = `http://127.0.0.1:${(sink.server.address() as AddressInfo).port}`;
 
     dir = mkdtempSync(join(tmpdir(), 'switchyard-am-'));
-    const config = readFileSync(repoPath('alerts/alertmanager.yml'), 'utf8');
-    expect(config).toContain('http://pager-sink:9095');
-    writeFileSync(join(dir, 'alertmanager.yml'), config.replaceAll('http://pager-sink:9095', sinkUrl));
+    writeAlertmanagerConfig(join(dir, 'alertmanager.yml'), sinkUrl);
 
     const port = await freePort();
     amUrl = `http://127.0.0.1:${port}`;
