@@ -1,16 +1,16 @@
 /**
- * Shared helpers of the config tests: repository paths, YAML loading, and the promtool/amtool binaries.
- *
- * Binaries come from the stack binaries interface (test/support/stack-binaries.ts, env PROMTOOL_BIN /
- * AMTOOL_BIN). When a binary is missing the tests that need it fail with a clear message under CI
- * (process.env.CI set) and are skipped with a visible reason otherwise.
+ * Shared helpers of the config tests: repository paths, YAML loading, running binaries, and the stack
+ * binaries (test/support/stack-binaries.ts: env PROMTOOL_BIN, AMTOOL_BIN, ... or scripts/stack-binaries.sh).
+ * When a binary is missing the tests that need it fail with a clear message under CI (process.env.CI set)
+ * and are skipped with a visible reason otherwise.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
+import { findStackBinary, missingBinaryPolicy, type StackBinaryLookup, type StackBinaryName } from '../support/stack-binaries.ts';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const repoPath = (...parts: string[]): string => join(REPO, ...parts);
@@ -40,56 +40,11 @@ export async function run(bin: string, args: readonly string[], cwd = REPO, env:
   }
 }
 
-export interface ToolLookup {
-  readonly path?: string;
-  /** Why the binary is missing, for the skip or failure message. */
-  readonly reason?: string;
+export type ToolLookup = StackBinaryLookup;
+
+/** A stack binary by name (env var first, then scripts/stack-binaries.sh; see test/support/stack-binaries.ts). */
+export async function findTool(name: StackBinaryName): Promise<ToolLookup> {
+  return findStackBinary(name);
 }
 
-type BinaryName = 'promtool' | 'amtool' | 'prometheus' | 'alertmanager' | 'tempo';
-
-const ENV_VARS: Record<BinaryName, string> = {
-  promtool: 'PROMTOOL_BIN',
-  amtool: 'AMTOOL_BIN',
-  prometheus: 'PROMETHEUS_BIN',
-  alertmanager: 'ALERTMANAGER_BIN',
-  tempo: 'TEMPO_BIN',
-};
-
-let fromSupport: Promise<Partial<Record<BinaryName, string>> | undefined> | undefined;
-
-/** The binaries of test/support/stack-binaries.ts, when that module exists and can provide them. */
-function supportBinaries(): Promise<Partial<Record<BinaryName, string>> | undefined> {
-  fromSupport ??= (async () => {
-    const modulePath = repoPath('test/support/stack-binaries.ts');
-    if (!existsSync(modulePath)) return undefined;
-    try {
-      const mod = (await import(pathToFileURL(modulePath).href)) as { stackBinaries?: () => Partial<Record<BinaryName, string>> | Promise<Partial<Record<BinaryName, string>>> };
-      return mod.stackBinaries ? await mod.stackBinaries() : undefined;
-    } catch (error) {
-      process.stderr.write(`config tests: stackBinaries() failed: ${String(error)}\n`);
-      return undefined;
-    }
-  })();
-  return fromSupport;
-}
-
-export async function findTool(name: BinaryName): Promise<ToolLookup> {
-  const envVar = ENV_VARS[name];
-  const fromEnv = process.env[envVar];
-  if (fromEnv) {
-    return existsSync(fromEnv) ? { path: fromEnv } : { reason: `${envVar}=${fromEnv} does not exist` };
-  }
-  const support = await supportBinaries();
-  const path = support?.[name];
-  if (path && existsSync(path)) return { path };
-  return {
-    reason: `${name} not found: set ${envVar}, or build the stack binaries (scripts/stack-binaries.sh, via test/support/stack-binaries.ts)`,
-  };
-}
-
-/** Under CI a missing binary is a failure; elsewhere the test is skipped with the reason printed. */
-export function missingBinaryPolicy(lookup: ToolLookup): 'run' | 'fail' | 'skip' {
-  if (lookup.path) return 'run';
-  return process.env['CI'] ? 'fail' : 'skip';
-}
+export { missingBinaryPolicy };
