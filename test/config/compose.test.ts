@@ -132,6 +132,9 @@ describe('docker-compose.yml', () => {
     expect(env['GF_SECURITY_ADMIN_PASSWORD']).toMatch(/^\$\{GF_ADMIN_PASSWORD:\?[^}]+\}$/);
     expect(env['GF_AUTH_ANONYMOUS_ENABLED']).toBe('true');
     expect(env['GF_AUTH_ANONYMOUS_ORG_ROLE']).toBe('Viewer');
+    const home = env['GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH'];
+    expect(home).toMatch(/^\/var\/lib\/grafana\/dashboards\/[a-z-]+\.json$/);
+    expect(existsSync(repoPath('grafana/dashboards', home!.split('/').at(-1)!))).toBe(true);
   });
 
   it('enables what prometheus.yml relies on: OTLP and remote-write receivers, exemplar storage', () => {
