@@ -1,0 +1,367 @@
+/**
+ * The Switchyard stack on 127.0.0.1, without Docker: the real Collector, Prometheus, Tempo and
+ * Alertmanager (binaries from scripts/stack-binaries.sh) running the repository's config files, the
+ * pager sink, and engine processes started exactly as `npm start` does.
+ *
+ * Everything lives in one temporary directory: data directories, logs (logs/<component>.log) and the
+ * Prometheus layout of prometheus/README.md. What is not the committed file verbatim, and why:
+ *   - prometheus/prometheus.yml: a copy with scrape_interval/evaluation_interval 15s -> 5s (and
+ *     scrape_timeout 10s -> 4s, which must not exceed the interval). Prometheus 3 has no environment
+ *     expansion there; 15 s would make every alert test several times slower. Nothing else changes.
+ *   - alerts/rules/*.yml: a copy with every `for:` shortened and the ExecutionsStuck "stack-test
+ *     threshold" (600 s) lowered, as alerts/README.md allows. Names, labels and annotations untouched.
+ *   - alerts/alertmanager.yml: a copy with http://pager-sink:9095 replaced by the harness's pager sink.
+ *   - prometheus/rules: a symlink to the committed directory; targets/<job>.json written with our ports.
+ *   - collector/otelcol.yaml and tempo/tempo.yaml: the committed files, configured by environment.
+ *   - the project: a copy of examples/ (see project.ts) with two test-only additions.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stackBinaries, type StackBinaries } from '../../support/stack-binaries.ts';
+import { PagerSinkClient, PrometheusClient, TempoClient, bodyOf, isOk, until } from './clients.ts';
+import { ManagedProcess, freePort, killAllSync, startReaper, stopReaper } from './processes.ts';
+import { writeStackProject } from './project.ts';
+
+export const REPO = resolve(import.meta.dirname, '..', '..', '..');
+
+export interface StackOptions {
+  /** Root of the temporary directory (default: a new one under the OS temp dir). */
+  readonly dir?: string;
+  /** Project directory of the engines (default: the test project written by project.ts). */
+  readonly projectDir?: string;
+  /** Prometheus scrape and rule evaluation interval, e.g. "5s" (committed file: 15s). */
+  readonly promInterval?: string;
+  /** Replacement of every alert rule's `for:` (e.g. "10s"); undefined keeps the committed durations. */
+  readonly alertFor?: string;
+  /** ExecutionsStuck threshold in seconds (committed: 600). */
+  readonly stuckThresholdS?: number;
+  /** TEMPO_GENERATOR_COLLECTION_INTERVAL. */
+  readonly tempoCollectionInterval?: string;
+  /** OTEL_METRIC_EXPORT_INTERVAL of the engines, in ms. */
+  readonly metricExportIntervalMs?: number;
+  /** Readiness deadline per component (a loaded 2-core machine can be slow to start Tempo). */
+  readonly readyTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+export type ComponentName = 'otelcol' | 'prometheus' | 'tempo' | 'alertmanager' | 'pager-sink';
+
+export interface EngineOptions {
+  /** SQLite file; engines given the same file share their executions (and sweep each other's). */
+  readonly dbPath?: string;
+  readonly env?: Record<string, string>;
+}
+
+export interface EngineHandle {
+  readonly name: string;
+  readonly url: string;
+  readonly instanceId: string;
+  readonly dbPath: string;
+  readonly process: ManagedProcess;
+  post(path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  get(path: string): Promise<{ status: number; body: any }>;
+}
+
+interface Ports {
+  otlpGrpc: number;
+  otlpHttp: number;
+  otelcolHealth: number;
+  otelcolMetrics: number;
+  prometheus: number;
+  tempoHttp: number;
+  tempoGrpc: number;
+  tempoMemberlist: number;
+  tempoOtlpGrpc: number;
+  tempoOtlpHttp: number;
+  alertmanager: number;
+  pagerSink: number;
+}
+
+function replaceChecked(text: string, pattern: RegExp, replacement: string, what: string): string {
+  if (!pattern.test(text)) throw new Error(`stack harness: ${what} not found (pattern ${pattern}); did the committed file change?`);
+  return text.replace(pattern, replacement);
+}
+
+export class Stack {
+  readonly dir: string;
+  readonly ports: Ports;
+  readonly bins: StackBinaries;
+  readonly projectDir: string;
+  readonly prom: PrometheusClient;
+  readonly tempo: TempoClient;
+  readonly pager: PagerSinkClient;
+  readonly components: Record<ComponentName, ManagedProcess>;
+  readonly engines = new Map<string, EngineHandle>();
+  readonly options: StackOptions;
+  readonly #log: (line: string) => void;
+  #engineCount = 0;
+
+  private constructor(dir: string, ports: Ports, bins: StackBinaries, options: StackOptions, projectDir: string) {
+    this.dir = dir;
+    this.ports = ports;
+    this.bins = bins;
+    this.options = options;
+    this.projectDir = projectDir;
+    this.#log = options.log ?? ((line) => process.stderr.write(`[stack] ${line}\n`));
+    this.prom = new PrometheusClient(`http://127.0.0.1:${ports.prometheus}`);
+    this.tempo = new TempoClient(`http://127.0.0.1:${ports.tempoHttp}`);
+    this.pager = new PagerSinkClient(`http://127.0.0.1:${ports.pagerSink}`);
+    this.components = this.#specs();
+  }
+
+  /** Writes the layout, starts every component and waits for each to be ready (no engine yet). */
+  static async start(options: StackOptions = {}): Promise<Stack> {
+    const bins = stackBinaries();
+    const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'switchyard-stack-'));
+    for (const sub of ['logs', 'data/prometheus', 'data/tempo', 'data/otelcol', 'data/alertmanager', 'data/engines']) {
+      mkdirSync(join(dir, sub), { recursive: true });
+    }
+    startReaper(dir);
+    const ports: Ports = {
+      otlpGrpc: await freePort(), otlpHttp: await freePort(), otelcolHealth: await freePort(), otelcolMetrics: await freePort(),
+      prometheus: await freePort(),
+      tempoHttp: await freePort(), tempoGrpc: await freePort(), tempoMemberlist: await freePort(), tempoOtlpGrpc: await freePort(), tempoOtlpHttp: await freePort(),
+      alertmanager: await freePort(), pagerSink: await freePort(),
+    };
+    const projectDir = options.projectDir ?? writeStackProject(join(dir, 'project'));
+    const stack = new Stack(dir, ports, bins, options, projectDir);
+    stack.#writeConfigs();
+    try {
+      // Receivers first, so nothing the others send is refused: pager sink <- Alertmanager <- Prometheus
+      // <- Tempo (remote write), Collector -> Tempo and Prometheus.
+      for (const name of ['pager-sink', 'alertmanager', 'prometheus', 'tempo', 'otelcol'] as const) {
+        await stack.startComponent(name);
+      }
+    } catch (error) {
+      stack.#log(`start failed: ${(error as Error).message}\n${stack.tails()}`);
+      await stack.stop();
+      throw error;
+    }
+    return stack;
+  }
+
+  get otlpHttpEndpoint(): string {
+    return `http://127.0.0.1:${this.ports.otlpHttp}`;
+  }
+
+  get urls(): Record<string, string> {
+    return {
+      prometheus: this.prom.url,
+      tempo: this.tempo.url,
+      alertmanager: `http://127.0.0.1:${this.ports.alertmanager}`,
+      pagerSink: `${this.pager.url}/pages`,
+      collectorOtlpHttp: this.otlpHttpEndpoint,
+      collectorOtlpGrpc: `127.0.0.1:${this.ports.otlpGrpc}`,
+      collectorMetrics: `http://127.0.0.1:${this.ports.otelcolMetrics}/metrics`,
+      ...Object.fromEntries([...this.engines].map(([name, e]) => [`engine ${name}`, e.url])),
+    };
+  }
+
+  #writeConfigs(): void {
+    const promDir = join(this.dir, 'prometheus');
+    mkdirSync(join(promDir, 'targets'), { recursive: true });
+    let promYml = readFileSync(join(REPO, 'prometheus/prometheus.yml'), 'utf8');
+    const interval = this.options.promInterval;
+    if (interval) {
+      promYml = replaceChecked(promYml, /^(\s+scrape_interval: )15s$/m, `$1${interval}`, 'scrape_interval: 15s');
+      promYml = replaceChecked(promYml, /^(\s+evaluation_interval: )15s$/m, `$1${interval}`, 'evaluation_interval: 15s');
+      // Prometheus refuses a scrape timeout longer than the interval.
+      promYml = replaceChecked(promYml, /^(\s+scrape_timeout: )10s$/m, `$1${Math.max(1, parseInt(interval, 10) - 1)}s`, 'scrape_timeout: 10s');
+    }
+    writeFileSync(join(promDir, 'prometheus.yml'), promYml);
+    symlinkSync(join(REPO, 'prometheus/rules'), join(promDir, 'rules'));
+    const targets: Record<string, number> = {
+      prometheus: this.ports.prometheus,
+      'otel-collector': this.ports.otelcolMetrics,
+      tempo: this.ports.tempoHttp,
+      alertmanager: this.ports.alertmanager,
+      'pager-sink': this.ports.pagerSink,
+    };
+    for (const [job, port] of Object.entries(targets)) {
+      writeFileSync(join(promDir, 'targets', `${job}.json`), JSON.stringify([{ targets: [`127.0.0.1:${port}`] }]));
+    }
+
+    const alertsDir = join(this.dir, 'alerts', 'rules');
+    mkdirSync(alertsDir, { recursive: true });
+    let rules = readFileSync(join(REPO, 'alerts/rules/switchyard.yml'), 'utf8');
+    if (this.options.alertFor) rules = replaceChecked(rules, /^(\s+for: )\S+$/gm, `$1${this.options.alertFor}`, '`for:` lines');
+    if (this.options.stuckThresholdS !== undefined) {
+      rules = replaceChecked(rules, /(executions_oldest_running_age_seconds\) )> 600$/m, `$1> ${this.options.stuckThresholdS}`, 'ExecutionsStuck threshold > 600');
+    }
+    writeFileSync(join(alertsDir, 'switchyard.yml'), rules);
+
+    const am = readFileSync(join(REPO, 'alerts/alertmanager.yml'), 'utf8');
+    if (!am.includes('http://pager-sink:9095')) throw new Error('alerts/alertmanager.yml no longer names http://pager-sink:9095');
+    writeFileSync(join(this.dir, 'alertmanager.yml'), am.replaceAll('http://pager-sink:9095', this.pager.url));
+  }
+
+  #specs(): Record<ComponentName, ManagedProcess> {
+    const p = this.ports;
+    const log = (name: string) => join(this.dir, 'logs', `${name}.log`);
+    const data = (name: string) => join(this.dir, 'data', name);
+    return {
+      'pager-sink': new ManagedProcess({
+        name: 'pager-sink', command: process.execPath, args: ['src/pager-sink/main.ts'], cwd: REPO, logFile: log('pager-sink'),
+        env: { ...process.env, PAGER_SINK_PORT: String(p.pagerSink), PAGER_SINK_HOST: '127.0.0.1' },
+      }),
+      alertmanager: new ManagedProcess({
+        name: 'alertmanager', command: this.bins.alertmanager, logFile: log('alertmanager'),
+        args: [`--config.file=${join(this.dir, 'alertmanager.yml')}`, `--storage.path=${data('alertmanager')}`,
+          `--web.listen-address=127.0.0.1:${p.alertmanager}`, '--cluster.listen-address='],
+      }),
+      prometheus: new ManagedProcess({
+        name: 'prometheus', command: this.bins.prometheus, logFile: log('prometheus'),
+        args: [`--config.file=${join(this.dir, 'prometheus', 'prometheus.yml')}`, `--storage.tsdb.path=${data('prometheus')}`,
+          `--web.listen-address=127.0.0.1:${p.prometheus}`, '--web.enable-otlp-receiver', '--web.enable-remote-write-receiver',
+          '--enable-feature=exemplar-storage'],
+      }),
+      tempo: new ManagedProcess({
+        name: 'tempo', command: this.bins.tempo, logFile: log('tempo'),
+        args: [`-config.file=${join(REPO, 'tempo/tempo.yaml')}`, '-config.expand-env=true'],
+        env: {
+          ...process.env,
+          TEMPO_LISTEN_ADDRESS: '127.0.0.1',
+          TEMPO_HTTP_PORT: String(p.tempoHttp),
+          TEMPO_GRPC_PORT: String(p.tempoGrpc),
+          TEMPO_MEMBERLIST_PORT: String(p.tempoMemberlist),
+          TEMPO_OTLP_GRPC_ENDPOINT: `127.0.0.1:${p.tempoOtlpGrpc}`,
+          TEMPO_OTLP_HTTP_ENDPOINT: `127.0.0.1:${p.tempoOtlpHttp}`,
+          TEMPO_DATA_DIR: data('tempo'),
+          TEMPO_REMOTE_WRITE_URL: `http://127.0.0.1:${p.prometheus}/api/v1/write`,
+          TEMPO_GENERATOR_COLLECTION_INTERVAL: this.options.tempoCollectionInterval ?? '5s',
+        },
+      }),
+      otelcol: this.collectorProcess({}),
+    };
+  }
+
+  /** The Collector with its documented environment (extra variables, e.g. memory limits, on top). */
+  collectorProcess(extraEnv: Record<string, string>): ManagedProcess {
+    const p = this.ports;
+    return new ManagedProcess({
+      name: 'otelcol', command: this.bins.otelcol, logFile: join(this.dir, 'logs', 'otelcol.log'),
+      args: ['--config', join(REPO, 'collector/otelcol.yaml')],
+      env: {
+        ...process.env,
+        OTLP_GRPC_ENDPOINT: `127.0.0.1:${p.otlpGrpc}`,
+        OTLP_HTTP_ENDPOINT: `127.0.0.1:${p.otlpHttp}`,
+        TEMPO_OTLP_GRPC_ENDPOINT: `127.0.0.1:${p.tempoOtlpGrpc}`,
+        PROMETHEUS_HOST: `127.0.0.1:${p.prometheus}`,
+        OTELCOL_HEALTH_ENDPOINT: `127.0.0.1:${p.otelcolHealth}`,
+        OTELCOL_METRICS_HOST: '127.0.0.1',
+        OTELCOL_METRICS_PORT: String(p.otelcolMetrics),
+        OTELCOL_STORAGE_DIR: join(this.dir, 'data', 'otelcol'),
+        ...extraEnv,
+      },
+    });
+  }
+
+  #readyUrl(name: ComponentName): string {
+    const p = this.ports;
+    switch (name) {
+      case 'pager-sink': return `http://127.0.0.1:${p.pagerSink}/healthz`;
+      case 'alertmanager': return `http://127.0.0.1:${p.alertmanager}/-/ready`;
+      case 'prometheus': return `http://127.0.0.1:${p.prometheus}/-/ready`;
+      case 'tempo': return `http://127.0.0.1:${p.tempoHttp}/ready`;
+      case 'otelcol': return `http://127.0.0.1:${p.otelcolHealth}/`;
+    }
+  }
+
+  async #waitReady(proc: ManagedProcess, url: string): Promise<void> {
+    const started = Date.now();
+    await until(async () => {
+      if (!proc.alive) throw new Error(`${proc.name} exited (${proc.exitInfo ?? '?'}) before it was ready:\n${proc.tail(20)}`);
+      return (await isOk(url)) ? true : undefined;
+    }, { timeoutMs: this.options.readyTimeoutMs ?? 180_000, intervalMs: 250, what: `${proc.name} ready at ${url}` }).catch((error: Error) => {
+      // A component that died is not worth waiting for: say so at once.
+      throw new Error(`${error.message}\n--- ${proc.name} log ---\n${proc.tail(30)}`);
+    });
+    this.#log(`${proc.name} ready in ${Date.now() - started} ms (pid ${proc.pid})`);
+  }
+
+  async startComponent(name: ComponentName, replacement?: ManagedProcess): Promise<void> {
+    if (replacement) this.components[name] = replacement;
+    const proc = this.components[name];
+    proc.start();
+    await this.#waitReady(proc, this.#readyUrl(name));
+  }
+
+  async stopComponent(name: ComponentName, graceMs = 15_000): Promise<void> {
+    await this.components[name].stop(graceMs);
+    this.#log(`${name} stopped (${this.components[name].exitInfo ?? '?'})`);
+  }
+
+  /** Starts an engine process (`node --import ./src/telemetry/instrumentation.ts src/main.ts`) and waits for /readyz. */
+  async startEngine(name: string, options: EngineOptions = {}): Promise<EngineHandle> {
+    const port = await freePort();
+    const dbPath = options.dbPath ?? join(this.dir, 'data', 'engines', `${name}.db`);
+    const instanceId = `${name}-${++this.#engineCount}`;
+    const env: NodeJS.ProcessEnv = {};
+    for (const [key, value] of Object.entries(process.env)) {
+      if (!key.startsWith('OTEL_') && !key.startsWith('SWITCHYARD_')) env[key] = value;
+    }
+    Object.assign(env, {
+      SWITCHYARD_HOST: '127.0.0.1',
+      SWITCHYARD_PORT: String(port),
+      SWITCHYARD_PROJECT_DIR: this.projectDir,
+      SWITCHYARD_DB: dbPath,
+      SWITCHYARD_INSTANCE_ID: instanceId,
+      SWITCHYARD_ENVIRONMENT: 'stack-test',
+      SWITCHYARD_LOG_LEVEL: 'info',
+      OTEL_EXPORTER_OTLP_ENDPOINT: this.otlpHttpEndpoint,
+      OTEL_METRIC_EXPORT_INTERVAL: String(this.options.metricExportIntervalMs ?? 2_000),
+      OTEL_BSP_SCHEDULE_DELAY: '1000',
+      ...options.env,
+    });
+    const proc = new ManagedProcess({
+      name: `engine-${name}`, command: process.execPath, cwd: REPO, env,
+      args: ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'],
+      logFile: join(this.dir, 'logs', `engine-${name}.log`),
+    });
+    proc.start();
+    const url = `http://127.0.0.1:${port}`;
+    await this.#waitReady(proc, `${url}/readyz`);
+    const handle: EngineHandle = {
+      name, url, instanceId, dbPath, process: proc,
+      async post(path, body) {
+        const response = await fetch(url + path, {
+          method: 'POST',
+          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(120_000),
+        });
+        return { status: response.status, body: await bodyOf(response) };
+      },
+      async get(path) {
+        const response = await fetch(url + path, { signal: AbortSignal.timeout(30_000) });
+        return { status: response.status, body: await bodyOf(response) };
+      },
+    };
+    this.engines.set(name, handle);
+    return handle;
+  }
+
+  allProcesses(): ManagedProcess[] {
+    return [...Object.values(this.components), ...[...this.engines.values()].map((e) => e.process)];
+  }
+
+  /** The last lines of every component's log, for a failed test. */
+  tails(lines = 25): string {
+    return this.allProcesses()
+      .map((p) => `--- ${p.name} (${p.alive ? `pid ${p.pid}` : p.exitInfo ?? 'not started'}) ${p.spec.logFile} ---\n${p.tail(lines)}`)
+      .join('\n');
+  }
+
+  /** Stops engines first (their last export reaches the Collector), then the rest; removes the directory unless `keep`. */
+  async stop(options: { keep?: boolean } = {}): Promise<void> {
+    await Promise.allSettled([...this.engines.values()].map((e) => e.process.stop(8_000)));
+    for (const name of ['otelcol', 'tempo', 'prometheus', 'alertmanager', 'pager-sink'] as const) {
+      await this.components[name].stop(8_000).catch(() => undefined);
+    }
+    killAllSync();
+    stopReaper();
+    if (options.keep) this.#log(`kept ${this.dir}`);
+    else rmSync(this.dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,19 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Stack tests (npm run test:stack): the real Collector, Prometheus, Tempo and Alertmanager on loopback.
+ * One file, one stack, phases in order; forks (not threads) so the harness's exit and signal handlers
+ * run in the worker that owns the processes.
+ */
+export default defineConfig({
+  test: {
+    include: ['test/stack/**/*.test.ts'],
+    pool: 'forks',
+    maxWorkers: 1,
+    fileParallelism: false,
+    testTimeout: 600_000,
+    hookTimeout: 420_000,
+    teardownTimeout: 120_000,
+    reporters: ['default'],
+  },
+});
