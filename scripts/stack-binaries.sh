@@ -44,7 +44,6 @@ TEMPO_MODULE_VERSION=v1.5.1-0.20250529124718-87c2dc380cec
 # The Go toolchain: be gentle on small machines (2 cores) and never touch a repo-local go.work.
 export GOFLAGS="-mod=mod -buildvcs=false"
 export GOWORK=off
-export CGO_ENABLED=0
 GO_P="${SWITCHYARD_GO_BUILD_P:-2}"
 export GOMAXPROCS="${GOMAXPROCS:-$GO_P}"
 GO_BUILD=(go build -p "$GO_P" -trimpath)
@@ -197,17 +196,17 @@ build_otelcol() {
   fi
   local work="$CACHE/build/$name-$version" tmp="$out.tmp"
   rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
-  cp "$REPO/collector/builder-config.yaml" "$work/builder-config.yaml"
-  # Generate the sources only (into $work/_build, the manifest's output_path); we resolve and compile
-  # ourselves so that the replace below applies and the go flags are ours.
-  (cd "$work" && run_logged "$name" "$version" "$logfile" "$builder_dir/builder" \
-    --config builder-config.yaml --skip-get-modules --skip-compilation)
   # go.opentelemetry.io/collector/internal/statusutil (imported by the OTLP receiver and exporters) is
-  # refused by the module proxy: use our stand-in (scripts/build/otelcol/statusutil).
+  # refused by the module proxy: the working copy of the manifest replaces it with our stand-in
+  # (scripts/build/otelcol/statusutil). The committed manifest stays exactly the list of components.
+  cp "$REPO/collector/builder-config.yaml" "$work/builder-config.yaml"
+  printf '\n# Added by scripts/stack-binaries.sh\nreplaces:\n  - go.opentelemetry.io/collector/internal/statusutil => %s\n' \
+    "$BUILD_DIR/otelcol/statusutil" >>"$work/builder-config.yaml"
+  # Generate the sources and resolve modules (into $work/_build, the manifest's output_path), then compile
+  # with our go flags.
+  (cd "$work" && run_logged "$name" "$version" "$logfile" "$builder_dir/builder" \
+    --config builder-config.yaml --skip-compilation)
   (cd "$work/_build" &&
-    run_logged "$name" "$version" "$logfile" go mod edit \
-      -replace "go.opentelemetry.io/collector/internal/statusutil=$BUILD_DIR/otelcol/statusutil" &&
-    run_logged "$name" "$version" "$logfile" go mod tidy &&
     run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" -ldflags "-s -w" -o "$tmp/otelcol" .)
   finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
 }
