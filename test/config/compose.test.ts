@@ -74,7 +74,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs the engine, load generator and pager sink from the repository image', () => {
-    expect(compose.services['engine']?.command).toEqual(['node', 'src/main.ts']);
+    expect(compose.services['engine']?.command).toEqual(['node', '--import', './src/telemetry/instrumentation.ts', 'src/main.ts']);
     expect(compose.services['loadgen']?.command).toEqual(['node', 'src/loadgen/main.ts']);
     expect(compose.services['pager-sink']?.command).toEqual(['node', 'src/pager-sink/main.ts']);
     expect(compose.services['engine']?.environment).toMatchObject({
