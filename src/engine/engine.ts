@@ -381,6 +381,7 @@ export class Engine {
     for (const [taskId, output] of Object.entries(plan.taskOutputs)) tasks[taskId] = { output };
     let last: unknown = null;
     for (let index = plan.fromTask; index < workflow.tasks.length; index++) {
+      live.abort.signal.throwIfAborted();
       const task = workflow.tasks[index]!;
       const context = { input: plan.input, tasks };
       if (task.pause) {
