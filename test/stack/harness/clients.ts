@@ -193,10 +193,17 @@ export class TempoClient {
 
   /** The spans of a trace, flattened; undefined when Tempo does not know the trace (404). */
   async trace(traceId: string): Promise<TempoSpan[] | undefined> {
-    const response = await fetch(`${this.url}/api/traces/${traceId}`, {
-      headers: { accept: 'application/json' },
-      signal: AbortSignal.timeout(15_000),
-    });
+    let response: Response;
+    for (let attempt = 0; ; attempt++) {
+      response = await fetch(`${this.url}/api/traces/${traceId}`, {
+        headers: { accept: 'application/json' },
+        signal: AbortSignal.timeout(15_000),
+      });
+      // The query frontend answers 429 when its queue is busy (e.g. right after a restart): retry.
+      if (response.status !== 429 || attempt >= 10) break;
+      await response.arrayBuffer();
+      await sleep(500 * (attempt + 1));
+    }
     if (response.status === 404) {
       await response.arrayBuffer();
       return undefined;

@@ -1,0 +1,544 @@
+/**
+ * Stack tests: the real Collector, Prometheus, Tempo and Alertmanager on 127.0.0.1 running the
+ * repository's config files, the pager sink, engine processes and the load generator; every assertion
+ * is on what a real component returns. One stack for the whole file, in phases that build on each
+ * other (healthy -> 408s -> faults -> Collector outage -> Collector restart -> what the data shows ->
+ * metrics absent). See test/stack/harness/stack.ts for what differs from the committed files and why.
+ *
+ * Run: npm run test:stack (vitest.stack.config.ts). Binaries: scripts/stack-binaries.sh (under CI a
+ * missing binary fails the suite; elsewhere it is skipped with the reason).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { allDashboardQueries, allVariableQueries, substituteVariables } from '../../src/dashboards/index.ts';
+import { runLoad, type LoadSummary } from '../../src/loadgen/load.ts';
+import { METRICS, type MetricSpec } from '../../src/telemetry/catalog.ts';
+import { findStackBinary, type StackBinaryName } from '../support/stack-binaries.ts';
+import { until, type Page, type TempoSpan } from './harness/clients.ts';
+import { TICKET, driveUntil, healthySync, send, type Outcome } from './harness/drive.ts';
+import { rssBytes } from './harness/processes.ts';
+import { SLOW_TASK, SLOW_TOOL, TRACED_TOOL } from './harness/project.ts';
+import { REPO, Stack, type EngineHandle } from './harness/stack.ts';
+
+const JOB = 'switchyard/switchyard-engine';
+const ENGINE_ENV = 'stack-test';
+const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
+/** Alert `for:` in the rules copy; Prometheus scrape/evaluation interval in the prometheus.yml copy. */
+const ALERT_FOR = '10s';
+const PROM_INTERVAL = '5s';
+/** ExecutionsStuck threshold in the rules copy (committed: 600 s). */
+const STUCK_THRESHOLD_S = 10;
+/** The engine's memory may grow by at most this much while the Collector is down (VmRSS). */
+const OUTAGE_RSS_GROWTH_BOUND = 64 * 1024 * 1024;
+const PROMOTED = ['service_name', 'service_namespace', 'service_instance_id', 'service_version', 'deployment_environment_name'];
+
+const missing = (['otelcol', 'prometheus', 'tempo', 'alertmanager'] as StackBinaryName[])
+  .map((name) => findStackBinary(name))
+  .filter((lookup) => !lookup.path)
+  .map((lookup) => lookup.reason ?? 'unknown');
+const skip = missing.length > 0 && !process.env['CI'];
+if (skip) process.stderr.write(`stack tests skipped: ${missing.join('; ')}\n`);
+
+let stack: Stack;
+let engineA: EngineHandle;
+let failed = false;
+const suiteStartS = Date.now() / 1000;
+const nowS = () => Date.now() / 1000;
+/** Spans of a healthy support_triage trace (measured by the span-tree test, reused by the restart test). */
+let healthyTraceSpans = 0;
+
+const log = (line: string) => process.stdout.write(`[stack-test] ${line}\n`);
+
+/** The page for `alertname` (firing) once Alertmanager has delivered it to the pager sink. */
+async function pageFor(alertname: string, timeoutMs: number): Promise<Page> {
+  return until(async () => (await stack.pager.pages({ alertname, status: 'firing' }))[0], { timeoutMs, intervalMs: 2_000, what: `a page for ${alertname}` });
+}
+
+function expectPage(page: Page, alertname: string, receiver: 'pager' | 'notify', labels: Record<string, string>): void {
+  expect(page.receiver, `${alertname}: receiver`).toBe(receiver);
+  const alert = page.payload.alerts.find((a) => a.labels['alertname'] === alertname);
+  expect(alert, `${alertname}: alert in the page`).toBeDefined();
+  expect(alert!.labels).toMatchObject({ severity: receiver === 'pager' ? 'critical' : 'warning', ...labels });
+  expect(alert!.annotations['runbook_url']).toBe(`alerts/runbooks/${alertname}.md`);
+  expect(existsSync(join(REPO, alert!.annotations['runbook_url']!)), 'runbook file exists').toBe(true);
+  for (const key of ['summary', 'description']) {
+    expect(alert!.annotations[key], `${alertname}: ${key}`).toBeTruthy();
+    expect(alert!.annotations[key], `${alertname}: ${key} renders`).not.toMatch(/<no value>|%!|\{\{/);
+  }
+}
+
+async function scrapedAfter(job: string, afterS: number): Promise<void> {
+  await until(async () => {
+    const [sample] = await stack.prom.query(`timestamp(up{job="${job}"})`);
+    return sample && Number(sample.value[1]) > afterS ? true : undefined;
+  }, { timeoutMs: 60_000, what: `a scrape of ${job} after ${afterS}` });
+}
+
+/** Points of `expr` (a counter sum) once it moved past `before`. */
+async function counterAbove(expr: string, before: number, what: string, timeoutMs = 90_000): Promise<number> {
+  return until(async () => {
+    const value = await stack.prom.scalar(expr);
+    return value > before ? value : undefined;
+  }, { timeoutMs, intervalMs: 2_000, what });
+}
+
+describe.skipIf(skip)('the Switchyard stack on loopback', () => {
+  beforeAll(async () => {
+    if (missing.length > 0) throw new Error(`stack binaries missing (CI): ${missing.join('; ')}`);
+    stack = await Stack.start({
+      promInterval: PROM_INTERVAL, alertFor: ALERT_FOR, stuckThresholdS: STUCK_THRESHOLD_S, tempoCollectionInterval: '5s',
+      metricExportIntervalMs: 2_000, log,
+    });
+    engineA = await stack.startEngine('a');
+    log(`stack up in ${Math.round(nowS() - suiteStartS)} s: ${JSON.stringify(stack.urls)}`);
+  }, 420_000);
+
+  afterEach((context) => {
+    if (context.task.result?.state === 'fail') {
+      failed = true;
+      if (stack) process.stderr.write(`\n===== component logs (tails) after "${context.task.name}" =====\n${stack.tails()}\n`);
+    }
+  });
+
+  afterAll(async () => {
+    await stack?.stop({ keep: failed || process.env['STACK_KEEP'] === '1' });
+    log(`suite took ${Math.round(nowS() - suiteStartS)} s`);
+  }, 120_000);
+
+  it('under healthy load no alert fires, nothing is paged, and the Collector refuses and drops nothing', async () => {
+    const load = runLoad({ baseUrl: engineA.url, rate: 3, faults: {}, durationMs: 45_000, maxRequests: 0, concurrency: 16 });
+    // alerts/README.md: before the first engine samples EngineMetricsAbsent is pending; the quiet window starts after them.
+    await until(async () => ((await stack.prom.query(`executions_oldest_running_age_seconds{job="${JOB}"}`)).length > 0 ? true : undefined),
+      { timeoutMs: 120_000, what: 'the first engine samples in Prometheus' });
+    const windowStartS = nowS() + 5;
+    const summary: LoadSummary = await load;
+    log(`healthy load: ${JSON.stringify(summary)}`);
+    expect(summary.errors).toBe(0);
+    // 200 sync, 202 async, 422 the load generator's bad_input scenario; nothing else.
+    expect(Object.keys(summary.byStatus).filter((s) => !['200', '202', '422'].includes(s))).toEqual([]);
+    await scrapedAfter('otel-collector', nowS() + 1);
+    await new Promise((resolve) => setTimeout(resolve, 6_000)); // one more rule evaluation after the last samples
+
+    const firing = await stack.prom.queryRange('ALERTS{alertstate="firing"}', windowStartS, nowS(), 2.5);
+    expect(firing.map((s) => s.metric), 'alerts firing during the healthy window').toEqual([]);
+    expect(await stack.pager.pages(), 'pages during the healthy run').toEqual([]);
+    const unhealthyRules = (await stack.prom.ruleHealth()).filter((r) => r.health !== 'ok');
+    expect(unhealthyRules, 'rules evaluating with errors').toEqual([]);
+
+    expect(await stack.prom.scalar('sum(otelcol_receiver_accepted_spans_total)')).toBeGreaterThan(0);
+    expect(await stack.prom.scalar('sum(otelcol_receiver_accepted_metric_points_total)')).toBeGreaterThan(0);
+    expect(await stack.prom.scalar('sum(otelcol_exporter_sent_spans_total)')).toBeGreaterThan(0);
+    expect(await stack.prom.scalar('sum(otelcol_exporter_sent_metric_points_total)')).toBeGreaterThan(0);
+    for (const name of [
+      'otelcol_receiver_refused_spans_total', 'otelcol_receiver_refused_metric_points_total',
+      'otelcol_receiver_failed_spans_total', 'otelcol_receiver_failed_metric_points_total',
+      'otelcol_exporter_send_failed_spans_total', 'otelcol_exporter_send_failed_metric_points_total',
+      'otelcol_exporter_enqueue_failed_spans_total', 'otelcol_exporter_enqueue_failed_metric_points_total',
+    ]) {
+      expect(await stack.prom.scalar(`sum(${name})`), name).toBe(0);
+    }
+    // Prometheus accepted every OTLP and remote-write request (no 4xx/5xx from its receivers).
+    expect(await stack.prom.scalar('sum(prometheus_http_requests_total{handler=~"/api/v1/(otlp/v1/metrics|write)", code!~"2.."})')).toBe(0);
+  }, 300_000);
+
+  it("a sync workflow execution's trace in Tempo has the expected span tree, with the tool's own span", async () => {
+    const { status, body } = await engineA.post('/api/v1/workflows/support_triage/executions/sync', { input: TICKET });
+    expect(status).toBe(200);
+    expect(body.status).toBe('success');
+    const traceId = body.trace_id as string;
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    const named = (spans: TempoSpan[], name: string) => spans.filter((s) => s.name === name);
+
+    const spans = await until(async () => {
+      const found = await stack.tempo.trace(traceId);
+      // Complete: the run, its 4 tasks, the 3 tool calls and the tool's own span.
+      return found && named(found, 'task.execute').length === 4 && named(found, 'runtime.execute_tool').length === 3
+        && named(found, `tool.${TRACED_TOOL}.run`).length === 1 && named(found, 'workflow.wait_completion').length === 1 ? found : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 2_000, what: `trace ${traceId} complete in Tempo` });
+    healthyTraceSpans = spans.length;
+    log(`trace ${traceId}: ${spans.length} spans: ${spans.map((s) => s.name).join(', ')}`);
+    const byId = new Map(spans.map((s) => [s.spanId, s]));
+    expect(spans.every((s) => s.traceId === traceId)).toBe(true);
+    const roots = spans.filter((s) => !s.parentSpanId || !byId.has(s.parentSpanId));
+    expect(roots, 'one root per trace').toHaveLength(1);
+
+    const [sync] = named(spans, 'workflow.execute_sync');
+    expect(sync).toBeDefined();
+    // The root is the HTTP server span of the request (instrumentation-http), or execute_sync itself.
+    if (roots[0] !== sync) {
+      expect(sync!.parentSpanId).toBe(roots[0]!.spanId);
+      expect(String(roots[0]!.kind)).toMatch(/SERVER|^2$/);
+    }
+    expect(sync!.attributes).toMatchObject({ 'switchyard.workflow.id': 'support_triage', 'switchyard.execution.id': body.id });
+    const [run] = named(spans, 'workflow.execute');
+    const [wait] = named(spans, 'workflow.wait_completion');
+    expect(run!.parentSpanId).toBe(sync!.spanId);
+    expect(wait!.parentSpanId).toBe(sync!.spanId);
+    expect(run!.attributes).toMatchObject({
+      'switchyard.execution.id': body.id, 'switchyard.workflow.id': 'support_triage', 'switchyard.execution.status': 'success',
+    });
+    expect(wait!.attributes['outcome']).toBe('completed');
+
+    const tasks = named(spans, 'task.execute');
+    expect(tasks.every((t) => t.parentSpanId === run!.spanId)).toBe(true);
+    const task = (id: string) => tasks.find((t) => t.attributes['switchyard.task.id'] === id)!;
+    expect(tasks.map((t) => t.attributes['switchyard.task.id']).sort()).toEqual(['classify', 'lookup', 'notify', 'summarize']);
+    expect(task('lookup').attributes['switchyard.task.type']).toBe('tool');
+    expect(task('classify').attributes['switchyard.task.type']).toBe('agent');
+
+    for (const agentTask of [task('classify'), task('summarize')]) {
+      const children = spans.filter((s) => s.parentSpanId === agentTask.spanId).map((s) => s.name).sort();
+      expect(children).toEqual(['agent.execute_sync', 'agent.prepare']);
+    }
+    const classifyLoop = spans.find((s) => s.name === 'agent.execute_sync' && s.parentSpanId === task('classify').spanId)!;
+    expect(classifyLoop.attributes['gen_ai.agent.name']).toBe('triage_classifier');
+    expect(spans.filter((s) => s.parentSpanId === classifyLoop.spanId).map((s) => s.name)).toContain('agent.model_call');
+
+    const toolCalls = named(spans, 'runtime.execute_tool');
+    const lookupCall = toolCalls.find((s) => s.parentSpanId === task('lookup').spanId)!;
+    expect(lookupCall.attributes).toMatchObject({ tool_id: TRACED_TOOL, exit_code: 0 });
+    expect(toolCalls.find((s) => s.parentSpanId === task('notify').spanId)?.attributes['tool_id']).toBe('send_notification');
+    expect(toolCalls.find((s) => s.parentSpanId === classifyLoop.spanId)?.attributes['tool_id']).toBe('fetch_kb_article');
+
+    const [toolSpan] = named(spans, `tool.${TRACED_TOOL}.run`);
+    expect(toolSpan!.parentSpanId, 'the tool span is a child of its runtime.execute_tool span (TRACEPARENT)').toBe(lookupCall.spanId);
+    expect(toolSpan!.attributes['tool_id']).toBe(TRACED_TOOL);
+    expect(toolSpan!.service).toBe('switchyard-tool');
+    expect(spans.filter((s) => s !== toolSpan).every((s) => s.service === 'switchyard-engine')).toBe(true);
+  }, 180_000);
+
+  it('408s page SyncExecutionTimeouts (warning) to the notify receiver', async () => {
+    // A sync wait (300 ms) shorter than the run (a 1.5 s tool call): 408, while the run goes on and succeeds.
+    let paged = false;
+    const driving = driveUntil(engineA, {
+      workers: 2, pauseMs: 500, keepGoing: () => !paged,
+      request: () => ({ path: '/api/v1/workflows/support_triage/executions/sync?timeout_ms=300', body: { input: { ...TICKET, fault: 'slow', delay_ms: 1500 } } }),
+    });
+    try {
+      const page = await pageFor('SyncExecutionTimeouts', 240_000);
+      expectPage(page, 'SyncExecutionTimeouts', 'notify', { service: 'switchyard-engine', job: JOB, kind: 'workflow' });
+    } finally {
+      paged = true;
+    }
+    const outcomes = await driving;
+    expect(outcomes.length).toBeGreaterThan(0);
+    expect(outcomes.every((o) => o.httpStatus === 408), JSON.stringify(outcomes.filter((o) => o.httpStatus !== 408).slice(0, 3))).toBe(true);
+  }, 300_000);
+
+  it('under injected faults every critical engine alert fires and pages the pager receiver', async () => {
+    const controller = new AbortController();
+    // Tool errors of every kind, timeouts (hang) and failed workflow runs (the SLO burn), on engine A.
+    const load = runLoad({
+      baseUrl: engineA.url, rate: 4, concurrency: 24, durationMs: 400_000, maxRequests: 0, signal: controller.signal,
+      faults: { fail: 0.25, hang: 0.3, crash: 0.1, garbage: 0.1, flood: 0.03, slow: 0.05 },
+    });
+    try {
+      // SlowToolExecution (> 5% of calls over 30 s) and ExecutionsStuck (a run older than the lowered threshold).
+      const slow: Promise<Outcome>[] = [];
+      for (let i = 0; i < 4; i++) {
+        slow.push(send(engineA, { path: `/api/v1/tasks/${SLOW_TASK}/executions`, body: { input: { _fault: 'slow', _delay_ms: 32_000, n: i } } }));
+        await new Promise((resolve) => setTimeout(resolve, 4_000));
+      }
+      expect((await Promise.all(slow)).map((o) => o.httpStatus)).toEqual([202, 202, 202, 202]);
+
+      // A pause: refund_approval stops at its approval task; one is resumed and completes.
+      const paused = await send(engineA, { path: '/api/v1/workflows/refund_approval/executions/sync', body: { input: { email: TICKET.email, amount: 42 } } });
+      expect(paused.status).toBe('paused');
+      const resumed = await engineA.post(`/api/v1/executions/${paused.id}/resume`);
+      expect(resumed.status).toBeLessThan(300);
+      await until(async () => ((await engineA.get(`/api/v1/executions/${paused.id}`)).body.status === 'success' ? true : undefined),
+        { timeoutMs: 60_000, what: 'the resumed refund to succeed' });
+      await send(engineA, { path: '/api/v1/workflows/refund_approval/executions', body: { input: { email: TICKET.email, amount: 7 } } });
+
+      // ExecutionsSweptAsStale: engine B dies (SIGKILL) mid-run; engine C on the same database sweeps its runs.
+      const engineB = await stack.startEngine('b');
+      const started = await Promise.all([0, 1, 2].map(() => send(engineB, {
+        path: '/api/v1/workflows/support_triage/executions', body: { input: { ...TICKET, fault: 'slow', delay_ms: 4_000 } },
+      })));
+      const ids = started.map((o) => o.id!);
+      await until(async () => {
+        const records = await Promise.all(ids.map(async (id) => (await engineB.get(`/api/v1/executions/${id}`)).body));
+        return records.every((r) => r.status === 'running' && r.diagnostics.last_started_task === 'lookup') ? true : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 200, what: "engine B's runs inside their lookup task" });
+      await engineB.process.kill();
+      const engineC = await stack.startEngine('c', {
+        dbPath: engineB.dbPath,
+        env: { SWITCHYARD_STALE_AFTER_MS: '3000', SWITCHYARD_HEARTBEAT_MS: '1000', SWITCHYARD_SWEEP_INTERVAL_MS: '1000' },
+      });
+      const swept = await until(async () => {
+        const records = await Promise.all(ids.map(async (id) => (await engineC.get(`/api/v1/executions/${id}`)).body));
+        return records.every((r) => r.status === 'failed') ? records : undefined;
+      }, { timeoutMs: 90_000, what: "engine C to sweep engine B's runs" });
+      for (const record of swept) {
+        expect(record.diagnostics).toMatchObject({ finalization_path: 'stale_swept', last_started_task: 'lookup' });
+      }
+      expect(await counterAbove(`sum(workflow_executions_swept_total{instance="${engineC.instanceId}"})`, 0, 'swept runs in Prometheus')).toBe(3);
+
+      const expected: [string, Record<string, string>][] = [
+        ['HighToolErrorRate', { tool_id: TRACED_TOOL }],
+        ['ToolTimeoutSpike', { tool_id: TRACED_TOOL }],
+        ['SlowToolExecution', { tool_id: SLOW_TOOL }],
+        ['ExecutionsStuck', { kind: 'task', instance: engineA.instanceId }],
+        ['ExecutionsSweptAsStale', {}],
+        ['WorkflowErrorBudgetBurnFast', { slo: 'workflow-success' }],
+      ];
+      const problems: string[] = [];
+      for (const [alertname, labels] of expected) {
+        try {
+          const page = await pageFor(alertname, 300_000);
+          expectPage(page, alertname, 'pager', { service: 'switchyard-engine', job: JOB, ...labels });
+          log(`${alertname} paged at +${Math.round(Date.parse(page.receivedAt) / 1000 - suiteStartS)} s`);
+        } catch (error) {
+          problems.push(`${alertname}: ${(error as Error).message}`);
+        }
+      }
+      // The slow burn is a warning: it fires in Prometheus, and Alertmanager inhibits it while the fast burn (critical) pages.
+      try {
+        await until(async () => ((await stack.prom.firing()).some((a) => a.labels['alertname'] === 'WorkflowErrorBudgetBurnSlow') ? true : undefined),
+          { timeoutMs: 120_000, intervalMs: 2_000, what: 'WorkflowErrorBudgetBurnSlow firing in Prometheus' });
+      } catch (error) {
+        problems.push((error as Error).message);
+      }
+      expect(problems).toEqual([]);
+    } finally {
+      controller.abort();
+      log(`fault load: ${JSON.stringify(await load)}`);
+    }
+  }, 720_000);
+
+  it('Collector down under sustained load: outcomes unchanged, memory bounded, drops counted, export resumes; CollectorDown pages', async () => {
+    const pid = engineA.process.pid;
+    const failuresExpr = `sum(telemetry_failures_total{instance="${engineA.instanceId}", stage=~"export_.*"}) or vector(0)`;
+    const syncCountExpr = `sum(http_exec_sync_latency_seconds_count{instance="${engineA.instanceId}"})`;
+    const failuresBefore = await stack.prom.scalar(failuresExpr);
+    // Let the fault phase's stragglers finish, then measure the baseline.
+    await until(async () => ((await stack.prom.scalar(`sum(executions_in_flight{instance="${engineA.instanceId}", kind="workflow"})`)) === 0 ? true : undefined),
+      { timeoutMs: 60_000, what: 'engine A idle' });
+    const syncBefore = await stack.prom.scalar(syncCountExpr);
+    const baselineRss = rssBytes(pid);
+
+    await stack.stopComponent('otelcol');
+    const downAtMs = Date.now();
+    let maxRss = baselineRss;
+    const sampler = setInterval(() => {
+      maxRss = Math.max(maxRss, rssBytes(pid) || 0);
+    }, 500);
+    let done = false;
+    let paged: Page | undefined;
+    const outcomes = driveUntil(engineA, { workers: 3, keepGoing: () => !done, request: healthySync });
+    try {
+      paged = await pageFor('CollectorDown', 240_000);
+      // Sustained: at least 25 s down, whatever the page's timing.
+      await until(() => (Date.now() - downAtMs >= 25_000 ? true : undefined), { timeoutMs: 60_000, intervalMs: 500, what: '25 s of outage' });
+    } finally {
+      done = true;
+    }
+    const results = await outcomes;
+    clearInterval(sampler);
+    await stack.startComponent('otelcol');
+    const upAtS = nowS();
+    log(`Collector outage: ${Math.round((Date.now() - downAtMs) / 1000)} s, ${results.length} sync executions; engine VmRSS ${Math.round(baselineRss / 2 ** 20)} MiB -> max ${Math.round(maxRss / 2 ** 20)} MiB`);
+
+    expectPage(paged!, 'CollectorDown', 'pager', { service: 'otel-collector', job: 'otel-collector' });
+    expect(results.length).toBeGreaterThan(10);
+    const wrong = results.filter((o) => o.httpStatus !== 200 || o.status !== 'success');
+    expect(wrong, 'every execution during the outage succeeds').toEqual([]);
+    expect(maxRss - baselineRss, `VmRSS growth bound ${OUTAGE_RSS_GROWTH_BOUND / 2 ** 20} MiB`).toBeLessThan(OUTAGE_RSS_GROWTH_BOUND);
+
+    // Metrics are cumulative: once export resumes, the outage's executions and the failed exports are counted.
+    const failuresAfter = await counterAbove(failuresExpr, failuresBefore, 'telemetry_failures_total{stage=~"export_.*"} to count the outage');
+    const syncAfter = await counterAbove(syncCountExpr, syncBefore + results.length - 1, 'the sync requests of the outage counted in Prometheus');
+    log(`telemetry_failures_total(export): ${failuresBefore} -> ${failuresAfter}; sync requests counted ${syncBefore} -> ${syncAfter} (+${results.length} sent)`);
+    const fresh = await stack.prom.query(`timestamp(executions_oldest_running_age_seconds{instance="${engineA.instanceId}"})`);
+    expect(Math.max(...fresh.map((s) => Number(s.value[1])))).toBeGreaterThan(upAtS);
+  }, 420_000);
+
+  it('Collector restarted with its persistent queue: what it accepted while Tempo was down reaches Tempo', async () => {
+    expect(healthyTraceSpans, 'the span-tree test measured a healthy trace').toBeGreaterThan(0);
+    const collectorMetrics = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${stack.ports.otelcolMetrics}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
+      const sum = (name: string, filter = '') => text.split('\n')
+        .filter((l) => l.startsWith(name) && l.includes(filter))
+        .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+      return { accepted: sum('otelcol_receiver_accepted_spans_total'), queued: sum('otelcol_exporter_queue_size', 'otlp_grpc/tempo') };
+    };
+    await stack.stopComponent('tempo');
+    // Batch 1: accepted by the Collector while Tempo is down (held in its persistent queue).
+    let stopBatch1 = false;
+    const batch1 = driveUntil(engineA, { workers: 2, keepGoing: () => !stopBatch1, request: (n) => healthySync(n * 3) });
+    await new Promise((resolve) => setTimeout(resolve, 15_000));
+    stopBatch1 = true;
+    const sent1 = (await batch1).filter((o) => o.traceId);
+    expect(sent1.every((o) => o.status === 'success')).toBe(true);
+    // Every span of batch 1 accepted (the engine flushes each second): accepted stops moving, the queue holds them.
+    let last = -1;
+    await until(async () => {
+      const m = await collectorMetrics();
+      const stable = m.accepted === last && m.queued > 0;
+      last = m.accepted;
+      return stable ? true : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 3_000, what: 'the Collector to accept batch 1 and queue it for Tempo' });
+
+    // Batch 2: sent while the Collector restarts (under load). The engine's exporter drops what it cannot
+    // deliver (counted in telemetry_failures_total), so batch 2 is measured, not required to be complete.
+    let stopBatch2 = false;
+    const batch2 = driveUntil(engineA, { workers: 1, keepGoing: () => !stopBatch2, request: (n) => healthySync(n * 3) });
+    await stack.stopComponent('otelcol');
+    await stack.startComponent('otelcol');
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    stopBatch2 = true;
+    const sent2 = (await batch2).filter((o) => o.traceId);
+    await stack.startComponent('tempo');
+
+    // One query at a time: Tempo's query frontend answers 429 to bursts.
+    const spansIn = async (traces: Outcome[]) => {
+      const counts: number[] = [];
+      for (const o of traces) counts.push((await stack.tempo.trace(o.traceId!))?.length ?? 0);
+      return counts;
+    };
+    const found1 = await until(async () => {
+      const counts = await spansIn(sent1);
+      return counts.every((c) => c === healthyTraceSpans) ? counts : undefined;
+    }, { timeoutMs: 240_000, intervalMs: 5_000, what: `all ${sent1.length} batch-1 traces complete in Tempo (${healthyTraceSpans} spans each)` });
+    const counts2 = await spansIn(sent2);
+    const spansFound1 = found1.reduce((a, b) => a + b, 0);
+    const spansFound2 = counts2.reduce((a, b) => a + b, 0);
+    log(`persistent queue: batch 1 (Tempo down): ${sent1.length} traces, ${sent1.length * healthyTraceSpans} spans sent, ${spansFound1} found; `
+      + `batch 2 (Collector restarting): ${sent2.length} traces, ${sent2.length * healthyTraceSpans} spans sent, ${spansFound2} found`);
+    expect(spansFound1).toBe(sent1.length * healthyTraceSpans);
+    expect(sent1.length).toBeGreaterThan(5);
+  }, 480_000);
+
+  it('every catalogue metric is in Prometheus under its documented name with exactly its documented labels', async () => {
+    const engines = [...stack.engines.values()];
+    const problems: string[] = [];
+    for (const spec of Object.values(METRICS) as MetricSpec[]) {
+      const names = spec.kind === 'histogram' ? [`${spec.name}_bucket`, `${spec.name}_count`, `${spec.name}_sum`] : [spec.name];
+      for (const name of names) {
+        const series = await stack.prom.series(`{__name__="${name}", job="${JOB}"}`, suiteStartS);
+        if (series.length === 0) {
+          problems.push(`${name}: no series`);
+          continue;
+        }
+        const documented = Object.keys(spec.labels);
+        const allowed = new Set(['__name__', 'job', 'instance', ...PROMOTED, ...documented, ...(name.endsWith('_bucket') ? ['le'] : [])]);
+        const seen = new Set<string>();
+        for (const s of series) {
+          for (const key of Object.keys(s)) {
+            seen.add(key);
+            if (!allowed.has(key)) problems.push(`${name}: undocumented label ${key}=${s[key]}`);
+          }
+          for (const [label, values] of Object.entries(spec.labels)) {
+            if (Array.isArray(values) && s[label] !== undefined && !values.includes(s[label])) problems.push(`${name}: ${label}="${s[label]}" not in ${values.join('|')}`);
+          }
+          const engine = engines.find((e) => e.instanceId === s['instance']);
+          if (!engine) problems.push(`${name}: instance ${s['instance']} is no engine of this stack`);
+          const expectedPromoted = {
+            service_name: 'switchyard-engine', service_namespace: 'switchyard', service_instance_id: s['instance'],
+            service_version: VERSION, deployment_environment_name: ENGINE_ENV,
+          };
+          for (const [key, value] of Object.entries(expectedPromoted)) {
+            if (s[key] !== value) problems.push(`${name}: promoted ${key}="${s[key]}", expected "${value}"`);
+          }
+        }
+        for (const label of documented) {
+          // A label with an empty value is no label in Prometheus; bun exits have either a code or a signal.
+          if (!seen.has(label)) problems.push(`${name}: documented label ${label} never seen`);
+        }
+      }
+    }
+    expect(problems).toEqual([]);
+  }, 180_000);
+
+  it("Tempo's span metrics and service graph reach Prometheus, with exemplars whose traces Tempo returns", async () => {
+    await until(async () => ((await stack.prom.scalar('sum(traces_spanmetrics_calls_total{source="tempo", service="switchyard-engine"})')) > 0 ? true : undefined),
+      { timeoutMs: 120_000, what: 'traces_spanmetrics_calls_total' });
+    const latency = await stack.prom.series('traces_spanmetrics_latency_bucket{source="tempo"}', suiteStartS);
+    expect(latency.length).toBeGreaterThan(0);
+    expect(latency.some((s) => s['tool_id'] === TRACED_TOOL && s['span_name'] === 'runtime.execute_tool')).toBe(true);
+    expect(latency.every((s) => s['service_namespace'] !== undefined || s['service'] !== 'switchyard-engine')).toBe(true);
+    const graph = await until(async () => {
+      const s = await stack.prom.query('sum by (client, server) (traces_service_graph_request_total{source="tempo"})');
+      return s.length > 0 ? s : undefined;
+    }, { timeoutMs: 120_000, what: 'traces_service_graph_request_total' });
+    log(`service graph edges: ${graph.map((s) => `${s.metric['client']} -> ${s.metric['server']}`).join(', ')}`);
+    expect(graph.some((s) => s.metric['server'] === 'switchyard-engine' || s.metric['client'] === 'switchyard-engine')).toBe(true);
+
+    const checkExemplars = async (expr: string, label: string) => {
+      const series = await until(async () => {
+        const found = (await stack.prom.exemplars(expr, suiteStartS, nowS())).filter((s) => s.exemplars.some((e) => e.labels[label]));
+        return found.length > 0 ? found : undefined;
+      }, { timeoutMs: 120_000, intervalMs: 3_000, what: `exemplars with ${label} on ${expr}` });
+      const traceIds = [...new Set(series.flatMap((s) => s.exemplars.map((e) => e.labels[label]!)))].slice(-3);
+      for (const traceId of traceIds) {
+        const spans = await until(async () => {
+          const t = await stack.tempo.trace(traceId);
+          return t && t.length > 0 ? t : undefined;
+        }, { timeoutMs: 60_000, intervalMs: 2_000, what: `exemplar trace ${traceId} in Tempo` });
+        expect(spans.every((s) => s.traceId === traceId)).toBe(true);
+      }
+      return traceIds.length;
+    };
+    expect(await checkExemplars('traces_spanmetrics_latency_bucket', 'traceID')).toBeGreaterThan(0);
+    expect(await checkExemplars('runtime_tool_execute_seconds_bucket', 'trace_id')).toBeGreaterThan(0);
+  }, 420_000);
+
+  it('every dashboard query returns data, every TraceQL query runs', async () => {
+    const queries = allDashboardQueries();
+    expect(queries.length).toBeGreaterThan(20);
+    const empty: string[] = [];
+    const errors: string[] = [];
+    let traceql = 0;
+    for (const q of queries) {
+      const where = `${q.dashboard} / ${q.panel} / ${q.refId}`;
+      try {
+        if (q.datasource === 'tempo') {
+          traceql++;
+          const found = await stack.tempo.search(q.expr.replace(/\$\{?\w+\}?/g, '.*'), Math.floor(suiteStartS), Math.ceil(nowS()));
+          log(`TraceQL ${where}: ${found.length} traces for ${q.expr}`);
+        } else {
+          // The whole run is within 15 minutes: a window that covers it shows rare events too.
+          const expr = substituteVariables(q.expr, { rateInterval: '15m' });
+          if ((await stack.prom.query(expr)).length === 0) empty.push(`${where}: ${expr}`);
+        }
+      } catch (error) {
+        errors.push(`${where}: ${(error as Error).message}`);
+      }
+    }
+    for (const v of allVariableQueries()) {
+      const m = /^label_values\((.*),\s*(\w+)\)$/.exec(v.query.trim());
+      if (!m) {
+        errors.push(`${v.dashboard} variable ${v.variable}: cannot read ${v.query}`);
+        continue;
+      }
+      const selector = substituteVariables(m[1]!);
+      const values = new Set((await stack.prom.series(selector, suiteStartS)).map((s) => s[m[2]!]).filter(Boolean));
+      if (values.size === 0) empty.push(`${v.dashboard} variable ${v.variable}: ${v.query}`);
+    }
+    log(`${queries.length} dashboard queries (${traceql} TraceQL); empty: ${empty.length}; errors: ${errors.length}`);
+    expect(errors).toEqual([]);
+    expect(empty).toEqual([]);
+  }, 300_000);
+
+  it('a Collector refusing everything pages CollectorRefusingData, and engine silence pages EngineMetricsAbsent', async () => {
+    // memory_limiter with a limit far below the Collector's own heap refuses every request: the
+    // documented OTELCOL_MEMORY_* variables are the fault. Engine metrics stop reaching Prometheus, so
+    // after 3 minutes (absent_over_time[3m], not shortened: it is the expression, not `for`)
+    // EngineMetricsAbsent fires too; CollectorDown does not, so nothing inhibits it.
+    await stack.stopComponent('otelcol');
+    await stack.startComponent('otelcol', stack.collectorProcess({ OTELCOL_MEMORY_LIMIT_MIB: '4', OTELCOL_MEMORY_SPIKE_LIMIT_MIB: '2' }));
+    let done = false;
+    const traffic = driveUntil(engineA, { workers: 1, pauseMs: 1_000, keepGoing: () => !done, request: healthySync });
+    try {
+      const refusing = await pageFor('CollectorRefusingData', 240_000);
+      expectPage(refusing, 'CollectorRefusingData', 'pager', { service: 'otel-collector', job: 'otel-collector' });
+      const absent = await pageFor('EngineMetricsAbsent', 420_000);
+      expectPage(absent, 'EngineMetricsAbsent', 'pager', { service: 'switchyard-engine' });
+    } finally {
+      done = true;
+      const outcomes = await traffic;
+      expect(outcomes.every((o) => o.status === 'success'), 'executions succeed while telemetry is refused').toBe(true);
+    }
+  }, 600_000);
+});
