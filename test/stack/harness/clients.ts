@@ -197,7 +197,8 @@ export class TempoClient {
     for (let attempt = 0; ; attempt++) {
       response = await fetch(`${this.url}/api/traces/${traceId}`, {
         headers: { accept: 'application/json' },
-        signal: AbortSignal.timeout(15_000),
+        // Generous: a query the client abandons stays queued in Tempo and adds to the next one's wait.
+        signal: AbortSignal.timeout(60_000),
       });
       // The query frontend answers 429 when its queue is busy (e.g. right after a restart): retry.
       if (response.status !== 429 || attempt >= 10) break;
@@ -252,7 +253,7 @@ export interface Page {
   readonly payload: {
     readonly status: string;
     readonly receiver?: string;
-    readonly alerts: readonly { status: string; labels: Record<string, string>; annotations: Record<string, string> }[];
+    readonly alerts: readonly { status: string; startsAt?: string; labels: Record<string, string>; annotations: Record<string, string> }[];
   };
 }
 
@@ -262,9 +263,15 @@ export class PagerSinkClient {
     this.url = url;
   }
 
-  async pages(filter: { receiver?: string; alertname?: string; status?: string } = {}): Promise<Page[]> {
-    const params = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined) as [string, string][]);
+  /** Pages received, oldest first; `since`: only those with a greater sequence number. */
+  async pages(filter: { receiver?: string; alertname?: string; status?: string; since?: number } = {}): Promise<Page[]> {
+    const params = new URLSearchParams(Object.entries(filter).filter(([, v]) => v !== undefined).map(([k, v]) => [k, String(v)] as [string, string]));
     const body = await getJson<{ pages: Page[] }>(`${this.url}/pages?${params}`);
     return body.pages;
+  }
+
+  /** Sequence number of the last page received (0 when none): pass it as `since` to see only newer pages. */
+  async lastSeq(): Promise<number> {
+    return (await this.pages()).reduce((max, page) => Math.max(max, page.seq), 0);
   }
 }

@@ -128,9 +128,11 @@ export class Stack {
     const stack = new Stack(dir, ports, bins, options, projectDir);
     stack.#writeConfigs();
     try {
-      // Receivers first, so nothing the others send is refused: pager sink <- Alertmanager <- Prometheus
-      // <- Tempo (remote write), Collector -> Tempo and Prometheus.
-      for (const name of ['pager-sink', 'alertmanager', 'prometheus', 'tempo', 'otelcol'] as const) {
+      // Receivers first: pager sink <- Alertmanager <- Prometheus; Tempo (slow to become ready) before
+      // Prometheus, so that Prometheus's first rule evaluations are not long before the first engine
+      // samples (alerts/README.md: EngineMetricsAbsent is pending until then). Tempo's first remote
+      // writes and the Collector's first exports are retried.
+      for (const name of ['pager-sink', 'alertmanager', 'tempo', 'prometheus', 'otelcol'] as const) {
         await stack.startComponent(name);
       }
     } catch (error) {
