@@ -147,13 +147,14 @@ export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
     if (inFlight >= options.concurrency) {
       skipped++;
     } else {
-      sent++;
-      inFlight++;
-      const request = fire(n).finally(() => {
+      // Scenarios follow the requests sent, not the ticks: skipped ticks do not change the mix.
+      const request = fire(sent).finally(() => {
         inFlight--;
         pending.delete(request);
       });
       pending.add(request);
+      sent++;
+      inFlight++;
     }
     const next = startedAt + (n + 1) * intervalMs;
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - Date.now())));
