@@ -1,10 +1,7 @@
 /**
- * The project the stack's engines run: a copy of examples/ with two test-only additions, so that what
+ * The project the stack's engines run: a copy of examples/ with one test-only addition, so that what
  * the sample project cannot show within a test's time still reaches the real stack:
- *   1. `lookup_customer` allowlists OTEL_EXPORTER_OTLP_ENDPOINT, so the tool exports its own span
- *      `tool.lookup_customer.run` (examples/tools/lib/tool.ts). No sample tool allowlists it, so with
- *      examples/ alone no tool span ever reaches Tempo.
- *   2. A tool `slow_sleeper` (the echo script with a 60 s timeout) and a task `slow_sleep` running it: the
+ *   A tool `slow_sleeper` (the echo script with a 60 s timeout) and a task `slow_sleep` running it: the
  *      sample tools time out at 5 s, so no sample call can exceed 30 s (SlowToolExecution) or keep a run
  *      alive long enough for ExecutionsStuck.
  */
@@ -19,10 +16,11 @@ export const TRACED_TOOL = 'lookup_customer';
 
 export function writeStackProject(dir: string): string {
   cpSync(EXAMPLES, dir, { recursive: true });
+  // The traced tool exports its own span when it may see the Collector's endpoint.
   const lookup = join(dir, 'tools', `${TRACED_TOOL}.yaml`);
-  const text = readFileSync(lookup, 'utf8');
-  if (!/^env: \[\]$/m.test(text)) throw new Error(`${lookup}: expected "env: []" to extend`);
-  writeFileSync(lookup, text.replace(/^env: \[\]$/m, 'env: [OTEL_EXPORTER_OTLP_ENDPOINT]'));
+  if (!/^env: \[.*OTEL_EXPORTER_OTLP_ENDPOINT.*\]$/m.test(readFileSync(lookup, 'utf8'))) {
+    throw new Error(`${lookup}: expected its env allowlist to name OTEL_EXPORTER_OTLP_ENDPOINT`);
+  }
   writeFileSync(join(dir, 'tools', `${SLOW_TOOL}.yaml`), [
     `id: ${SLOW_TOOL}`,
     'description: Stack tests only. Echoes its input; with _fault slow it sleeps past 30 s.',
