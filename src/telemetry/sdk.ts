@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, context, metrics, propagation, trace, type TracerProvider as ApiTracerProvider } from '@opentelemetry/api';
+import { ROOT_CONTEXT, context, metrics, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
@@ -26,7 +26,6 @@ export interface TelemetrySdkOptions {
 export interface TelemetrySdk {
   readonly telemetry: Telemetry;
   readonly enabled: boolean;
-  readonly tracerProvider: ApiTracerProvider;
   forceFlush(): Promise<void>;
   shutdown(): Promise<void>;
 }
@@ -41,14 +40,13 @@ const SCOPE = 'switchyard';
  */
 export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
   const env = options.env ?? process.env;
-  if (!context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())) {
-    // Already set (tests, or a second start): keep the existing one.
-  }
+  // Refused (and harmless) when one is set already.
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
 
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') {
     const telemetry = new Telemetry({ tracer: trace.getTracer(SCOPE), meter: metrics.getMeter(SCOPE) });
-    return { telemetry, enabled: false, tracerProvider: trace.getTracerProvider(), forceFlush: async () => {}, shutdown: async () => {} };
+    return { telemetry, enabled: false, forceFlush: async () => {}, shutdown: async () => {} };
   }
 
   const resource = buildResource(options, env);
@@ -83,7 +81,6 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
   return {
     telemetry,
     enabled: true,
-    tracerProvider,
     async forceFlush() {
       await Promise.allSettled([tracerProvider.forceFlush(), meterProvider.forceFlush()]);
     },
