@@ -1,6 +1,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import { ConflictError, InvalidInputError, NotFoundError, UnavailableError, type Engine } from '../engine/engine.ts';
+import type { Engine } from '../engine/engine.ts';
+import { ConflictError, InvalidInputError, NotFoundError, UnavailableError } from '../engine/errors.ts';
 import type { ExecutionRecord } from '../store/store.ts';
 import { EXECUTION_STATUSES, type ExecutionKind, type ExecutionStatus } from '../telemetry/catalog.ts';
 import type { Telemetry } from '../telemetry/recorder.ts';

@@ -15,7 +15,7 @@ import { runAgent } from './agent/run-agent.ts';
 import type { ModelProvider } from './agent/model.ts';
 import { CompletionNotifier } from './completion.ts';
 import type { Definitions, TaskDefinition } from './definitions.ts';
-import { ExecutionFailure, StopSignal, stopReasonOf } from './errors.ts';
+import { ConflictError, ExecutionFailure, InvalidInputError, NotFoundError, StopSignal, UnavailableError, stopReasonOf } from './errors.ts';
 import type { ToolRuntime } from './runtime/tool-runtime.ts';
 import { render } from './templates.ts';
 
@@ -46,33 +46,6 @@ export interface WaitResult {
   readonly record: ExecutionRecord;
   /** False when the wait ran out before the run reached a terminal or paused state. */
   readonly completed: boolean;
-}
-
-/** A request named something that does not exist. */
-export class NotFoundError extends Error {
-  override name = 'NotFoundError';
-}
-/** The input does not satisfy the target's input schema. */
-export class InvalidInputError extends Error {
-  override name = 'InvalidInputError';
-  readonly problems: string[];
-  constructor(message: string, problems: string[]) {
-    super(message);
-    this.problems = problems;
-  }
-}
-/** The execution is not in a state that allows the operation. */
-export class ConflictError extends Error {
-  override name = 'ConflictError';
-  readonly record: ExecutionRecord;
-  constructor(message: string, record: ExecutionRecord) {
-    super(message);
-    this.record = record;
-  }
-}
-/** The engine is shutting down and accepts no new work. */
-export class UnavailableError extends Error {
-  override name = 'UnavailableError';
 }
 
 interface LiveExecution {

@@ -1,3 +1,5 @@
+import type { ExecutionRecord } from '../store/store.ts';
+
 /** A run failed for a reason worth naming: `code` is short and stable (tool error kind, timeout, ...). */
 export class ExecutionFailure extends Error {
   override name = 'ExecutionFailure';
@@ -25,4 +27,31 @@ export class StopSignal extends Error {
 export function stopReasonOf(signal: AbortSignal): StopReason | undefined {
   if (!signal.aborted) return undefined;
   return signal.reason instanceof StopSignal ? signal.reason.reason : 'canceled';
+}
+
+/** A request named something that does not exist. */
+export class NotFoundError extends Error {
+  override name = 'NotFoundError';
+}
+/** The input does not satisfy the target's input schema. */
+export class InvalidInputError extends Error {
+  override name = 'InvalidInputError';
+  readonly problems: string[];
+  constructor(message: string, problems: string[]) {
+    super(message);
+    this.problems = problems;
+  }
+}
+/** The execution is not in a state that allows the operation. */
+export class ConflictError extends Error {
+  override name = 'ConflictError';
+  readonly record: ExecutionRecord;
+  constructor(message: string, record: ExecutionRecord) {
+    super(message);
+    this.record = record;
+  }
+}
+/** The engine is shutting down and accepts no new work. */
+export class UnavailableError extends Error {
+  override name = 'UnavailableError';
 }
