@@ -7,7 +7,7 @@ import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ToolRuntime, type ToolResult } from '../../src/engine/runtime/tool-runtime.ts';
 import { createTestTelemetry, type TestTelemetry } from '../support/telemetry.ts';
-import { loadExampleTool, openFdCount } from './tools.ts';
+import { leftAfterKill, loadExampleTool, openFdCount, processGroupMembers } from './tools.ts';
 
 const CALLS = Number(process.env.SWITCHYARD_HOSTILE_CALLS ?? 240);
 const CONCURRENCY = 6;
@@ -101,18 +101,7 @@ it(`${CALLS} hostile calls: each fails its own way, nothing leaks`, { timeout: 2
   expect(runtime.liveProcesses()).toBe(0);
   expect(liveChildren().length).toBe(childrenBaseline);
   // No member of any tool's process group survives (children that ignored SIGTERM included).
-  const survivors: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (processGroups.has(Number(fields[2])) && fields[0] !== 'Z') survivors.push(Number(entry));
-    } catch {
-      // exited while we looked
-    }
-  }
-  expect(survivors).toEqual([]);
+  expect(await leftAfterKill(() => processGroupMembers(...processGroups))).toEqual([]);
   expect(openFdCount()).toBeLessThanOrEqual(fdBaseline + 5);
   // Nothing per call is retained by the runtime (the in-memory span exporter keeps spans: dropped first).
   t.resetSpans();

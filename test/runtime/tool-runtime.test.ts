@@ -6,7 +6,7 @@ import { SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ToolRuntime, classifyToolRun, type ToolCall, type ToolResult, type ToolRunFacts } from '../../src/engine/runtime/tool-runtime.ts';
 import { createTestTelemetry, type TestTelemetry } from '../support/telemetry.ts';
-import { fixtureTool, loadExampleTool, processAlive, processGroupMembers } from './tools.ts';
+import { fixtureTool, leftAfterKill, loadExampleTool, processAlive, processGroupMembers } from './tools.ts';
 
 const TIMEOUT_MS = 400;
 const GRACE_MS = 300;
@@ -54,16 +54,6 @@ async function waitFor(condition: () => boolean, withinMs = 10_000): Promise<voi
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
-}
-
-async function waitUntilGone(pids: number[], withinMs = 2000): Promise<number[]> {
-  const deadline = Date.now() + withinMs;
-  let alive = pids.filter(processAlive);
-  while (alive.length && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    alive = alive.filter(processAlive);
-  }
-  return alive;
 }
 
 describe('success', () => {
@@ -138,7 +128,7 @@ describe('failure kinds', () => {
     expect(result.exitCode).toBeNull();
     expect(result.durationMs).toBeGreaterThanOrEqual(TIMEOUT_MS);
     expect(processAlive(result.pid!)).toBe(false);
-    expect(processGroupMembers(result.pid!)).toEqual([]);
+    expect(await leftAfterKill(() => processGroupMembers(result.pid!))).toEqual([]);
 
     const span = toolSpan();
     expect(span.attributes).toMatchObject({ error_kind: 'timeout', 'error.type': 'timeout', signal: 'SIGTERM', timeout_ms: TIMEOUT_MS });
@@ -164,9 +154,9 @@ describe('failure kinds', () => {
     const children = [...readFileSync(pidFile, 'utf8').matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
     expect(children).toHaveLength(3);
     expect(result.stderr).toContain(`child_pid=${children[0]}`);
-    // The group was SIGKILLed when the tool exited, before the call resolved: nothing to wait for.
-    expect(children.filter(processAlive)).toEqual([]);
-    expect(processGroupMembers(result.pid!)).toEqual([]);
+    // The group was SIGKILLed when the tool exited, before the call resolved.
+    expect(await leftAfterKill(() => children.filter(processAlive))).toEqual([]);
+    expect(await leftAfterKill(() => processGroupMembers(result.pid!))).toEqual([]);
   });
 
   it('spawn_children then answer: the strays left behind are killed when the tool exits', async () => {
@@ -175,7 +165,7 @@ describe('failure kinds', () => {
     expect(result.ok && result.result).toEqual({ echo: { v: 1 } });
     const children = [...readFileSync(pidFile, 'utf8').matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
     expect(children).toHaveLength(2);
-    expect(await waitUntilGone(children)).toEqual([]);
+    expect(await leftAfterKill(() => children.filter(processAlive))).toEqual([]);
   });
 
   it('flood: hits the output cap and is killed', async () => {
@@ -365,7 +355,7 @@ describe('cancellation and shutdown', () => {
     expect(result.signal).toBe('SIGTERM');
     const children = [...readFileSync(pidFile, 'utf8').matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
     expect(children).toHaveLength(2);
-    expect(children.filter(processAlive)).toEqual([]);
+    expect(await leftAfterKill(() => children.filter(processAlive))).toEqual([]);
     expect(processAlive(result.pid!)).toBe(false);
     const span = toolSpan();
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
@@ -389,7 +379,7 @@ describe('cancellation and shutdown', () => {
     const results = await Promise.all(calls);
     for (const result of results) {
       expect(failed(result).code).toBe('SHUTDOWN');
-      expect(processGroupMembers(result.pid!)).toEqual([]);
+      expect(await leftAfterKill(() => processGroupMembers(result.pid!))).toEqual([]);
     }
     expect(failed(await call('echo', {})).kind).toBe('start');
   });

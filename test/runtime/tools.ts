@@ -44,20 +44,34 @@ export function processAlive(pid: number): boolean {
   }
 }
 
-/** Pids of live processes in a process group, from /proc. */
-export function processGroupMembers(pgid: number): number[] {
+/** Pids of live (non-zombie) processes whose process group is one of `pgids`, from /proc. */
+export function processGroupMembers(...pgids: number[]): number[] {
   const members: number[] = [];
   for (const entry of readdirSafe('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') members.push(Number(entry));
+      if (pgids.includes(Number(fields[2])) && fields[0] !== 'Z') members.push(Number(entry));
     } catch {
       // gone while we looked
     }
   }
   return members;
+}
+
+/**
+ * Waits (bounded) until `survivors()` is empty and returns what is left. kill(SIGKILL) returns before the
+ * target has died: on a loaded machine it can take a scheduling slice, so checking at once is a race.
+ */
+export async function leftAfterKill(survivors: () => number[], withinMs = 2000): Promise<number[]> {
+  const deadline = Date.now() + withinMs;
+  let left = survivors();
+  while (left.length && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    left = survivors();
+  }
+  return left;
 }
 
 function readdirSafe(path: string): string[] {
