@@ -17,6 +17,7 @@ const EnvSchema = z.object({
   SWITCHYARD_STALE_AFTER_MS: milliseconds(15_000),
   SWITCHYARD_SWEEP_INTERVAL_MS: milliseconds(5_000),
   SWITCHYARD_SHUTDOWN_GRACE_MS: milliseconds(10_000),
+  SWITCHYARD_TELEMETRY_FLUSH_MS: milliseconds(5_000),
   SWITCHYARD_TOOL_OUTPUT_LIMIT_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
   SWITCHYARD_BODY_LIMIT: z.string().default('1mb'),
   SWITCHYARD_MODEL_BASE_URL: z.string().url().optional(),
@@ -37,6 +38,8 @@ export interface Config {
   readonly staleAfterMs: number;
   readonly sweepIntervalMs: number;
   readonly shutdownGraceMs: number;
+  /** At shutdown, how long the last telemetry export may take before the process exits anyway. */
+  readonly telemetryFlushMs: number;
   readonly toolOutputLimitBytes: number;
   readonly bodyLimit: string;
   readonly modelBaseUrl: string | undefined;
@@ -71,6 +74,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     staleAfterMs: e.SWITCHYARD_STALE_AFTER_MS,
     sweepIntervalMs: e.SWITCHYARD_SWEEP_INTERVAL_MS,
     shutdownGraceMs: e.SWITCHYARD_SHUTDOWN_GRACE_MS,
+    telemetryFlushMs: e.SWITCHYARD_TELEMETRY_FLUSH_MS,
     toolOutputLimitBytes: e.SWITCHYARD_TOOL_OUTPUT_LIMIT_BYTES,
     bodyLimit: e.SWITCHYARD_BODY_LIMIT,
     modelBaseUrl: e.SWITCHYARD_MODEL_BASE_URL,

@@ -101,7 +101,12 @@ async function shutdown(signal: string): Promise<void> {
   await closed;
   await runtime.shutdown();
   await store.close();
-  await sdk.shutdown();
+  // The exporters retry until their own timeout: with the Collector away that alone would outlast a
+  // container's stop timeout. What is not out by then is dropped.
+  const flushDeadline = new Promise<'late'>((resolve) => setTimeout(resolve, config.telemetryFlushMs, 'late').unref());
+  if ((await Promise.race([sdk.shutdown(), flushDeadline])) === 'late') {
+    logger.warn({ timeout_ms: config.telemetryFlushMs }, 'telemetry flush did not finish in time; exiting without the last spans and metric points');
+  }
   logger.info('shutdown complete');
   process.exit(0);
 }

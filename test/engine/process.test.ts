@@ -57,6 +57,18 @@ describe('the engine process', () => {
     }
   }, 60_000);
 
+  it('on SIGTERM with the Collector away, the last telemetry flush is cut off at its bound and the engine exits 0', async () => {
+    // The exporters' own timeout (10 s by default) would keep a plain shutdown waiting for a Collector that is not there.
+    const engine = await startEngine('flush-bound', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', SWITCHYARD_TELEMETRY_FLUSH_MS: '300' });
+    const { body } = await post(engine.url, '/api/v1/workflows/quick_answer/executions/sync', { input: { question: 'q' } });
+    expect(body.status).toBe('success');
+    engine.child.kill('SIGTERM');
+    expect(await engine.exited).toBe(0);
+    const messages = engine.logs().map((l) => String(l['msg']));
+    expect(messages).toContain('telemetry flush did not finish in time; exiting without the last spans and metric points');
+    expect(messages.at(-1)).toBe('shutdown complete');
+  }, 60_000);
+
   it('on SIGTERM finishes in-flight work within the grace period, then exits 0', async () => {
     const engine = await startEngine('graceful', { OTEL_SDK_DISABLED: 'true', SWITCHYARD_SHUTDOWN_GRACE_MS: '10000' });
     const { body } = await post(engine.url, '/api/v1/workflows/support_triage/executions', { input: { ...TICKET, fault: 'slow', delay_ms: 1_500 } });
