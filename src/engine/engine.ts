@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isSpanContextValid, type Span } from '@opentelemetry/api';
+import type { Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { ExecutionRecord, ExecutionError, Store } from '../store/store.ts';
 import {
@@ -10,7 +10,7 @@ import {
   type TerminalStatus,
   type Trigger,
 } from '../telemetry/catalog.ts';
-import type { GaugeReading, Telemetry } from '../telemetry/recorder.ts';
+import { traceparentOf, type GaugeReading, type Telemetry } from '../telemetry/recorder.ts';
 import { runAgent } from './agent/run-agent.ts';
 import type { ModelProvider } from './agent/model.ts';
 import { CompletionNotifier } from './completion.ts';
@@ -124,12 +124,12 @@ export class Engine {
     const runSpan = this.#o.telemetry.startSpan(RUN_SPANS[request.kind], {
       'switchyard.execution.id': id, [TARGET_ATTRIBUTES[request.kind]]: request.target, 'switchyard.trigger': request.trigger,
     });
-    const spanContext = runSpan.spanContext();
-    const traceId = isSpanContextValid(spanContext) ? spanContext.traceId : null;
+    const traceparent = traceparentOf(runSpan);
+    const traceId = traceparent && runSpan.spanContext().traceId;
     try {
       await this.#o.store.createExecution({
         id, kind: request.kind, target: request.target, trigger: request.trigger, input,
-        traceId, parentExecutionId: request.parentExecutionId ?? null, ownerId: this.#o.instanceId, createdAt,
+        traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null, ownerId: this.#o.instanceId, createdAt,
       });
     } catch (error) {
       this.#o.telemetry.markFailed(runSpan, error);
@@ -145,7 +145,7 @@ export class Engine {
     // The run has not started yet (it waits for the next tick): the record is what was just written.
     return {
       id, kind: request.kind, target: request.target, status: 'pending', trigger: request.trigger, input, output: null, error: null,
-      createdAt, startedAt: null, endedAt: null, heartbeatAt: createdAt, traceId, parentExecutionId: request.parentExecutionId ?? null,
+      createdAt, startedAt: null, endedAt: null, heartbeatAt: createdAt, traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null,
       ownerId: this.#o.instanceId, lastStartedTask: null, lastCompletedTask: null, lastCompletedSuccess: null,
       finalizationPath: null, completionFailure: null, taskOutputs: {},
     };
@@ -245,9 +245,10 @@ export class Engine {
       state: 'running', startedAt: Date.now(), abort: new AbortController(), done: Promise.resolve(),
     };
     this.#live.set(id, live);
+    // The resumed leg continues the run's trace (the record's trace id stays the one to look up).
     const runSpan = this.#o.telemetry.startSpan('workflowExecute', {
       'switchyard.execution.id': id, 'switchyard.workflow.id': record.target, 'switchyard.trigger': record.trigger, 'switchyard.resumed': true,
-    });
+    }, record.traceparent);
     live.done = this.#run(live, { input: record.input, fromTask: pausedAt + 1, taskOutputs: record.taskOutputs }, runSpan);
     return (await this.#o.store.getExecution(id))!;
   }

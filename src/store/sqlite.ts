@@ -19,6 +19,7 @@ CREATE TABLE IF NOT EXISTS executions (
   ended_at INTEGER,
   heartbeat_at INTEGER NOT NULL,
   trace_id TEXT,
+  traceparent TEXT,
   parent_execution_id TEXT,
   owner_id TEXT NOT NULL,
   last_started_task TEXT,
@@ -40,7 +41,7 @@ interface Row {
   id: string; kind: string; target: string; status: string; trigger: string;
   input: string | null; output: string | null; error: string | null;
   created_at: number; started_at: number | null; ended_at: number | null; heartbeat_at: number;
-  trace_id: string | null; parent_execution_id: string | null; owner_id: string;
+  trace_id: string | null; traceparent: string | null; parent_execution_id: string | null; owner_id: string;
   last_started_task: string | null; last_completed_task: string | null; last_completed_success: number | null;
   finalization_path: string | null; completion_failure: string | null; task_outputs: string;
 }
@@ -58,10 +59,11 @@ export class SqliteStore implements Store {
     this.#db = new DatabaseSync(path);
     this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
     this.#db.exec(SCHEMA);
+    migrate(this.#db);
     const db = this.#db;
     this.#statements = {
-      insert: db.prepare(`INSERT INTO executions (id, kind, target, status, trigger, input, created_at, heartbeat_at, trace_id, parent_execution_id, owner_id)
-        VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?)`),
+      insert: db.prepare(`INSERT INTO executions (id, kind, target, status, trigger, input, created_at, heartbeat_at, trace_id, traceparent, parent_execution_id, owner_id)
+        VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)`),
       get: db.prepare('SELECT * FROM executions WHERE id = ?'),
       list: db.prepare('SELECT * FROM executions ORDER BY created_at DESC, id LIMIT ?'),
       listByStatus: db.prepare('SELECT * FROM executions WHERE status = ? ORDER BY created_at DESC, id LIMIT ?'),
@@ -83,7 +85,7 @@ export class SqliteStore implements Store {
   }
 
   async createExecution(e: NewExecution): Promise<void> {
-    this.#statements.insert!.run(e.id, e.kind, e.target, e.trigger, json(e.input), e.createdAt, e.createdAt, e.traceId, e.parentExecutionId, e.ownerId);
+    this.#statements.insert!.run(e.id, e.kind, e.target, e.trigger, json(e.input), e.createdAt, e.createdAt, e.traceId, e.traceparent, e.parentExecutionId, e.ownerId);
   }
 
   async getExecution(id: string): Promise<ExecutionRecord | undefined> {
@@ -143,6 +145,12 @@ export class SqliteStore implements Store {
   }
 }
 
+/** Brings a database created by an earlier version up to the current schema (columns are only ever added). */
+function migrate(db: DatabaseSync): void {
+  const columns = new Set((db.prepare('PRAGMA table_info(executions)').all() as Array<{ name: string }>).map((c) => c.name));
+  if (!columns.has('traceparent')) db.exec('ALTER TABLE executions ADD COLUMN traceparent TEXT');
+}
+
 function json(value: unknown): string | null {
   return value === undefined ? null : JSON.stringify(value);
 }
@@ -166,6 +174,7 @@ function toRecord(row: Row): ExecutionRecord {
     endedAt: row.ended_at,
     heartbeatAt: row.heartbeat_at,
     traceId: row.trace_id,
+    traceparent: row.traceparent,
     parentExecutionId: row.parent_execution_id,
     ownerId: row.owner_id,
     lastStartedTask: row.last_started_task,

@@ -22,6 +22,8 @@ export interface ExecutionRecord {
   readonly endedAt: number | null;
   readonly heartbeatAt: number;
   readonly traceId: string | null;
+  /** W3C traceparent of the run's span: a resumed run continues that trace. */
+  readonly traceparent: string | null;
   readonly parentExecutionId: string | null;
   /** The engine process that owns the run and keeps its heartbeat. */
   readonly ownerId: string;
@@ -34,7 +36,7 @@ export interface ExecutionRecord {
   readonly taskOutputs: Record<string, unknown>;
 }
 
-export type NewExecution = Pick<ExecutionRecord, 'id' | 'kind' | 'target' | 'trigger' | 'input' | 'traceId' | 'parentExecutionId' | 'ownerId' | 'createdAt'>;
+export type NewExecution = Pick<ExecutionRecord, 'id' | 'kind' | 'target' | 'trigger' | 'input' | 'traceId' | 'traceparent' | 'parentExecutionId' | 'ownerId' | 'createdAt'>;
 
 export interface Finalization {
   readonly status: TerminalStatus | 'paused';

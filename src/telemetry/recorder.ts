@@ -1,6 +1,8 @@
 import {
   INVALID_SPAN_CONTEXT,
+  ROOT_CONTEXT,
   context,
+  isSpanContextValid,
   SpanStatusCode,
   trace,
   type Attributes,
@@ -8,7 +10,9 @@ import {
   type Histogram,
   type Meter,
   type ObservableGauge,
+  type Link,
   type Span,
+  type SpanContext,
   type Tracer,
 } from '@opentelemetry/api';
 import { METRICS, SPANS, type LabelsOf, type MetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
@@ -119,10 +123,19 @@ export class Telemetry {
     }
   }
 
-  /** Starts a span named by the catalogue, child of the active one; a failing tracer gives a no-op span. */
-  startSpan(key: SpanKey, attributes: Attributes): Span {
+  /**
+   * Starts a span named by the catalogue, child of the active one; a failing tracer gives a no-op span.
+   * With `continues` (a traceparent from `traceparentOf`), the span is a child of that earlier span
+   * instead, so work resumed later stays in the same trace, and it links to the active span (what
+   * caused the resumption).
+   */
+  startSpan(key: SpanKey, attributes: Attributes, continues?: string | null): Span {
     try {
-      return this.tracer.startSpan(SPANS[key].name, { attributes });
+      const parent = continues ? spanContextOf(continues) : undefined;
+      if (!parent) return this.tracer.startSpan(SPANS[key].name, { attributes });
+      const cause = trace.getSpanContext(context.active());
+      const links: Link[] = cause && isSpanContextValid(cause) ? [{ context: cause }] : [];
+      return this.tracer.startSpan(SPANS[key].name, { attributes, links }, trace.setSpanContext(ROOT_CONTEXT, parent));
     } catch (error) {
       this.failure('span', error);
       return NOOP_SPAN;
@@ -193,6 +206,19 @@ export class Telemetry {
     if (this.#admitted.size < MAX_CACHED_LABEL_SETS) this.#admitted.set(cacheKey, admitted);
     return admitted;
   }
+}
+
+/** The W3C traceparent of a span (to store and continue later with `startSpan`); null for a no-op span. */
+export function traceparentOf(span: Span): string | null {
+  const { traceId, spanId, traceFlags } = span.spanContext();
+  return isSpanContextValid(span.spanContext()) ? `00-${traceId}-${spanId}-${traceFlags.toString(16).padStart(2, '0')}` : null;
+}
+
+function spanContextOf(traceparent: string): SpanContext | undefined {
+  const match = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/.exec(traceparent);
+  if (!match) return undefined;
+  const parsed: SpanContext = { traceId: match[1]!, spanId: match[2]!, traceFlags: parseInt(match[3]!, 16), isRemote: true };
+  return isSpanContextValid(parsed) ? parsed : undefined;
 }
 
 /** A short, low-cardinality name for an error: its `code` when it has one, else its class name. */

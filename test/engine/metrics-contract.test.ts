@@ -27,7 +27,7 @@ beforeAll(async () => {
   await t.post('/api/v1/workflows/support_triage/executions', '{broken', { 'content-type': 'application/json' });
   // A run whose engine "died": owned by nobody alive, heartbeat long ago.
   await t.store.createExecution({
-    id: 'dead-run', kind: 'workflow', target: 'support_triage', trigger: 'api', input: {}, traceId: null,
+    id: 'dead-run', kind: 'workflow', target: 'support_triage', trigger: 'api', input: {}, traceId: null, traceparent: null,
     parentExecutionId: null, ownerId: 'gone', createdAt: Date.now() - 60_000,
   });
   await t.engine.sweepStale();

@@ -1,4 +1,4 @@
-import { SpanStatusCode } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace, TraceFlags } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestEngine, TICKET, eventually, type TestEngine } from '../support/engine.ts';
@@ -154,5 +154,25 @@ describe('pause and resume', () => {
     const done = await eventually(() => t.engine.get(paused.body.id), (r) => r?.status === 'success');
     expect(done).toMatchObject({ lastCompletedTask: 'notify', finalizationPath: 'completed' });
     expect((await t.post(`/api/v1/executions/${paused.body.id}/resume`)).status).toBe(409);
+  });
+
+  it('the resumed leg continues the run\'s trace, linked to what resumed it', async () => {
+    t.observed.resetSpans();
+    const paused = await t.post('/api/v1/workflows/refund_approval/executions/sync', { input: { email: 'grace@cobol.example', amount: 7 } });
+    const [firstLeg] = named(spansOfTrace(paused.body.trace_id), 'workflow.execute');
+    expect(firstLeg).toBeDefined();
+    // Whoever resumes (an approval request, say) is in a trace of its own.
+    const approval = { traceId: 'a'.repeat(32), spanId: 'b'.repeat(16), traceFlags: TraceFlags.SAMPLED };
+    await context.with(trace.setSpanContext(context.active(), approval), () => t.engine.resume(paused.body.id));
+    await eventually(() => t.engine.get(paused.body.id), (r) => r?.status === 'success');
+
+    const runs = named(spansOfTrace(paused.body.trace_id), 'workflow.execute');
+    expect(runs).toHaveLength(2);
+    const secondLeg = runs.find((span) => span.attributes['switchyard.resumed'] === true)!;
+    expect(parentOf(secondLeg)).toBe(firstLeg!.spanContext().spanId);
+    expect(secondLeg.links.map((link) => link.context)).toEqual([expect.objectContaining({ traceId: approval.traceId, spanId: approval.spanId })]);
+    // The tasks after the pause are in the same trace, under the resumed leg.
+    const notify = named(spansOfTrace(paused.body.trace_id), 'task.execute').find((span) => span.attributes['switchyard.task.id'] === 'notify');
+    expect(notify && parentOf(notify)).toBe(secondLeg.spanContext().spanId);
   });
 });
