@@ -236,6 +236,28 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     expect(outcomes.every((o) => o.httpStatus === 408), JSON.stringify(outcomes.filter((o) => o.httpStatus !== 408).slice(0, 3))).toBe(true);
   }, 300_000);
 
+  it('an engine whose trace export fails notifies EngineTelemetryExportFailing (warning); its runs still succeed', async () => {
+    // Engine D sends traces to a closed port while its metrics reach the Collector: the export failures it
+    // counts are the only sign of the missing traces.
+    const since = await stack.pager.lastSeq();
+    const engineD = await stack.startEngine('d', { env: { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://127.0.0.1:9/v1/traces', OTEL_EXPORTER_OTLP_TIMEOUT: '2000' } });
+    let paged = false;
+    const driving = driveUntil(engineD, { workers: 1, pauseMs: 500, keepGoing: () => !paged, request: healthySync });
+    try {
+      const page = await pageFor('EngineTelemetryExportFailing', since, 240_000);
+      expectPage(page, 'EngineTelemetryExportFailing', 'notify', { service: 'switchyard-engine', job: JOB, instance: engineD.instanceId, stage: 'export_traces' });
+    } finally {
+      paged = true;
+      const outcomes = await driving;
+      await engineD.process.kill();
+      expect(outcomes.length).toBeGreaterThan(0);
+      expect(outcomes.every((o) => o.status === 'success'), 'executions succeed while their traces cannot be sent').toBe(true);
+    }
+    // Engine A, exporting normally, is not named.
+    const firing = (await stack.prom.firing()).filter((a) => a.labels['alertname'] === 'EngineTelemetryExportFailing');
+    expect(firing.map((a) => a.labels['instance'])).not.toContain(engineA.instanceId);
+  }, 300_000);
+
   it('under injected faults every critical engine alert fires and pages the pager receiver', async () => {
     const since = await stack.pager.lastSeq();
     const controller = new AbortController();
