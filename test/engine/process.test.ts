@@ -25,7 +25,8 @@ async function startEngine(name: string, env: Record<string, string>): Promise<R
   let out = '';
   child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
   child.stderr!.on('data', (chunk: Buffer) => (out += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': only then has everything the engine wrote to its pipes been read.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const logs = () => out.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
   const ready = await eventually(async () => logs().find((l) => l['msg'] === 'switchyard engine ready'), (l) => l !== undefined || child.exitCode !== null, 20_000);
   if (!ready) throw new Error(`engine did not start:\n${out}`);
