@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite.ts';
+import type { NewExecution } from '../../src/store/store.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-store-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,5 +45,30 @@ describe('SqliteStore', () => {
     const again = new SqliteStore(path);
     expect((await again.listExecutions({ limit: 10 })).map((r) => r.id).sort()).toEqual(['new-run', 'old-run']);
     await again.close();
+  });
+
+  it('group commit: the writes of one turn commit together, none resolves before the commit, a failing one fails alone', async () => {
+    const path = join(dir, 'batch.db');
+    const engine = new SqliteStore(path);
+    const other = new SqliteStore(path); // another process's view of the file
+    const execution = (id: string): NewExecution => ({
+      id, kind: 'workflow', target: 'quick_answer', trigger: 'api', input: { id }, traceId: null, traceparent: null,
+      parentExecutionId: null, ownerId: 'engine-1', createdAt: 1,
+    });
+    try {
+      await engine.createExecution(execution('existing'));
+      let settled = 0;
+      const writes = ['a', 'b', 'c'].map((id) => engine.createExecution(execution(id)).then(() => settled++));
+      const duplicate = engine.createExecution(execution('existing'));
+      // Same turn: the transaction is open, so the other connection sees none of it, and nothing has resolved.
+      expect(await other.getExecution('a')).toBeUndefined();
+      expect(settled).toBe(0);
+      await expect(duplicate).rejects.toThrow(/UNIQUE constraint failed/);
+      await Promise.all(writes);
+      expect((await other.listExecutions({ limit: 10 })).map((r) => r.id).sort()).toEqual(['a', 'b', 'c', 'existing']);
+    } finally {
+      await engine.close();
+      await other.close();
+    }
   });
 });
