@@ -2,7 +2,7 @@
  * Switchyard / Execution Overview: the HTTP execution API as its callers see it.
  * Answers: how long synchronous requests take per kind, how many runs are accepted asynchronously,
  * how long synchronous waits last and how often they wake, which requests time out or fail (by status
- * code), and how much is running right now.
+ * code), how much is running right now, and whether the engine's event loop stalls.
  */
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { counterRate, gauge, histogramRate, labelValues, orZero, quantile, ratio, type Matchers } from './promql.ts';
@@ -92,6 +92,15 @@ export function executionOverviewDashboard(): Dashboard {
       description: 'Executions the engine processes are running now (pending or running), by kind, summed over the selected instances.',
       unit: 'short', width: 12, stacked: true, min: 0,
       queries: [{ expr: gauge('executionsInFlight', 'sum', ['kind', 'state']), legend: '{{kind}} {{state}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Engine event loop delay',
+      description: 'How long the engine\'s event loop was held between samples, per export window, the worst of the selected instances (an idle loop reads about 10 ms, the sampling interval). Every request waits out a stall: a rising max means something synchronous (a tool spawn, a database lock wait) blocks the process.',
+      unit: 's', width: 12, min: 0,
+      queries: [
+        { expr: gauge('eventLoopDelayP99', 'max'), legend: 'p99' },
+        { expr: gauge('eventLoopDelayMax', 'max'), legend: 'max' },
+      ],
     }))
     .withRow(row('Traces'))
     .withPanel(tracesPanel({

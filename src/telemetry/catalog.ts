@@ -188,6 +188,26 @@ export const METRICS = {
     description: 'Age of the oldest execution this engine process is running (0 when idle).',
     labels: { kind: EXECUTION_KINDS }, cardinalityLimit: SMALL,
   }),
+  // --- Process -----------------------------------------------------------------------------------
+  // Names of the OpenTelemetry semantic conventions for Node.js runtime metrics. Sampled by a 10 ms
+  // timer (perf_hooks.monitorEventLoopDelay), so an idle loop reads about 0.01 s; each export reports the
+  // window since the previous one. Anything synchronous that holds the loop (a fork for a tool call, a
+  // database lock wait) shows here, and delays every request the process serves.
+  eventLoopDelayP50: metric({
+    name: 'nodejs_eventloop_delay_p50_seconds', otelName: 'nodejs.eventloop.delay.p50', kind: 'gauge', unit: 's',
+    description: 'Median event loop delay of the engine process since the previous export (includes the 10 ms sampling interval).',
+    labels: {}, cardinalityLimit: SMALL,
+  }),
+  eventLoopDelayP99: metric({
+    name: 'nodejs_eventloop_delay_p99_seconds', otelName: 'nodejs.eventloop.delay.p99', kind: 'gauge', unit: 's',
+    description: '99th percentile event loop delay of the engine process since the previous export (includes the 10 ms sampling interval).',
+    labels: {}, cardinalityLimit: SMALL,
+  }),
+  eventLoopDelayMax: metric({
+    name: 'nodejs_eventloop_delay_max_seconds', otelName: 'nodejs.eventloop.delay.max', kind: 'gauge', unit: 's',
+    description: 'Longest event loop delay of the engine process since the previous export: the worst stall a request could meet.',
+    labels: {}, cardinalityLimit: SMALL,
+  }),
   telemetryFailures: metric({
     name: 'telemetry_failures_total', otelName: 'telemetry.failures', kind: 'counter', unit: '{failure}',
     description: "Telemetry's own failures (export, instrument, callback), caught so they change no outcome.",

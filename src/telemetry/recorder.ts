@@ -16,6 +16,7 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { METRICS, SPANS, type LabelsOf, type MetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
+import { EventLoopDelay } from './event-loop.ts';
 import { LabelGuard } from './labels.ts';
 
 const MAX_CACHED_LABEL_SETS = 4096;
@@ -29,8 +30,9 @@ export interface GaugeReading<K extends GaugeKey> {
   readonly labels: LabelsOf<K>;
   readonly value: number;
 }
-/** Reads the live state behind the observable gauges; called by the SDK at each collection. */
-export type GaugeSource = () => { [K in GaugeKey]: ReadonlyArray<GaugeReading<K>> };
+type ProcessGaugeKey = 'eventLoopDelayP50' | 'eventLoopDelayP99' | 'eventLoopDelayMax';
+/** Reads the engine's live state behind its observable gauges; called by the SDK at each collection. */
+export type GaugeSource = () => { [K in Exclude<GaugeKey, ProcessGaugeKey>]: ReadonlyArray<GaugeReading<K>> };
 
 export interface TelemetryOptions {
   readonly tracer: Tracer;
@@ -53,6 +55,7 @@ export class Telemetry {
   readonly #admitted = new Map<string, Attributes>();
   readonly #onFailure: TelemetryOptions['onFailure'];
   #gaugeSource: GaugeSource | undefined;
+  readonly #eventLoop = new EventLoopDelay();
 
   constructor(options: TelemetryOptions) {
     this.tracer = options.tracer;
@@ -71,10 +74,12 @@ export class Telemetry {
     }
     try {
       options.meter.addBatchObservableCallback((observer) => {
-        const source = this.#gaugeSource;
-        if (!source) return;
         try {
-          const readings = source();
+          const delay = this.#eventLoop.read();
+          const readings = {
+            ...this.#gaugeSource?.(),
+            ...(delay && { eventLoopDelayP50: [{ labels: {}, value: delay.p50 }], eventLoopDelayP99: [{ labels: {}, value: delay.p99 }], eventLoopDelayMax: [{ labels: {}, value: delay.max }] }),
+          };
           for (const [key, points] of Object.entries(readings) as [GaugeKey, ReadonlyArray<GaugeReading<GaugeKey>>][]) {
             const gauge = this.#gauges.get(key);
             if (!gauge) continue;

@@ -11,6 +11,8 @@ import { startTestEngine, TICKET, eventually, type TestEngine } from '../support
 let t: TestEngine;
 beforeAll(async () => {
   t = await startTestEngine({ engine: { staleAfterMs: 5_000 } });
+  // The event loop monitor starts at the first collection; the runs below give it samples.
+  await t.observed.collectMetrics();
   await t.post('/api/v1/workflows/support_triage/executions/sync', { input: TICKET });
   await t.post('/api/v1/workflows/support_triage/executions/sync', { input: { ...TICKET, fault: 'garbage' } });
   await t.post('/api/v1/workflows/support_triage/executions/sync', { input: { ...TICKET, fault: 'crash' } });
