@@ -42,6 +42,8 @@ export interface OverheadOptions {
   readonly rounds: number;
   readonly roundMs: number;
   readonly warmupMs: number;
+  /** Extra environment of the telemetry-on engine (a sampler, say). */
+  readonly onEnv?: Record<string, string>;
   readonly log: (line: string) => void;
 }
 
@@ -91,7 +93,7 @@ async function drive(engine: EngineProcess, workload: Workload, durationMs: numb
 export async function measureOverhead(options: OverheadOptions): Promise<OverheadResult> {
   const { workload, log } = options;
   const [on, off] = await Promise.all([
-    startEngine({ telemetry: true, otlpEndpoint: options.otlpEndpoint }),
+    startEngine({ telemetry: true, otlpEndpoint: options.otlpEndpoint, env: options.onEnv }),
     startEngine({ telemetry: false }),
   ]);
   try {

@@ -20,6 +20,16 @@ const config = (() => {
   }
 })();
 const logger = createLogger(config.logLevel);
+
+/**
+ * Exits once the log lines written so far are out (pino writes asynchronously, and process.exit drops
+ * what is still buffered), or after a second at most. Never resolves: await it to stop right there.
+ */
+function exitAfterLogs(code: number): Promise<never> {
+  setTimeout(() => process.exit(code), 1_000);
+  logger.flush(() => process.exit(code));
+  return new Promise(() => {});
+}
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 const sdk = startTelemetrySdk({
@@ -49,7 +59,7 @@ try {
 } catch (error) {
   if (error instanceof DefinitionError) {
     logger.fatal({ problems: error.problems }, error.message);
-    process.exit(2);
+    await exitAfterLogs(2);
   }
   throw error;
 }
@@ -88,7 +98,7 @@ const server: Server = app.listen(config.port, config.host, () => {
 });
 server.on('error', (error) => {
   logger.fatal({ err: error }, 'HTTP server failed');
-  process.exit(1);
+  void exitAfterLogs(1);
 });
 
 async function shutdown(signal: string): Promise<void> {
@@ -108,7 +118,7 @@ async function shutdown(signal: string): Promise<void> {
     logger.warn({ timeout_ms: config.telemetryFlushMs }, 'telemetry flush did not finish in time; exiting without the last spans and metric points');
   }
   logger.info('shutdown complete');
-  process.exit(0);
+  await exitAfterLogs(0);
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 process.on('SIGINT', () => void shutdown('SIGINT'));

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -58,6 +58,23 @@ describe('the engine process', () => {
     }
   }, 60_000);
 
+  it('refuses invalid definitions: exits 2, and its last log line names the file and the field', async () => {
+    const project = join(dir, 'broken-project');
+    mkdirSync(join(project, 'workflows'), { recursive: true });
+    writeFileSync(join(project, 'workflows', 'broken.yaml'), 'id: broken\ntasks: 5\n');
+    const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+      env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'broken.db'), SWITCHYARD_PROJECT_DIR: project, OTEL_SDK_DISABLED: 'true' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code).toBe(2);
+    const last = JSON.parse(out.trim().split('\n').at(-1)!) as { level: string; problems: string[] };
+    expect(last.level).toBe('fatal');
+    expect(last.problems.join('\n')).toMatch(/broken\.yaml: tasks: /);
+  }, 30_000);
+
   it('on SIGTERM with the Collector away, the last telemetry flush is cut off at its bound and the engine exits 0', async () => {
     // The exporters' own timeout (10 s by default) would keep a plain shutdown waiting for a Collector that is not there.
     const engine = await startEngine('flush-bound', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', SWITCHYARD_TELEMETRY_FLUSH_MS: '300' });
@@ -67,7 +84,7 @@ describe('the engine process', () => {
     expect(await engine.exited).toBe(0);
     const messages = engine.logs().map((l) => String(l['msg']));
     expect(messages).toContain('telemetry flush did not finish in time; exiting without the last spans and metric points');
-    expect(messages.at(-1)).toBe('shutdown complete');
+    expect(messages).toContain('shutdown complete');
   }, 60_000);
 
   it('on SIGTERM finishes in-flight work within the grace period, then exits 0', async () => {
