@@ -155,7 +155,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    if (this.#batch) this.#commit();
+    this.#commit();
     if (this.#db.isOpen) this.#db.close();
   }
 

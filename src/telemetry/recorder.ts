@@ -215,8 +215,9 @@ export class Telemetry {
 
 /** The W3C traceparent of a span (to store and continue later with `startSpan`); null for a no-op span. */
 export function traceparentOf(span: Span): string | null {
-  const { traceId, spanId, traceFlags } = span.spanContext();
-  return isSpanContextValid(span.spanContext()) ? `00-${traceId}-${spanId}-${traceFlags.toString(16).padStart(2, '0')}` : null;
+  const spanContext = span.spanContext();
+  const { traceId, spanId, traceFlags } = spanContext;
+  return isSpanContextValid(spanContext) ? `00-${traceId}-${spanId}-${traceFlags.toString(16).padStart(2, '0')}` : null;
 }
 
 function spanContextOf(traceparent: string): SpanContext | undefined {
