@@ -385,8 +385,14 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     const failuresAfter = await counterAbove(failuresExpr, failuresBefore, 'telemetry_failures_total{stage=~"export_.*"} to count the outage');
     const syncAfter = await counterAbove(syncCountExpr, syncBefore + results.length - 1, 'the sync requests of the outage counted in Prometheus');
     log(`telemetry_failures_total(export): ${failuresBefore} -> ${failuresAfter}; sync requests counted ${syncBefore} -> ${syncAfter} (+${results.length} sent)`);
-    const fresh = await stack.prom.query(`timestamp(executions_oldest_running_age_seconds{instance="${engineA.instanceId}"})`);
-    expect(Math.max(...fresh.map((s) => Number(s.value[1])))).toBeGreaterThan(upAtS);
+    // Export resumes: a point collected after the Collector came back. (The first points to arrive may be
+    // ones collected during the outage whose export retry succeeded once it was up, so wait for a fresh one.)
+    const freshestS = await until(async () => {
+      const samples = await stack.prom.query(`timestamp(executions_oldest_running_age_seconds{instance="${engineA.instanceId}"})`);
+      const newest = Math.max(...samples.map((s) => Number(s.value[1])));
+      return newest > upAtS ? newest : undefined;
+    }, { timeoutMs: 60_000, intervalMs: 1_000, what: 'a metric point collected after the Collector came back' });
+    log(`first fresh point ${Math.round((freshestS - upAtS) * 1000)} ms after the Collector was up`);
   }, 420_000);
 
   it('Collector restarted with its persistent queue: what it accepted while Tempo was down reaches Tempo', async () => {
