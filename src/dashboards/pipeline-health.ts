@@ -2,11 +2,13 @@
  * Switchyard / Pipeline Health: is telemetry getting from the engine to Prometheus and Tempo?
  * Answers: does the Collector accept what the engine sends, does it refuse, drop or fail to export
  * anything, are its exporter queues filling, are Prometheus and Tempo ingesting, does the engine's own
- * telemetry fail, and are all scrape targets up.
+ * telemetry fail or drop spans, and are all scrape targets up.
  */
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
 import { x, type ExternalMetricName } from './external.ts';
-import { counterRate, RATE_INTERVAL } from './promql.ts';
+// orZero: the Collector records failed sends and enqueue failures only once they happen (checked on 0.164
+// at level normal), so a healthy pipeline would show "No data" where it should show 0.
+import { counterRate, gauge, orZero, RATE_INTERVAL } from './promql.ts';
 import { datasourceVariable, higherIsWorse, engineVariables, newDashboard, row, statPanel, timeseriesPanel } from './shared.ts';
 
 export const UID = 'switchyard-pipeline-health';
@@ -19,15 +21,6 @@ function rate(name: ExternalMetricName, by: readonly string[], matchers = ''): s
 function agg(fn: 'sum' | 'max' | 'min', name: ExternalMetricName, by: readonly string[], matchers = ''): string {
   const sel = `${name}${matchers ? `{${matchers}}` : ''}`;
   return by.length === 0 ? `${fn}(${sel})` : `${fn} by (${by.join(', ')}) (${sel})`;
-}
-
-/**
- * `expr`, or 0 for every series of `like` it lacks: the Collector records failed sends and enqueue
- * failures only once they happen (checked on 0.164 at level normal), so a healthy pipeline would show
- * "No data" where it should show 0.
- */
-function orZero(expr: string, like: string): string {
-  return `(${expr}) or (${like} * 0)`;
 }
 
 /** Prometheus's write endpoints: OTLP from the Collector, remote write from Tempo's metrics generator. */
@@ -190,6 +183,25 @@ export function pipelineHealthDashboard(): Dashboard {
       description: 'Failures of the engine\'s own telemetry (export, instrument, gauge callback, span, log) per second, caught so they change no execution outcome. Export failures mean the Collector is unreachable or refusing.',
       unit: 'ops', width: 12, stacked: true,
       queries: [{ expr: counterRate('telemetryFailures', ['stage']), legend: '{{stage}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Engine spans exported / dropped / lost',
+      description: 'Spans per second the engine\'s batch span processor exported, dropped because its queue was full (the Collector too slow or away for longer than the queue lasts), or lost in an export that failed after retries. Dropped and lost spans leave holes in traces; metrics are cumulative and lose nothing.',
+      unit: 'cps', width: 12,
+      queries: [
+        { expr: counterRate('spanProcessorSpansProcessed', [], { error_type: '=""' }), legend: 'exported' },
+        { expr: orZero(counterRate('spanProcessorSpansProcessed', [], { error_type: '="queue_full"' }), counterRate('spanProcessorSpansProcessed')), legend: 'dropped (queue full)' },
+        { expr: orZero(counterRate('spanProcessorSpansProcessed', [], { error_type: '!~"|queue_full"' }), counterRate('spanProcessorSpansProcessed')), legend: 'lost (export failed)' },
+      ],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Engine span queue size / capacity',
+      description: 'Spans waiting in each engine\'s batch span processor queue for export, against its capacity. At capacity, new spans are dropped (bounded memory, never hoarding).',
+      unit: 'short', width: 12, min: 0,
+      queries: [
+        { expr: gauge('spanProcessorQueueSize', 'max', ['instance']), legend: '{{instance}} queued' },
+        { expr: gauge('spanProcessorQueueCapacity', 'max', ['instance']), legend: '{{instance}} capacity' },
+      ],
     }))
     .withPanel(timeseriesPanel({
       title: 'Scrape targets up',

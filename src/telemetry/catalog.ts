@@ -28,6 +28,11 @@ export interface MetricSpec {
   readonly buckets?: readonly number[];
   /** Most distinct label sets the SDK keeps for this metric; beyond it, points go to the overflow series. */
   readonly cardinalityLimit: number;
+  /**
+   * Who makes the instrument: the engine's recorder (absent) or the OpenTelemetry SDK itself ('sdk'), whose
+   * self-observability metrics are declared here so that views, dashboards and tests know them too.
+   */
+  readonly source?: 'sdk';
 }
 
 export const EXECUTION_KINDS = ['workflow', 'task', 'agent'] as const;
@@ -208,6 +213,25 @@ export const METRICS = {
     description: 'Longest event loop delay of the engine process since the previous export: the worst stall a request could meet.',
     labels: {}, cardinalityLimit: SMALL,
   }),
+  // --- The OpenTelemetry SDK's own metrics (semantic conventions, otel.sdk.*) ---------------------------
+  // Made by the SDK's BatchSpanProcessor, to which telemetry/sdk.ts hands the meter provider. They are how a
+  // span that never reached the Collector is counted: the queue is bounded, so an outage drops, not hoards.
+  spanProcessorSpansProcessed: metric({
+    name: 'otel_sdk_processor_span_processed_total', otelName: 'otel.sdk.processor.span.processed', kind: 'counter', unit: '{span}',
+    description: "Spans the engine's batch span processor is done with: exported (no error_type), dropped because its queue was full (error_type=\"queue_full\"), or lost in a failed export (error_type names the error).",
+    labels: { otel_component_type: ['batching_span_processor'], otel_component_name: ID_LABEL, error_type: ID_LABEL },
+    cardinalityLimit: SMALL, source: 'sdk',
+  }),
+  spanProcessorQueueSize: metric({
+    name: 'otel_sdk_processor_span_queue_size', otelName: 'otel.sdk.processor.span.queue.size', kind: 'gauge', unit: '{span}',
+    description: "Spans waiting in the engine's batch span processor queue for export.",
+    labels: { otel_component_type: ['batching_span_processor'], otel_component_name: ID_LABEL }, cardinalityLimit: SMALL, source: 'sdk',
+  }),
+  spanProcessorQueueCapacity: metric({
+    name: 'otel_sdk_processor_span_queue_capacity', otelName: 'otel.sdk.processor.span.queue.capacity', kind: 'gauge', unit: '{span}',
+    description: "Most spans the engine's batch span processor queue holds; beyond it new spans are dropped.",
+    labels: { otel_component_type: ['batching_span_processor'], otel_component_name: ID_LABEL }, cardinalityLimit: SMALL, source: 'sdk',
+  }),
   telemetryFailures: metric({
     name: 'telemetry_failures_total', otelName: 'telemetry.failures', kind: 'counter', unit: '{failure}',
     description: "Telemetry's own failures (export, instrument, callback), caught so they change no outcome.",
@@ -217,6 +241,10 @@ export const METRICS = {
 
 export type MetricKey = keyof typeof METRICS;
 export const METRIC_KEYS = Object.keys(METRICS) as MetricKey[];
+/** The metrics the engine's recorder makes (every key but the SDK's own). */
+export type RecordedMetricKey = { [K in MetricKey]: (typeof METRICS)[K] extends { source: 'sdk' } ? never : K }[MetricKey];
+export const RECORDED_METRIC_KEYS = METRIC_KEYS.filter((key): key is RecordedMetricKey => !('source' in METRICS[key]));
+export const SDK_METRIC_KEYS = METRIC_KEYS.filter((key) => 'source' in METRICS[key]);
 
 /** Label values accepted for a metric: enum labels take their union, id labels any string (guarded at run time). */
 type LabelValue<S> = S extends readonly (infer V)[] ? V : string;

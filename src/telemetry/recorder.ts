@@ -15,13 +15,13 @@ import {
   type SpanContext,
   type Tracer,
 } from '@opentelemetry/api';
-import { METRICS, SPANS, type LabelsOf, type MetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
+import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelsOf, type MetricKey, type RecordedMetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
 import { EventLoopDelay } from './event-loop.ts';
 import { LabelGuard } from './labels.ts';
 
 const MAX_CACHED_LABEL_SETS = 4096;
 
-type KeyOfKind<Kind> = { [K in MetricKey]: (typeof METRICS)[K]['kind'] extends Kind ? K : never }[MetricKey];
+type KeyOfKind<Kind> = { [K in RecordedMetricKey]: (typeof METRICS)[K]['kind'] extends Kind ? K : never }[RecordedMetricKey];
 export type CounterKey = KeyOfKind<'counter'>;
 export type HistogramKey = KeyOfKind<'histogram'>;
 export type GaugeKey = KeyOfKind<'gauge'>;
@@ -60,7 +60,7 @@ export class Telemetry {
   constructor(options: TelemetryOptions) {
     this.tracer = options.tracer;
     this.#onFailure = options.onFailure;
-    for (const key of Object.keys(METRICS) as MetricKey[]) {
+    for (const key of RECORDED_METRIC_KEYS) {
       const spec = METRICS[key];
       this.#guards.set(key, new Map(Object.entries(spec.labels).map(([label, allowed]) => [label, new LabelGuard(allowed)])));
       try {

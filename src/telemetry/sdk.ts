@@ -55,16 +55,6 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
   const protocol = (env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ?? env.OTEL_EXPORTER_OTLP_PROTOCOL ?? 'http/protobuf').trim();
   const json = protocol === 'http/json';
 
-  const spanExporter = new ReportingSpanExporter(json ? new OTLPTraceExporterJson() : new OTLPTraceExporterProto(),
-    (failing, error) => options.onExportStateChange?.('traces', failing, error), (error) => countFailure('export_traces', error));
-  const tracerProvider = new TracerProvider({
-    resource,
-    sampler: samplerFromEnv(env),
-    // Bounded: when the Collector is away, spans beyond the queue are dropped, not hoarded.
-    spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: 2048, maxExportBatchSize: 512 })],
-  });
-  trace.setGlobalTracerProvider(tracerProvider);
-
   const metricExporter = new ReportingMetricExporter(json ? new OTLPMetricExporterJson() : new OTLPMetricExporterProto(),
     (failing, error) => options.onExportStateChange?.('metrics', failing, error), (error) => countFailure('export_metrics', error));
   const exportIntervalMillis = positiveInt(env.OTEL_METRIC_EXPORT_INTERVAL, 60_000);
@@ -76,6 +66,17 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
     })],
   });
   metrics.setGlobalMeterProvider(meterProvider);
+
+  const spanExporter = new ReportingSpanExporter(json ? new OTLPTraceExporterJson() : new OTLPTraceExporterProto(),
+    (failing, error) => options.onExportStateChange?.('traces', failing, error), (error) => countFailure('export_traces', error));
+  const tracerProvider = new TracerProvider({
+    resource,
+    sampler: samplerFromEnv(env),
+    // Bounded: when the Collector is away, spans beyond the queue are dropped, not hoarded.
+    // The processor counts what it exports, drops and loses (otel.sdk.processor.span.* in the catalogue).
+    spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: 2048, maxExportBatchSize: 512, selfObsMeterProvider: meterProvider })],
+  });
+  trace.setGlobalTracerProvider(tracerProvider);
 
   telemetry = new Telemetry({ tracer: tracerProvider.getTracer(SCOPE, options.serviceVersion), meter: meterProvider.getMeter(SCOPE, options.serviceVersion) });
   return {
