@@ -78,14 +78,13 @@ it('counts the spans a full queue drops, and shows the queue at its capacity', a
   await (metrics.getMeterProvider() as MeterProvider).forceFlush();
   expect(metricBodies.length).toBeGreaterThan(0);
 
-  const names = Object.fromEntries(SDK_METRIC_KEYS.map((key) => [key, METRICS[key].otelName]));
-  const processed = exportedPoints(names['spanProcessorSpansProcessed']!);
-  const dropped = processed.filter((p) => p.attributes['error.type'] === 'queue_full');
+  for (const key of SDK_METRIC_KEYS) expect(exportedPoints(METRICS[key].otelName), `${key} exported`).not.toEqual([]);
+  const dropped = exportedPoints(METRICS.spanProcessorSpansProcessed.otelName).filter((p) => p.attributes['error.type'] === 'queue_full');
   expect(dropped).toHaveLength(1);
   expect(dropped[0]!.value).toBe(ENDED - BATCH - CAPACITY);
   expect(dropped[0]!.attributes).toMatchObject({ 'otel.component.type': 'batching_span_processor' });
   expect(dropped[0]!.attributes['otel.component.name']).toMatch(/^batching_span_processor\/\d+$/);
 
-  expect(exportedPoints(names['spanProcessorQueueSize']!).map((p) => p.value)).toEqual([CAPACITY]);
-  expect(exportedPoints(names['spanProcessorQueueCapacity']!).map((p) => p.value)).toEqual([CAPACITY]);
+  expect(exportedPoints(METRICS.spanProcessorQueueSize.otelName).map((p) => p.value)).toEqual([CAPACITY]);
+  expect(exportedPoints(METRICS.spanProcessorQueueCapacity.otelName).map((p) => p.value)).toEqual([CAPACITY]);
 });
