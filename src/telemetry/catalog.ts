@@ -72,6 +72,9 @@ const BYTES = [100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000] as const;
 const SMALL = 200;
 const LARGE = 2000;
 
+/** Labels the SDK puts on its span processor metrics (semantic conventions: otel.component.type and .name). */
+const SPAN_PROCESSOR_LABELS = { otel_component_type: ['batching_span_processor'], otel_component_name: ID_LABEL } as const;
+
 function metric<const M extends MetricSpec>(spec: M): M {
   return spec;
 }
@@ -219,18 +222,18 @@ export const METRICS = {
   spanProcessorSpansProcessed: metric({
     name: 'otel_sdk_processor_span_processed_total', otelName: 'otel.sdk.processor.span.processed', kind: 'counter', unit: '{span}',
     description: "Spans the engine's batch span processor is done with: exported (no error_type), dropped because its queue was full (error_type=\"queue_full\"), or lost in a failed export (error_type names the error).",
-    labels: { otel_component_type: ['batching_span_processor'], otel_component_name: ID_LABEL, error_type: ID_LABEL },
+    labels: { ...SPAN_PROCESSOR_LABELS, error_type: ID_LABEL },
     cardinalityLimit: SMALL, source: 'sdk',
   }),
   spanProcessorQueueSize: metric({
     name: 'otel_sdk_processor_span_queue_size', otelName: 'otel.sdk.processor.span.queue.size', kind: 'gauge', unit: '{span}',
     description: "Spans waiting in the engine's batch span processor queue for export.",
-    labels: { otel_component_type: ['batching_span_processor'], otel_component_name: ID_LABEL }, cardinalityLimit: SMALL, source: 'sdk',
+    labels: SPAN_PROCESSOR_LABELS, cardinalityLimit: SMALL, source: 'sdk',
   }),
   spanProcessorQueueCapacity: metric({
     name: 'otel_sdk_processor_span_queue_capacity', otelName: 'otel.sdk.processor.span.queue.capacity', kind: 'gauge', unit: '{span}',
     description: "Most spans the engine's batch span processor queue holds; beyond it new spans are dropped.",
-    labels: { otel_component_type: ['batching_span_processor'], otel_component_name: ID_LABEL }, cardinalityLimit: SMALL, source: 'sdk',
+    labels: SPAN_PROCESSOR_LABELS, cardinalityLimit: SMALL, source: 'sdk',
   }),
   telemetryFailures: metric({
     name: 'telemetry_failures_total', otelName: 'telemetry.failures', kind: 'counter', unit: '{failure}',

@@ -31,6 +31,9 @@ export interface TelemetrySdk {
 }
 
 const SCOPE = 'switchyard';
+/** The batch span processor's bounds: spans it holds for export, and spans per export request. */
+export const SPAN_QUEUE_CAPACITY = 2048;
+export const SPAN_EXPORT_BATCH = 512;
 
 /**
  * Sets up the OpenTelemetry SDK from the standard OTEL_* variables: OTLP over HTTP (protobuf by default,
@@ -74,7 +77,7 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
     sampler: samplerFromEnv(env),
     // Bounded: when the Collector is away, spans beyond the queue are dropped, not hoarded.
     // The processor counts what it exports, drops and loses (otel.sdk.processor.span.* in the catalogue).
-    spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: 2048, maxExportBatchSize: 512, selfObsMeterProvider: meterProvider })],
+    spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: SPAN_QUEUE_CAPACITY, maxExportBatchSize: SPAN_EXPORT_BATCH, selfObsMeterProvider: meterProvider })],
   });
   trace.setGlobalTracerProvider(tracerProvider);
 

@@ -10,11 +10,11 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { allDashboardQueries, allVariableQueries, substituteVariables } from '../../src/dashboards/index.ts';
 import { runLoad, type LoadSummary } from '../../src/loadgen/load.ts';
 import { METRICS, type MetricSpec } from '../../src/telemetry/catalog.ts';
+import { readYaml } from '../config/tools.ts';
 import { findStackBinary, type StackBinaryName } from '../support/stack-binaries.ts';
 import { until, type Page, type TempoSpan } from './harness/clients.ts';
 import { TICKET, driveUntil, healthySync, send, type Outcome } from './harness/drive.ts';
@@ -38,8 +38,8 @@ const STUCK_THRESHOLD_S = 10;
  * so a bound on growth over a short control phase measures the heap, not the outage.
  */
 const ENGINE_MEMORY_LIMIT = (() => {
-  const compose = parseYaml(readFileSync(join(REPO, 'docker-compose.yml'), 'utf8')) as { services: Record<string, any> };
-  const limit = String(compose.services['engine'].deploy.resources.limits.memory);
+  const compose = readYaml<{ services: Record<string, { deploy?: { resources?: { limits?: { memory?: string } } } }> }>('docker-compose.yml');
+  const limit = String(compose.services['engine']?.deploy?.resources?.limits?.memory);
   const match = /^(\d+)([MG])$/.exec(limit);
   if (!match) throw new Error(`unexpected engine memory limit in docker-compose.yml: ${limit}`);
   return Number(match[1]) * 2 ** (match[2] === 'G' ? 30 : 20);

@@ -9,7 +9,7 @@ import { metrics } from '@opentelemetry/api';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { METRICS, SDK_METRIC_KEYS } from '../../src/telemetry/catalog.ts';
-import { startTelemetrySdk, type TelemetrySdk } from '../../src/telemetry/sdk.ts';
+import { SPAN_EXPORT_BATCH, SPAN_QUEUE_CAPACITY, startTelemetrySdk, type TelemetrySdk } from '../../src/telemetry/sdk.ts';
 
 interface OtlpPoint {
   attributes: { key: string; value: { stringValue?: string } }[];
@@ -44,7 +44,7 @@ beforeAll(async () => {
     OTEL_EXPORTER_OTLP_TIMEOUT: '60000',
     OTEL_METRIC_EXPORT_INTERVAL: '600000',
   });
-  sdk = startTelemetrySdk({ serviceVersion: 'test', instanceId: 'sdk-self-metrics', env: process.env });
+  sdk = startTelemetrySdk({ serviceVersion: 'test', instanceId: 'sdk-self-metrics' });
 });
 
 afterAll(async () => {
@@ -67,11 +67,11 @@ function exportedPoints(otelName: string): { attributes: Record<string, string>;
 }
 
 it('counts the spans a full queue drops, and shows the queue at its capacity', async () => {
-  const CAPACITY = 2048;
-  const BATCH = 512;
-  const ENDED = 3_000;
+  const OVERFLOW = 440;
+  const ENDED = SPAN_EXPORT_BATCH + SPAN_QUEUE_CAPACITY + OVERFLOW;
   for (let i = 0; i < ENDED; i++) sdk.telemetry.tracer.startSpan(`span ${i}`).end();
-  // The first full batch went out at once (and hangs); the queue took the next 2048; the rest were dropped.
+  // The first full batch went out at once (and hangs); the queue took the next ones up to its capacity; the
+  // rest were dropped.
   await new Promise((resolve) => setTimeout(resolve, 100));
   expect(stuckTraceRequests).toHaveLength(1);
   // Flush the metrics only: a span flush would empty the queue into more (hanging) exports.
@@ -81,10 +81,10 @@ it('counts the spans a full queue drops, and shows the queue at its capacity', a
   for (const key of SDK_METRIC_KEYS) expect(exportedPoints(METRICS[key].otelName), `${key} exported`).not.toEqual([]);
   const dropped = exportedPoints(METRICS.spanProcessorSpansProcessed.otelName).filter((p) => p.attributes['error.type'] === 'queue_full');
   expect(dropped).toHaveLength(1);
-  expect(dropped[0]!.value).toBe(ENDED - BATCH - CAPACITY);
+  expect(dropped[0]!.value).toBe(OVERFLOW);
   expect(dropped[0]!.attributes).toMatchObject({ 'otel.component.type': 'batching_span_processor' });
   expect(dropped[0]!.attributes['otel.component.name']).toMatch(/^batching_span_processor\/\d+$/);
 
-  expect(exportedPoints(METRICS.spanProcessorQueueSize.otelName).map((p) => p.value)).toEqual([CAPACITY]);
-  expect(exportedPoints(METRICS.spanProcessorQueueCapacity.otelName).map((p) => p.value)).toEqual([CAPACITY]);
+  expect(exportedPoints(METRICS.spanProcessorQueueSize.otelName).map((p) => p.value)).toEqual([SPAN_QUEUE_CAPACITY]);
+  expect(exportedPoints(METRICS.spanProcessorQueueCapacity.otelName).map((p) => p.value)).toEqual([SPAN_QUEUE_CAPACITY]);
 });
