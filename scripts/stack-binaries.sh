@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the real stack binaries at the pinned versions and prints where they are:
 #
-#   export OTELCOL_BIN=... PROMETHEUS_BIN=... PROMTOOL_BIN=... TEMPO_BIN=... ALERTMANAGER_BIN=... AMTOOL_BIN=...
+#   export OTELCOL_BIN=... PROMETHEUS_BIN=... PROMTOOL_BIN=... JAEGER_BIN=... ALERTMANAGER_BIN=... AMTOOL_BIN=...
 #
 # Usage: scripts/stack-binaries.sh [--print | --no-build] [--help]
 #   eval "$(scripts/stack-binaries.sh)"
@@ -9,10 +9,12 @@
 # `--print` is accepted for readability: the script always builds only what is missing, then prints.
 # `--no-build` builds nothing: prints the paths anyway and exits 3 when a binary is missing or stale.
 #
-# Everything is built from Go modules through the Go module proxy (no Docker, no GitHub downloads):
+# Everything is built from Go modules through the Go module proxy (no Docker, no GitHub downloads), with
+# Go's checksum verification as configured on the machine (this script never turns it off):
 #   - Collector: OpenTelemetry Collector Builder from collector/builder-config.yaml;
-#   - Prometheus + promtool, Alertmanager + amtool, Tempo: wrapper modules in scripts/build/<name>/
-#     that require the upstream module and repeat its replace directives.
+#   - Prometheus + promtool, Alertmanager + amtool, Jaeger v2 (the stack tests' trace store; users run
+#     Tempo, whose AGPL module is never built): wrapper modules in scripts/build/<name>/ that require the
+#     upstream module and repeat its replace directives.
 # Binaries land in $SWITCHYARD_CACHE/stack/<name>-<version>/ (default ~/.cache/switchyard), with a stamp
 # of the build inputs: a second run reuses them in well under a second. Build logs: $CACHE/stack/logs/.
 set -euo pipefail
@@ -32,14 +34,11 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${SWITCHYARD_CACHE:-$HOME/.cache/switchyard}/stack"
 BUILD_DIR="$REPO/scripts/build"
 
-# Pinned versions (docker-compose.yml pins the matching images).
-OTELCOL_VERSION=0.164.0          # otel/opentelemetry-collector-contrib:0.164.0
+# Pinned versions (docker-compose.yml pins the matching images; Jaeger is CI's trace store only).
+OTELCOL_VERSION=0.165.0          # core v0.165.0 + contrib v0.165.1 (collector/builder-config.yaml)
 PROMETHEUS_VERSION=3.16.0        # prom/prometheus:v3.16.0 (Go module github.com/prometheus/prometheus v0.316.0)
 ALERTMANAGER_VERSION=0.34.2      # prom/alertmanager:v0.34.2
-# grafana/tempo: the Go proxy serves no v2 tag; the newest Tempo 2.x it serves is main at 87c2dc380cec
-# (2025-05-29, v2.8.0-rc.0 + a few commits); see scripts/build/tempo/go.mod. Image pin: grafana/tempo:2.8.0.
-TEMPO_VERSION=2.8.0-rc.0-87c2dc380cec
-TEMPO_MODULE_VERSION=v1.5.1-0.20250529124718-87c2dc380cec
+JAEGER_VERSION=1.75.0            # github.com/jaegertracing/jaeger/cmd/jaeger (Jaeger v2 binary)
 
 # The Go toolchain: be gentle on small machines (2 cores) and never touch a repo-local go.work.
 export GOFLAGS="-mod=mod -buildvcs=false"
@@ -48,7 +47,7 @@ GO_P="${SWITCHYARD_GO_BUILD_P:-2}"
 export GOMAXPROCS="${GOMAXPROCS:-$GO_P}"
 GO_BUILD=(go build -p "$GO_P" -trimpath)
 # Bump when a build recipe below changes in a way that must rebuild cached binaries.
-RECIPE=1
+RECIPE=2
 
 log() { echo "stack-binaries: $*" >&2; }
 die() { echo "stack-binaries: ERROR: $*" >&2; exit 1; }
@@ -78,7 +77,7 @@ inputs_hash() {
   { printf '%s\n' "$@" | LC_ALL=C sort | while read -r f; do echo "== $f"; cat "$REPO/$f"; done
     echo "go: $(go env GOVERSION)"
     echo "recipe: $RECIPE"
-    echo "pins: $OTELCOL_VERSION $PROMETHEUS_VERSION $ALERTMANAGER_VERSION $TEMPO_VERSION $TEMPO_MODULE_VERSION"
+    echo "pins: $OTELCOL_VERSION $PROMETHEUS_VERSION $ALERTMANAGER_VERSION $JAEGER_VERSION"
   } | sha256sum | cut -c1-16
 }
 
@@ -127,19 +126,6 @@ build_prometheus() {
   local work="$CACHE/build/$name-$version" tmp="$out.tmp"
   rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
   cp "$BUILD_DIR/prometheus/go.mod" "$BUILD_DIR/prometheus/go.sum" "$work/"
-  # github.com/pb33f/go-yaml (used by the API's OpenAPI code via libopenapi) is refused by the module
-  # proxy. It is a mechanical rename of go.yaml.in/yaml/v4 (its util/rewrite-module-path script), so
-  # regenerate it from go.yaml.in/yaml/v4 and point a replace at the result.
-  local yaml_src yaml_dir="$CACHE/src/pb33f-go-yaml-from-yaml-v4.0.0"
-  if [ ! -f "$yaml_dir/go.mod" ]; then
-    yaml_src=$(cd "$work" && go mod download -json go.yaml.in/yaml/v4@v4.0.0 2>>"$logfile" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
-    [ -n "$yaml_src" ] || die "building $name $version failed: cannot download go.yaml.in/yaml/v4@v4.0.0 (log: $logfile)"
-    rm -rf "$yaml_dir.tmp"; cp -r "$yaml_src" "$yaml_dir.tmp"; chmod -R u+w "$yaml_dir.tmp"
-    grep -rl --fixed-strings go.yaml.in/yaml/v4 "$yaml_dir.tmp" | xargs perl -pi -e \
-      's{\Qgo.yaml.in/yaml/v4\E}{github.com/pb33f/go-yaml}g; s{(\Qgithub.com/pb33f/go-yaml\E[@ ])v4\.[0-9][0-9A-Za-z.+-]*}{${1}v0.0.0}g'
-    mv "$yaml_dir.tmp" "$yaml_dir"
-  fi
-  (cd "$work" && go mod edit -replace "github.com/pb33f/go-yaml=$yaml_dir")
   local ldflags; ldflags=$(version_ldflags_prometheus_common "$version" "v0.316.0")
   (cd "$work" && run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" -ldflags "$ldflags" -o "$tmp/" \
     github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool)
@@ -183,8 +169,7 @@ build_alertmanager() {
 build_otelcol() {
   local name=otelcol version=$OTELCOL_VERSION
   local out="$CACHE/$name-$version" logfile="$CACHE/logs/$name-$version.log"
-  local hash; hash=$(inputs_hash collector/builder-config.yaml scripts/build/otelcol/statusutil/go.mod \
-    scripts/build/otelcol/statusutil/go.sum scripts/build/otelcol/statusutil/statusutil.go)
+  local hash; hash=$(inputs_hash collector/builder-config.yaml)
   is_fresh "$out" "$hash" otelcol && return 0
   skip_build "$name" "$version" && return 0
   log "building the OpenTelemetry Collector $version with the builder (log: $logfile)"
@@ -196,12 +181,7 @@ build_otelcol() {
   fi
   local work="$CACHE/build/$name-$version" tmp="$out.tmp"
   rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
-  # go.opentelemetry.io/collector/internal/statusutil (imported by the OTLP receiver and exporters) is
-  # refused by the module proxy: the working copy of the manifest replaces it with our stand-in
-  # (scripts/build/otelcol/statusutil). The committed manifest stays exactly the list of components.
   cp "$REPO/collector/builder-config.yaml" "$work/builder-config.yaml"
-  printf '\n# Added by scripts/stack-binaries.sh\nreplaces:\n  - go.opentelemetry.io/collector/internal/statusutil => %s\n' \
-    "$BUILD_DIR/otelcol/statusutil" >>"$work/builder-config.yaml"
   # Generate the sources and resolve modules (into $work/_build, the manifest's output_path), then compile
   # with our go flags.
   (cd "$work" && run_logged "$name" "$version" "$logfile" "$builder_dir/builder" \
@@ -211,37 +191,34 @@ build_otelcol() {
   finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
 }
 
-# ---- Tempo -----------------------------------------------------------------------------------
-build_tempo() {
-  local name=tempo version=$TEMPO_VERSION
+# ---- Jaeger v2 (the stack tests' trace store) -------------------------------------------------
+build_jaeger() {
+  local name=jaeger version=$JAEGER_VERSION
   local out="$CACHE/$name-$version" logfile="$CACHE/logs/$name-$version.log"
-  local hash; hash=$(inputs_hash scripts/build/tempo/go.mod scripts/build/tempo/go.sum)
-  is_fresh "$out" "$hash" tempo && return 0
+  local hash; hash=$(inputs_hash scripts/build/jaeger/go.mod scripts/build/jaeger/go.sum)
+  is_fresh "$out" "$hash" jaeger && return 0
   skip_build "$name" "$version" && return 0
-  log "building Tempo $version (cold build takes several minutes; log: $logfile)"
+  log "building Jaeger $version (log: $logfile)"
   local started; started=$(date +%s); : >"$logfile"
   local work="$CACHE/build/$name-$version" tmp="$out.tmp"
   rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
-  cp "$BUILD_DIR/tempo/go.mod" "$BUILD_DIR/tempo/go.sum" "$work/"
-  # The checksum database lacks this pseudo-version and several of Tempo's dependencies: the committed
-  # go.sum is the source of truth for this build.
-  (cd "$work" && GOSUMDB=off run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" \
-    -ldflags "-s -w -X main.Version=$version -X main.Revision=87c2dc380cec -X main.Branch=main" \
-    -o "$tmp/" github.com/grafana/tempo/cmd/tempo)
+  cp "$BUILD_DIR/jaeger/go.mod" "$BUILD_DIR/jaeger/go.sum" "$work/"
+  (cd "$work" && run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" -ldflags "-s -w" \
+    -o "$tmp/" github.com/jaegertracing/jaeger/cmd/jaeger)
   finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
 }
 
-# Order matters: other work waits on promtool/amtool first, the Collector next, Tempo last.
+# Order matters: other work waits on promtool/amtool first, the Collector next, Jaeger last.
 # SWITCHYARD_STACK_ONLY="alertmanager otelcol" restricts building to those (a development aid).
-only="${SWITCHYARD_STACK_ONLY:-prometheus alertmanager otelcol tempo}"
-for target in prometheus alertmanager otelcol tempo; do
+only="${SWITCHYARD_STACK_ONLY:-prometheus alertmanager otelcol jaeger}"
+for target in prometheus alertmanager otelcol jaeger; do
   case " $only " in *" $target "*) "build_$target" ;; esac
 done
 
 echo "export OTELCOL_BIN=$CACHE/otelcol-$OTELCOL_VERSION/otelcol" \
   "PROMETHEUS_BIN=$CACHE/prometheus-$PROMETHEUS_VERSION/prometheus" \
   "PROMTOOL_BIN=$CACHE/prometheus-$PROMETHEUS_VERSION/promtool" \
-  "TEMPO_BIN=$CACHE/tempo-$TEMPO_VERSION/tempo" \
+  "JAEGER_BIN=$CACHE/jaeger-$JAEGER_VERSION/jaeger" \
   "ALERTMANAGER_BIN=$CACHE/alertmanager-$ALERTMANAGER_VERSION/alertmanager" \
   "AMTOOL_BIN=$CACHE/alertmanager-$ALERTMANAGER_VERSION/amtool"
 

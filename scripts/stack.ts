@@ -1,10 +1,11 @@
 /**
  * `npm run stack` (node scripts/stack.ts): the Switchyard stack on 127.0.0.1 without Docker, for
- * developing dashboards, rules and alerts. Starts the real Collector, Prometheus, Tempo, Alertmanager
- * (binaries from scripts/stack-binaries.sh), the pager sink and one engine, then drives healthy load
+ * developing dashboards, rules and alerts. Starts the real Collector, Prometheus, Jaeger (the trace store
+ * the stack tests use; Tempo runs only under docker compose), Alertmanager (binaries from
+ * scripts/stack-binaries.sh), the pager sink and one engine, then drives healthy load
  * with the load generator until Ctrl-C, and tears everything down.
  *
- * Grafana is not run (no binary is built for it): point a Grafana at the printed Prometheus and Tempo
+ * Grafana is not run (no binary is built for it): point a Grafana at the printed Prometheus (and Jaeger)
  * URLs, or read the dashboards' queries with `allDashboardQueries()` and run them in Prometheus's UI.
  *
  * Environment: STACK_LOAD_RATE (requests/s, default 3), STACK_FAULTS (e.g. "fail=0.3", default none),

@@ -32,7 +32,7 @@ export function executionOverviewDashboard(): Dashboard {
     .withRow(row('Synchronous latency'))
     .withPanel(histogramPanel({
       title: 'Sync latency p50 / p95 / p99 by kind',
-      description: 'Time to answer a synchronous execution request (workflow, task, agent), all outcomes. Dots are exemplars linking to the request trace.',
+      description: 'Time to answer a synchronous execution request (workflow, task, agent), all outcomes.',
       unit: 's', width: 24, height: 9,
       queries: [
         { expr: quantile(0.5, 'httpExecSyncLatency', ['kind']), legend: '{{kind}} p50' },

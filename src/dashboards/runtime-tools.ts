@@ -4,7 +4,8 @@
  * end (exit code or signal), how big outputs get.
  */
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { counterRate, histogramRate, labelValues, orZero, quantile, ratio, type Matchers } from './promql.ts';
+import { x } from './external.ts';
+import { counterRate, histogramRate, labelValues, orZero, quantile, ratio, RATE_INTERVAL, type Matchers } from './promql.ts';
 import {
   higherIsWorse, datasourceVariable, engineVariables, labelVariable, histogramPanel, newDashboard, row, statPanel, timeseriesPanel,
   tracesPanel,
@@ -20,6 +21,13 @@ const TOOL_OUTPUT: Matchers<'toolOutputBytes'> = { tool_id: '=~"$tool_id"' };
 /** Tool spans slower than a second: the first place to look when the latency panels climb. */
 export const SLOW_TOOL_CALLS_TRACEQL = '{ name = "runtime.execute_tool" && duration > 1s }';
 export const FAILED_TOOL_CALLS_TRACEQL = '{ name = "runtime.execute_tool" && status = error }';
+
+/**
+ * p95 of runtime.execute_tool spans per tool, from the Collector's span metrics: the series whose exemplars
+ * carry trace ids (the engine's own histograms have none: the OpenTelemetry JS SDK records no exemplars).
+ */
+const TOOL_SPAN_P95 = `histogram_quantile(0.95, sum by (le, tool_id) (rate(${x('traces_span_metrics_duration_seconds')}_bucket{`
+  + `span_name="runtime.execute_tool", tool_id=~"$tool_id", job=~"$job", instance=~"$instance"}[${RATE_INTERVAL}])))`;
 
 const callsByTool = histogramRate('toolExecuteSeconds', 'count', ['tool_id'], TOOLS);
 const timeoutsByTool = orZero(counterRate('toolTimeouts', ['tool_id'], TOOL_TIMEOUTS), callsByTool);
@@ -39,9 +47,15 @@ export function runtimeToolsDashboard(): Dashboard {
     .withRow(row('Latency'))
     .withPanel(histogramPanel({
       title: 'Tool latency p95 by tool',
-      description: '95th percentile wall time of a tool call (spawn to parsed response), per tool, all outcomes. Dots are exemplars: click one to open its trace.',
+      description: '95th percentile wall time of a tool call (spawn to parsed response), per tool, all outcomes, from the engine\'s own histogram.',
       unit: 's', width: 12,
       queries: [{ expr: quantile(0.95, 'toolExecuteSeconds', ['tool_id'], TOOLS), legend: '{{tool_id}}' }],
+    }))
+    .withPanel(histogramPanel({
+      title: 'Tool call span duration p95 by tool (exemplars)',
+      description: 'The same calls seen from their traces: 95th percentile duration of runtime.execute_tool spans per tool, derived by the Collector\'s spanmetrics connector. Its dots are exemplars carrying trace ids: click one to open that call\'s trace.',
+      unit: 's', width: 12,
+      queries: [{ expr: TOOL_SPAN_P95, legend: '{{tool_id}}' }],
     }))
     .withPanel(histogramPanel({
       title: 'Tool latency p50 / p95 / p99',
@@ -111,7 +125,7 @@ export function runtimeToolsDashboard(): Dashboard {
     }))
     .withPanel(histogramPanel({
       title: 'Tool output size p99 by tool',
-      description: '99th percentile of the bytes a tool wrote to stdout in one call, per tool. Calls near the output limit fail with error_kind=output_limit. Dots are exemplars linking to a call\'s trace.',
+      description: '99th percentile of the bytes a tool wrote to stdout in one call, per tool. Calls near the output limit fail with error_kind=output_limit.',
       unit: 'bytes', width: 12,
       queries: [{ expr: quantile(0.99, 'toolOutputBytes', ['tool_id'], TOOL_OUTPUT), legend: '{{tool_id}}' }],
     }))

@@ -74,7 +74,7 @@ export function workflowLifecycleDashboard(): Dashboard {
     }))
     .withPanel(histogramPanel({
       title: 'Run duration p50 / p95 by status',
-      description: 'Duration of workflow runs from start to terminal status, per status. Dots are exemplars linking to the run trace.',
+      description: 'Duration of workflow runs from start to terminal status, per status.',
       unit: 's', width: 12,
       queries: [
         { expr: quantile(0.5, 'workflowExecutionDuration', ['status'], DURATION), legend: '{{status}} p50' },

@@ -18,7 +18,14 @@ import { parse } from 'yaml';
 import { findStackBinary, missingBinaryPolicy } from '../support/stack-binaries.ts';
 import { readYaml, repoPath, run } from './tools.ts';
 
-const OTELCOL_VERSION = '0.164.0';
+/**
+ * One Collector release throughout (the pairing the environment's Go package list approves): core
+ * modules and the distribution at 0.165.0, contrib modules at its patch 0.165.1, confmap providers at the
+ * stable 1.71.0 that ships with core 0.165.0.
+ */
+const OTELCOL_VERSION = '0.165.0';
+const CONTRIB_VERSION = '0.165.1';
+const CONFMAP_VERSION = '1.71.0';
 
 const KINDS = ['receivers', 'processors', 'exporters', 'extensions', 'connectors'] as const;
 type Kind = (typeof KINDS)[number];
@@ -38,7 +45,7 @@ type Manifest = Partial<Record<Kind | 'providers', ManifestModule[]>> & { dist: 
 
 /**
  * Component type of each Go module the manifest may list (from the module's `component.MustNewType` at
- * 0.164.0). A module missing here fails the test: add it with its type. The binary check below
+ * 0.165). A module missing here fails the test: add it with its type. The binary check below
  * (`otelcol components`) confirms this table against the real build.
  */
 const COMPONENT_TYPE_OF_MODULE: Readonly<Record<string, { kind: Kind; type: string }>> = {
@@ -50,10 +57,10 @@ const COMPONENT_TYPE_OF_MODULE: Readonly<Record<string, { kind: Kind; type: stri
   'go.opentelemetry.io/collector/exporter/debugexporter': { kind: 'exporters', type: 'debug' },
   'github.com/open-telemetry/opentelemetry-collector-contrib/extension/healthcheckextension': { kind: 'extensions', type: 'health_check' },
   'github.com/open-telemetry/opentelemetry-collector-contrib/extension/storage/filestorage': { kind: 'extensions', type: 'file_storage' },
-  'github.com/open-telemetry/opentelemetry-collector-contrib/connector/spanmetricsconnector': { kind: 'connectors', type: 'spanmetrics' },
+  'github.com/open-telemetry/opentelemetry-collector-contrib/connector/spanmetricsconnector': { kind: 'connectors', type: 'span_metrics' },
 };
 
-/** Exporter types the 0.164.0 Collector still accepts but logs as deprecated, with their new names. */
+/** Exporter types the 0.165 Collector still accepts but logs as deprecated, with their new names. */
 const DEPRECATED_EXPORTER_TYPES: Readonly<Record<string, string>> = { otlp: 'otlp_grpc', otlphttp: 'otlp_http' };
 
 const config = readYaml<CollectorConfig>('collector/otelcol.yaml');
@@ -132,7 +139,7 @@ describe('collector/otelcol.yaml', () => {
 
   it('takes every endpoint, port and directory from the environment', () => {
     const text = readFileSync(repoPath('collector/otelcol.yaml'), 'utf8');
-    for (const variable of ['OTLP_GRPC_ENDPOINT', 'OTLP_HTTP_ENDPOINT', 'OTELCOL_HEALTH_ENDPOINT', 'OTELCOL_STORAGE_DIR', 'TEMPO_OTLP_GRPC_ENDPOINT', 'PROMETHEUS_HOST', 'OTELCOL_METRICS_HOST', 'OTELCOL_METRICS_PORT']) {
+    for (const variable of ['OTLP_GRPC_ENDPOINT', 'OTLP_HTTP_ENDPOINT', 'OTELCOL_HEALTH_ENDPOINT', 'OTELCOL_STORAGE_DIR', 'TRACES_OTLP_GRPC_ENDPOINT', 'PROMETHEUS_HOST', 'OTELCOL_SPANMETRICS_FLUSH_INTERVAL', 'OTELCOL_METRICS_HOST', 'OTELCOL_METRICS_PORT']) {
       expect(text, variable).toContain(`\${env:${variable}:-`);
     }
   });
@@ -143,13 +150,27 @@ describe('collector/builder-config.yaml', () => {
     expect(manifestTypes()).toEqual(usedTypes());
   });
 
-  it('pins every component and the distribution to the Collector version', () => {
+  it('pins the distribution and every module to one Collector release', () => {
     expect(String(manifest.dist.version)).toBe(OTELCOL_VERSION);
+    const expected = (module: string) => (module.startsWith('github.com/open-telemetry/opentelemetry-collector-contrib/') ? CONTRIB_VERSION : OTELCOL_VERSION);
     for (const kind of KINDS) {
       for (const entry of manifest[kind] ?? []) {
-        expect(entry.gomod, entry.gomod).toMatch(new RegExp(` v${OTELCOL_VERSION.replaceAll('.', '\\.')}$`));
+        const [module, version] = entry.gomod.split(/\s+/);
+        expect(version, entry.gomod).toBe(`v${expected(module!)}`);
       }
     }
+    expect(manifest.providers?.length).toBeGreaterThan(0);
+    for (const entry of manifest.providers ?? []) expect(entry.gomod, entry.gomod).toMatch(new RegExp(` v${CONFMAP_VERSION.replaceAll('.', '\\.')}$`));
+  });
+
+  it('derives span metrics with exemplars in the Collector and sends them to Prometheus', () => {
+    const spanmetrics = config.connectors?.['span_metrics'] as { exemplars?: { enabled?: boolean }; dimensions?: { name: string }[]; histogram?: { unit?: string } };
+    expect(spanmetrics.exemplars?.enabled).toBe(true);
+    expect(spanmetrics.histogram?.unit).toBe('s');
+    expect(spanmetrics.dimensions?.map((d) => d.name)).toContain('tool_id');
+    expect(config.service.pipelines['traces']?.exporters).toContain('span_metrics');
+    expect(config.service.pipelines['metrics']?.receivers).toContain('span_metrics');
+    expect(config.service.pipelines['metrics']?.exporters).toEqual(['otlp_http/prometheus']);
   });
 });
 
@@ -198,7 +219,7 @@ describe.skipIf(policy === 'skip')('the built Collector', () => {
   });
 
   it('starts on loopback: health check answers, own metrics are served, the log has no deprecation or error', async () => {
-    const [grpc, http, health, metrics, unusedTempo, unusedPrometheus] = await Promise.all(Array.from({ length: 6 }, freePort));
+    const [grpc, http, health, metrics, unusedTraceStore, unusedPrometheus] = await Promise.all(Array.from({ length: 6 }, freePort));
     const env = {
       ...process.env,
       OTLP_GRPC_ENDPOINT: `127.0.0.1:${grpc}`,
@@ -208,7 +229,7 @@ describe.skipIf(policy === 'skip')('the built Collector', () => {
       OTELCOL_METRICS_PORT: String(metrics),
       OTELCOL_STORAGE_DIR: join(storageDir, 'run'),
       // Nothing listens there: the Collector must still start (exports are queued and retried).
-      TEMPO_OTLP_GRPC_ENDPOINT: `127.0.0.1:${unusedTempo}`,
+      TRACES_OTLP_GRPC_ENDPOINT: `127.0.0.1:${unusedTraceStore}`,
       PROMETHEUS_HOST: `127.0.0.1:${unusedPrometheus}`,
     };
     let log = '';

@@ -27,13 +27,21 @@ interface Compose {
 const compose = readYaml<Compose>('docker-compose.yml');
 const services = Object.entries(compose.services);
 
-/** Image versions every part of the project uses (docs: notes COMMON, scripts/stack-binaries.sh). */
+/** The contrib release of the Collector we build (collector/builder-config.yaml): the image must be the same. */
+const CONTRIB_VERSION = (() => {
+  const manifest = readFileSync(repoPath('collector/builder-config.yaml'), 'utf8');
+  const versions = new Set([...manifest.matchAll(/opentelemetry-collector-contrib\/\S+ v(\S+)/g)].map((match) => match[1]!));
+  if (versions.size !== 1) throw new Error(`collector/builder-config.yaml: contrib modules at ${[...versions].join(', ') || 'no version'}; expected one release`);
+  return [...versions][0]!;
+})();
+
+/** Image versions every part of the project uses (scripts/stack-binaries.sh builds the same releases, Tempo aside). */
 const PINNED: Record<string, string> = {
-  'otel/opentelemetry-collector-contrib': '0.164.0',
+  'otel/opentelemetry-collector-contrib': CONTRIB_VERSION,
   'prom/prometheus': 'v3.16.0',
   'prom/alertmanager': 'v0.34.2',
   'grafana/grafana': '12.3.0',
-  // scripts/stack-binaries.sh builds the Tempo module commit closest to this release (see its comment).
+  // Users only: Tempo is AGPL, never built here (CI's trace store is Jaeger; tempo/README.md).
   'grafana/tempo': '2.8.0',
 };
 

@@ -4,6 +4,8 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { externalSeriesNames } from '../../src/dashboards/external.ts';
+import { METRICS } from '../../src/telemetry/catalog.ts';
 import { readYaml, repoPath } from './tools.ts';
 
 interface Datasource {
@@ -27,12 +29,20 @@ describe('grafana provisioning', () => {
     ]);
   });
 
-  it('links Prometheus exemplars to Tempo for both trace_id and traceID', () => {
+  it('links Prometheus exemplars (trace_id, as the OTLP receiver stores them) to Tempo', () => {
     const destinations = byUid('prometheus')?.jsonData['exemplarTraceIdDestinations'] as Array<{ name: string; datasourceUid: string }>;
-    expect(destinations.map((d) => [d.name, d.datasourceUid])).toEqual([
-      ['trace_id', 'tempo'],
-      ['traceID', 'tempo'],
-    ]);
+    expect(destinations.map((d) => [d.name, d.datasourceUid])).toEqual([['trace_id', 'tempo']]);
+  });
+
+  it("queries only series that exist in traces-to-metrics (span metrics of the Collector, catalogue metrics)", () => {
+    const queries = (byUid('tempo')?.jsonData['tracesToMetrics'] as { queries: Array<{ query: string }> }).queries;
+    const known = new Set([...externalSeriesNames(), ...Object.values(METRICS).flatMap((spec) =>
+      spec.kind === 'histogram' ? [`${spec.name}_bucket`, `${spec.name}_sum`, `${spec.name}_count`] : [spec.name])]);
+    for (const { query } of queries) {
+      const names = [...query.matchAll(/([a-z_:][a-z0-9_:]*)\{/g)].map((match) => match[1]!);
+      expect(names.length, query).toBeGreaterThan(0);
+      for (const name of names) expect(known.has(name), `${name} in ${query}`).toBe(true);
+    }
   });
 
   it('gives Tempo traces-to-metrics, a service map and the node graph on Prometheus', () => {

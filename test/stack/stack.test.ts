@@ -1,7 +1,8 @@
 /**
- * Stack tests: the real Collector, Prometheus, Tempo and Alertmanager on 127.0.0.1 running the
- * repository's config files, the pager sink, engine processes and the load generator; every assertion
- * is on what a real component returns. One stack for the whole file, in phases that build on each
+ * Stack tests: the real Collector, Prometheus, Alertmanager and a real trace store (Jaeger v2; Tempo,
+ * which compose runs for users, is AGPL and never built here) on 127.0.0.1 running the repository's
+ * config files, the pager sink, engine processes and the load generator; every assertion is on what a
+ * real component returns. One stack for the whole file, in phases that build on each
  * other (healthy -> 408s -> faults -> Collector outage -> Collector restart -> what the data shows ->
  * metrics absent). See test/stack/harness/stack.ts for what differs from the committed files and why.
  *
@@ -11,12 +12,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EXTERNAL_METRICS } from '../../src/dashboards/external.ts';
 import { allDashboardQueries, allVariableQueries, substituteVariables } from '../../src/dashboards/index.ts';
 import { runLoad, type LoadSummary } from '../../src/loadgen/load.ts';
 import { METRICS, type MetricSpec } from '../../src/telemetry/catalog.ts';
 import { readYaml } from '../config/tools.ts';
 import { findStackBinary, type StackBinaryName } from '../support/stack-binaries.ts';
-import { until, type Page, type TempoSpan } from './harness/clients.ts';
+import { traceqlToJaegerSearches } from '../support/traceql.ts';
+import { isErrorStatus, until, type Page, type TraceSpan } from './harness/clients.ts';
 import { TICKET, driveUntil, healthySync, send, type Outcome } from './harness/drive.ts';
 import { rssBytes } from './harness/processes.ts';
 import { SLOW_TASK, SLOW_TOOL, TRACED_TOOL } from './harness/project.ts';
@@ -47,7 +50,7 @@ const ENGINE_MEMORY_LIMIT = (() => {
 const OUTAGE_RSS_BOUND = ENGINE_MEMORY_LIMIT * 0.75;
 const PROMOTED = ['service_name', 'service_namespace', 'service_instance_id', 'service_version', 'deployment_environment_name'];
 
-const missing = (['otelcol', 'prometheus', 'tempo', 'alertmanager'] as StackBinaryName[])
+const missing = (['otelcol', 'prometheus', 'jaeger', 'alertmanager'] as StackBinaryName[])
   .map((name) => findStackBinary(name))
   .filter((lookup) => !lookup.path)
   .map((lookup) => lookup.reason ?? 'unknown');
@@ -101,7 +104,7 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
   beforeAll(async () => {
     if (missing.length > 0) throw new Error(`stack binaries missing (CI): ${missing.join('; ')}`);
     stack = await Stack.start({
-      promInterval: PROM_INTERVAL, alertFor: ALERT_FOR, stuckThresholdS: STUCK_THRESHOLD_S, tempoCollectionInterval: '5s',
+      promInterval: PROM_INTERVAL, alertFor: ALERT_FOR, stuckThresholdS: STUCK_THRESHOLD_S, spanMetricsFlushInterval: '5s',
       metricExportIntervalMs: 2_000, log,
     });
     engineA = await stack.startEngine('a');
@@ -162,20 +165,20 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     expect(await stack.prom.scalar('sum(prometheus_http_requests_total{handler=~"/api/v1/(otlp/v1/metrics|write)", code!~"2.."})')).toBe(0);
   }, 300_000);
 
-  it("a sync workflow execution's trace in Tempo has the expected span tree, with the tool's own span", async () => {
+  it("a sync workflow execution's trace in the trace store has the expected span tree, with the tool's own span", async () => {
     const { status, body } = await engineA.post('/api/v1/workflows/support_triage/executions/sync', { input: TICKET });
     expect(status).toBe(200);
     expect(body.status).toBe('success');
     const traceId = body.trace_id as string;
     expect(traceId).toMatch(/^[0-9a-f]{32}$/);
-    const named = (spans: TempoSpan[], name: string) => spans.filter((s) => s.name === name);
+    const named = (spans: TraceSpan[], name: string) => spans.filter((s) => s.name === name);
 
     const spans = await until(async () => {
-      const found = await stack.tempo.trace(traceId);
+      const found = await stack.traces.trace(traceId);
       // Complete: the run, its 4 tasks, the 3 tool calls and the tool's own span.
       return found && named(found, 'task.execute').length === 4 && named(found, 'runtime.execute_tool').length === 3
         && named(found, `tool.${TRACED_TOOL}.run`).length === 1 && named(found, 'workflow.wait_completion').length === 1 ? found : undefined;
-    }, { timeoutMs: 120_000, intervalMs: 2_000, what: `trace ${traceId} complete in Tempo` });
+    }, { timeoutMs: 120_000, intervalMs: 2_000, what: `trace ${traceId} complete in the trace store` });
     healthyTraceSpans = spans.length;
     log(`trace ${traceId}: ${spans.length} spans: ${spans.map((s) => s.name).join(', ')}`);
     const byId = new Map(spans.map((s) => [s.spanId, s]));
@@ -187,7 +190,7 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     expect(sync).toBeDefined();
     // Above execute_sync: the HTTP server span of the request (instrumentation-http, the root) and the
     // express route handler span, nothing else.
-    const above: TempoSpan[] = [];
+    const above: TraceSpan[] = [];
     for (let s = byId.get(sync!.parentSpanId); s; s = byId.get(s.parentSpanId)) above.push(s);
     expect(above.at(-1), 'the root is above execute_sync').toBe(roots[0]);
     expect(String(roots[0]!.kind)).toMatch(/SERVER|^2$/);
@@ -424,17 +427,19 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     log(`first fresh point ${Math.round((freshestS - upAtS) * 1000)} ms after the Collector was up`);
   }, 420_000);
 
-  it('Collector restarted with its persistent queue: what it accepted while Tempo was down reaches Tempo', async () => {
+  it('Collector restarted with its persistent queue: what it accepted while the trace store was down reaches it', async () => {
     expect(healthyTraceSpans, 'the span-tree test measured a healthy trace').toBeGreaterThan(0);
     const collectorMetrics = async () => {
       const text = await (await fetch(`http://127.0.0.1:${stack.ports.otelcolMetrics}/metrics`, { signal: AbortSignal.timeout(5_000) })).text();
       const sum = (name: string, filter = '') => text.split('\n')
         .filter((l) => l.startsWith(name) && l.includes(filter))
         .reduce((s, l) => s + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
-      return { accepted: sum('otelcol_receiver_accepted_spans_total'), queued: sum('otelcol_exporter_queue_size', 'otlp_grpc/tempo') };
+      return { accepted: sum('otelcol_receiver_accepted_spans_total'), queued: sum('otelcol_exporter_queue_size', 'otlp_grpc/traces') };
     };
-    await stack.stopComponent('tempo');
-    // Batch 1: accepted by the Collector while Tempo is down (held in its persistent queue).
+    // Jaeger keeps traces in memory: what it held before is gone after the restart, which is fine here
+    // (every trace counted below is sent while it is down).
+    await stack.stopComponent('jaeger');
+    // Batch 1: accepted by the Collector while the trace store is down (held in its persistent queue).
     let count1 = 0;
     const sent1 = (await driveUntil(engineA, { workers: 2, keepGoing: () => count1++ < 30, request: (n) => healthySync(n * 3) }))
       .filter((o) => o.traceId);
@@ -446,7 +451,7 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
       const stable = m.accepted === last && m.queued > 0;
       last = m.accepted;
       return stable ? true : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 3_000, what: 'the Collector to accept batch 1 and queue it for Tempo' });
+    }, { timeoutMs: 60_000, intervalMs: 3_000, what: 'the Collector to accept batch 1 and queue it for the trace store' });
 
     // Batch 2: sent while the Collector restarts (under load). The engine's exporter drops what it cannot
     // deliver (counted in telemetry_failures_total), so batch 2 is measured, not required to be complete.
@@ -457,30 +462,29 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     stopBatch2 = true;
     const sent2 = (await batch2).filter((o) => o.traceId);
-    await stack.startComponent('tempo');
+    await stack.startComponent('jaeger');
 
-    // One query at a time, and a complete trace is not asked again: Tempo's query frontend answers 429
-    // ("job queue full") to bursts, and a query the client gave up on stays queued there.
+    // One query at a time, and a complete trace is not asked again.
     const spansIn = async (traces: Outcome[]) => {
       const counts: number[] = [];
-      for (const o of traces) counts.push((await stack.tempo.trace(o.traceId!))?.length ?? 0);
+      for (const o of traces) counts.push((await stack.traces.trace(o.traceId!))?.length ?? 0);
       return counts;
     };
     const complete = new Map<string, number>();
     await until(async () => {
       for (const o of sent1) {
         if (complete.has(o.traceId!)) continue;
-        const spans = (await stack.tempo.trace(o.traceId!))?.length ?? 0;
+        const spans = (await stack.traces.trace(o.traceId!))?.length ?? 0;
         if (spans < healthyTraceSpans) return undefined;
         complete.set(o.traceId!, spans);
       }
       return true;
-    }, { timeoutMs: 240_000, intervalMs: 5_000, what: `all ${sent1.length} batch-1 traces complete in Tempo (${healthyTraceSpans} spans each)` });
+    }, { timeoutMs: 240_000, intervalMs: 5_000, what: `all ${sent1.length} batch-1 traces complete in the trace store (${healthyTraceSpans} spans each)` });
     const found1 = [...complete.values()];
     const counts2 = await spansIn(sent2);
     const spansFound1 = found1.reduce((a, b) => a + b, 0);
     const spansFound2 = counts2.reduce((a, b) => a + b, 0);
-    log(`persistent queue: batch 1 (Tempo down): ${sent1.length} traces, ${sent1.length * healthyTraceSpans} spans sent, ${spansFound1} found; `
+    log(`persistent queue: batch 1 (trace store down): ${sent1.length} traces, ${sent1.length * healthyTraceSpans} spans sent, ${spansFound1} found; `
       + `batch 2 (Collector restarting): ${sent2.length} traces, ${sent2.length * healthyTraceSpans} spans sent, ${spansFound2} found`);
     expect(spansFound1).toBe(sent1.length * healthyTraceSpans);
     expect(sent1.length).toBeGreaterThan(5);
@@ -527,57 +531,96 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     expect(problems).toEqual([]);
   }, 180_000);
 
-  it("Tempo's span metrics and service graph reach Prometheus, with exemplars whose traces Tempo returns", async () => {
-    await until(async () => ((await stack.prom.scalar('sum(traces_spanmetrics_calls_total{source="tempo", service="switchyard-engine"})')) > 0 ? true : undefined),
-      { timeoutMs: 120_000, what: 'traces_spanmetrics_calls_total' });
-    const latency = await stack.prom.series('traces_spanmetrics_latency_bucket{source="tempo"}', suiteStartS);
-    expect(latency.length).toBeGreaterThan(0);
-    expect(latency.some((s) => s['tool_id'] === TRACED_TOOL && s['span_name'] === 'runtime.execute_tool')).toBe(true);
-    expect(latency.every((s) => s['service_namespace'] !== undefined || s['service'] !== 'switchyard-engine')).toBe(true);
-    const graph = await until(async () => {
-      const s = await stack.prom.query('sum by (client, server) (traces_service_graph_request_total{source="tempo"})');
-      return s.length > 0 ? s : undefined;
-    }, { timeoutMs: 120_000, what: 'traces_service_graph_request_total' });
-    log(`service graph edges: ${graph.map((s) => `${s.metric['client']} -> ${s.metric['server']}`).join(', ')}`);
-    expect(graph.some((s) => s.metric['server'] === 'switchyard-engine' || s.metric['client'] === 'switchyard-engine')).toBe(true);
+  it("the Collector's span metrics reach Prometheus per span, status and tool, with exemplars whose traces the trace store returns", async () => {
+    // Fresh traffic: the trace store restarted (in memory) in the persistent-queue test.
+    const sentAfterS = nowS();
+    const healthy = await Promise.all([0, 1, 2].map((n) => send(engineA, healthySync(n * 3))));
+    expect(healthy.every((o) => o.status === 'success')).toBe(true);
+    const failed = await send(engineA, { path: '/api/v1/workflows/support_triage/executions/sync', body: { input: { ...TICKET, fault: 'fail' } } });
+    expect(failed.status).toBe('failed');
 
-    const checkExemplars = async (expr: string, label: string) => {
-      const series = await until(async () => {
-        const found = (await stack.prom.exemplars(expr, suiteStartS, nowS())).filter((s) => s.exemplars.some((e) => e.labels[label]));
-        return found.length > 0 ? found : undefined;
-      }, { timeoutMs: 120_000, intervalMs: 3_000, what: `exemplars with ${label} on ${expr}` });
-      const traceIds = [...new Set(series.flatMap((s) => s.exemplars.map((e) => e.labels[label]!)))].slice(-3);
-      for (const traceId of traceIds) {
-        const spans = await until(async () => {
-          const t = await stack.tempo.trace(traceId);
-          return t && t.length > 0 ? t : undefined;
-        }, { timeoutMs: 60_000, intervalMs: 2_000, what: `exemplar trace ${traceId} in Tempo` });
-        // Tempo writes exemplar trace ids without leading zeros.
-        expect(spans.every((s) => s.traceId === traceId.padStart(32, '0'))).toBe(true);
-      }
-      return traceIds.length;
+    const calls = await until(async () => {
+      const samples = await stack.prom.query('sum by (service_name, span_name, span_kind, status_code, tool_id) (traces_span_metrics_calls_total{service_name=~"switchyard-engine|switchyard-tool"})');
+      const has = (labels: Record<string, string>) => samples.some((s) => Object.entries(labels).every(([k, v]) => s.metric[k] === v));
+      return has({ span_name: 'runtime.execute_tool', tool_id: TRACED_TOOL, status_code: 'STATUS_CODE_ERROR' })
+        && has({ span_name: 'workflow.execute', status_code: 'STATUS_CODE_ERROR' }) ? samples : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 2_000, what: 'span metrics of failed tool calls and runs in Prometheus' });
+    log(`span metrics: ${calls.length} series, e.g. ${JSON.stringify(calls.slice(0, 3).map((s) => s.metric))}`);
+    const names = new Set(calls.map((s) => s.metric['span_name']));
+    for (const name of ['workflow.execute', 'workflow.execute_sync', 'task.execute', 'agent.execute_sync', 'runtime.execute_tool', `tool.${TRACED_TOOL}.run`]) {
+      expect(names.has(name), `span metrics for ${name}`).toBe(true);
+    }
+    expect(calls.find((s) => s.metric['span_name'] === `tool.${TRACED_TOOL}.run`)?.metric['service_name']).toBe('switchyard-tool');
+    const toolSeries = await stack.prom.series('traces_span_metrics_duration_seconds_bucket{span_name="runtime.execute_tool"}', suiteStartS);
+    expect(toolSeries.some((s) => s['tool_id'] === TRACED_TOOL && s['le'] === '1')).toBe(true);
+
+    // The exemplar -> trace link: exemplars of the tool-span latency series carry trace_id, and the trace
+    // store has those traces with the span the exemplar came from.
+    const withTraceIds = await until(async () => {
+      const found = (await stack.prom.exemplars('traces_span_metrics_duration_seconds_bucket{span_name="runtime.execute_tool"}', sentAfterS, nowS()))
+        .flatMap((series) => series.exemplars.map((e) => e.labels['trace_id'])).filter((id): id is string => Boolean(id));
+      return found.length > 0 ? [...new Set(found)] : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 3_000, what: 'exemplars with trace_id on traces_span_metrics_duration_seconds_bucket' });
+    for (const traceId of withTraceIds.slice(-3)) {
+      expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+      const spans = await until(async () => {
+        const trace = await stack.traces.trace(traceId);
+        return trace && trace.some((span) => span.name === 'runtime.execute_tool') ? trace : undefined;
+      }, { timeoutMs: 60_000, intervalMs: 2_000, what: `exemplar trace ${traceId} in the trace store` });
+      expect(spans.every((span) => span.traceId === traceId)).toBe(true);
+    }
+    log(`exemplar traces found: ${withTraceIds.length} trace ids, checked ${Math.min(3, withTraceIds.length)}`);
+  }, 300_000);
+
+  it('every dashboard query returns data; every TraceQL panel\'s equivalent search finds the traces it should', async () => {
+    // Traces each TraceQL panel must show, made now (the trace store lost older ones when it restarted):
+    // a failed run with a failed tool call; a synchronous task request over 5 s whose tool call is over 1 s.
+    const startS = nowS() - 1;
+    const failedRun = await send(engineA, { path: '/api/v1/workflows/support_triage/executions/sync', body: { input: { ...TICKET, fault: 'fail' } } });
+    const slowTask = await send(engineA, { path: `/api/v1/tasks/${SLOW_TASK}/executions/sync`, body: { input: { _fault: 'slow', _delay_ms: 5_500 } } });
+    expect([failedRun.status, slowTask.status]).toEqual(['failed', 'success']);
+    /** The trace that must be found, per span name and filter kind (a status, or "slow" for a duration filter). */
+    const expectedTrace: Record<string, string> = {
+      'workflow.execute/error': failedRun.traceId!,
+      'runtime.execute_tool/error': failedRun.traceId!,
+      'runtime.execute_tool/slow': slowTask.traceId!,
+      'task.execute_sync/slow': slowTask.traceId!,
     };
-    expect(await checkExemplars('traces_spanmetrics_latency_bucket', 'traceID')).toBeGreaterThan(0);
-    // The engine's own histograms carry no exemplars: the OpenTelemetry JS metrics SDK (sdk-metrics 3.x)
-    // does not implement exemplars, so nothing reaches Prometheus with `trace_id` (the Grafana datasource
-    // is ready for them). Logged, not asserted; the span-metric exemplars above are the working link.
-    const engineExemplars = await stack.prom.exemplars('runtime_tool_execute_seconds_bucket', suiteStartS, nowS());
-    log(`engine histogram exemplars (runtime_tool_execute_seconds_bucket): ${engineExemplars.reduce((n, s) => n + s.exemplars.length, 0)}`);
-  }, 420_000);
 
-  it('every dashboard query returns data, every TraceQL query runs', async () => {
     const queries = allDashboardQueries();
     expect(queries.length).toBeGreaterThan(20);
     const empty: string[] = [];
     const errors: string[] = [];
+    const composeOnly: string[] = [];
+    const tempoSeries = Object.entries(EXTERNAL_METRICS).filter(([, spec]) => spec.component === 'tempo').map(([name]) => name);
     let traceql = 0;
     for (const q of queries) {
       const where = `${q.dashboard} / ${q.panel} / ${q.refId}`;
       try {
         if (q.datasource === 'tempo') {
           traceql++;
-          const found = await stack.tempo.search(q.expr.replace(/\$\{?\w+\}?/g, '.*'), Math.floor(suiteStartS), Math.ceil(nowS()));
-          log(`TraceQL ${where}: ${found.length} traces for ${q.expr}`);
+          // The equivalent search, per span name: name and minimum duration by Jaeger, the status on the spans it returns.
+          const found = new Set<string>();
+          const expected: string[] = [];
+          for (const search of traceqlToJaegerSearches(q.expr)) {
+            const wanted = expectedTrace[`${search.spanName}/${search.status ?? 'slow'}`];
+            if (wanted) expected.push(wanted);
+            const traces = await until(async () => {
+              const result = await stack.traces.search({ service: 'switchyard-engine', spanName: search.spanName, minDurationMs: search.minDurationMs, startS, endS: nowS() + 1, limit: 50 });
+              return wanted === undefined || result.has(wanted) ? result : undefined;
+            }, { timeoutMs: 60_000, intervalMs: 2_000, what: `${where}: the trace made for ${search.spanName}` });
+            for (const [traceId, spans] of traces) {
+              const named = spans.filter((span) => span.name === search.spanName && span.durationMs >= (search.minDurationMs ?? 0));
+              // Jaeger matched name and duration on one span: the search really is the TraceQL filter.
+              if (named.length === 0) errors.push(`${where}: Jaeger returned trace ${traceId} without a matching ${search.spanName} span`);
+              if (named.some((span) => search.status === undefined || (search.status === 'error') === isErrorStatus(span.status))) found.add(traceId);
+            }
+          }
+          log(`TraceQL ${where}: ${found.size} traces for ${q.expr}`);
+          if (expected.length === 0) errors.push(`${where}: no trace is made for ${q.expr}; add one above`);
+          for (const traceId of expected) if (!found.has(traceId)) empty.push(`${where}: trace ${traceId} not found by ${q.expr}`);
+        } else if (tempoSeries.some((name) => q.expr.includes(name))) {
+          composeOnly.push(where); // Tempo's own metrics: only `docker compose up` runs Tempo.
         } else {
           // The whole run is within 15 minutes: a window that covers it shows rare events too.
           const expr = substituteVariables(q.expr, { rateInterval: '15m' });
@@ -597,7 +640,9 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
       const values = new Set((await stack.prom.series(selector, suiteStartS)).map((s) => s[m[2]!]).filter(Boolean));
       if (values.size === 0) empty.push(`${v.dashboard} variable ${v.variable}: ${v.query}`);
     }
-    log(`${queries.length} dashboard queries (${traceql} TraceQL); empty: ${empty.length}; errors: ${errors.length}`);
+    log(`${queries.length} dashboard queries (${traceql} TraceQL); empty: ${empty.length}; errors: ${errors.length}; `
+      + `Tempo panels left to docker compose: ${composeOnly.length} (${composeOnly.join('; ')})`);
+    expect(traceql).toBeGreaterThanOrEqual(4);
     expect(errors).toEqual([]);
     expect(empty).toEqual([]);
   }, 300_000);

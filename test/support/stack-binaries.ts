@@ -1,9 +1,9 @@
 /**
- * The real stack binaries (Collector, Prometheus + promtool, Tempo, Alertmanager + amtool) for config and
+ * The real stack binaries (Collector, Prometheus + promtool, Jaeger, Alertmanager + amtool) for config and
  * stack tests.
  *
  * Each path comes from its environment variable when set (OTELCOL_BIN, PROMETHEUS_BIN, PROMTOOL_BIN,
- * TEMPO_BIN, ALERTMANAGER_BIN, AMTOOL_BIN); the others from scripts/stack-binaries.sh, which builds what is
+ * JAEGER_BIN, ALERTMANAGER_BIN, AMTOOL_BIN); the others from scripts/stack-binaries.sh, which builds what is
  * missing into the cache (${SWITCHYARD_CACHE:-~/.cache/switchyard}/stack) and prints their paths. With a
  * warm cache it answers in well under a second; a cold build takes tens of minutes, so `.ci/run` runs the
  * script before the tests, and from a test the script only builds when asked to:
@@ -19,7 +19,7 @@ export interface StackBinaries {
   readonly otelcol: string;
   readonly prometheus: string;
   readonly promtool: string;
-  readonly tempo: string;
+  readonly jaeger: string;
   readonly alertmanager: string;
   readonly amtool: string;
 }
@@ -30,7 +30,7 @@ export const STACK_BINARY_ENV: Readonly<Record<StackBinaryName, string>> = {
   otelcol: 'OTELCOL_BIN',
   prometheus: 'PROMETHEUS_BIN',
   promtool: 'PROMTOOL_BIN',
-  tempo: 'TEMPO_BIN',
+  jaeger: 'JAEGER_BIN',
   alertmanager: 'ALERTMANAGER_BIN',
   amtool: 'AMTOOL_BIN',
 };

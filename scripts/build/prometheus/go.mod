@@ -1,7 +1,6 @@
 // Wrapper module: builds Prometheus v3.16.0 and promtool from the upstream Go module
 // github.com/prometheus/prometheus v0.316.0 (Go module versions are v0.3XX.Y for Prometheus 3.XX.Y).
-// Upstream go.mod has no replace directives. Built by scripts/stack-binaries.sh, which also adds a
-// replace for github.com/pb33f/go-yaml (see there). Requirements below are upstream's, as resolved by
+// Built by scripts/stack-binaries.sh. Requirements below are upstream's, as resolved by
 // `go mod tidy`.
 module switchyard.local/build/prometheus
 

@@ -1,6 +1,6 @@
 /**
  * Small HTTP clients for what the stack tests ask the real components: Prometheus (instant queries,
- * series, exemplars, alerts), Tempo (traces by id, TraceQL search), the pager sink, and a deadline-based
+ * series, exemplars, alerts), the trace store (Jaeger: traces by id, search), the pager sink, and a deadline-based
  * poller (no fixed sleeps: a loaded 2-core machine is slow, never wrong).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -152,21 +152,23 @@ export class PrometheusClient {
   }
 }
 
-/** Tempo's JSON carries ids base64-encoded (proto JSON) or as hex; this gives lower-case hex. */
+/** OTLP JSON carries ids as hex (Jaeger's API v3) or base64 (proto JSON); this gives lower-case hex. */
 export function idToHex(id: string | undefined): string {
   if (!id) return '';
   if (/^[0-9a-f]+$/i.test(id) && (id.length === 32 || id.length === 16)) return id.toLowerCase();
   return Buffer.from(id, 'base64').toString('hex');
 }
 
-export interface TempoSpan {
+export interface TraceSpan {
   readonly traceId: string;
   readonly spanId: string;
   readonly parentSpanId: string;
   readonly name: string;
   readonly kind: string | number;
   readonly service: string;
+  readonly durationMs: number;
   readonly attributes: Record<string, string | number | boolean>;
+  /** OTLP status code: 0/unset, 1/ok, 2/error (numbers or STATUS_CODE_* names). */
   readonly status: { code?: string | number };
 }
 
@@ -185,64 +187,81 @@ function attributes(list: unknown): Record<string, string | number | boolean> {
   return out;
 }
 
-export class TempoClient {
+/** The spans of OTLP JSON `resourceSpans`, flattened. */
+function spansOf(resourceSpans: unknown): TraceSpan[] {
+  const spans: TraceSpan[] = [];
+  for (const batch of (Array.isArray(resourceSpans) ? resourceSpans : []) as { resource?: { attributes?: unknown }; scopeSpans?: { spans?: Record<string, unknown>[] }[] }[]) {
+    const service = String(attributes(batch.resource?.attributes)['service.name'] ?? '');
+    for (const scope of batch.scopeSpans ?? []) {
+      for (const s of scope.spans ?? []) {
+        spans.push({
+          traceId: idToHex(s['traceId'] as string),
+          spanId: idToHex(s['spanId'] as string),
+          parentSpanId: idToHex(s['parentSpanId'] as string | undefined),
+          name: String(s['name']),
+          kind: s['kind'] as string,
+          service,
+          durationMs: Number(BigInt(String(s['endTimeUnixNano'] ?? 0)) - BigInt(String(s['startTimeUnixNano'] ?? 0))) / 1e6,
+          attributes: attributes(s['attributes']),
+          status: (s['status'] ?? {}) as { code?: string },
+        });
+      }
+    }
+  }
+  return spans;
+}
+
+/** True for an OTLP error status, whichever way the JSON spells it. */
+export const isErrorStatus = (status: TraceSpan['status']): boolean => status.code === 2 || status.code === 'STATUS_CODE_ERROR';
+
+export interface TraceSearch {
+  readonly service: string;
+  readonly spanName: string;
+  readonly minDurationMs?: number;
+  readonly startS: number;
+  readonly endS: number;
+  readonly limit?: number;
+}
+
+/** Jaeger v2's query service, HTTP API v3 (OTLP JSON). */
+export class JaegerClient {
   readonly url: string;
   constructor(url: string) {
     this.url = url;
   }
 
-  /** The spans of a trace, flattened; undefined when Tempo does not know the trace (404). */
-  async trace(traceId: string): Promise<TempoSpan[] | undefined> {
-    let response: Response;
-    for (let attempt = 0; ; attempt++) {
-      response = await fetch(`${this.url}/api/traces/${traceId}`, {
-        headers: { accept: 'application/json' },
-        // Generous: a query the client abandons stays queued in Tempo and adds to the next one's wait.
-        signal: AbortSignal.timeout(60_000),
-      });
-      // The query frontend answers 429 when its queue is busy (e.g. right after a restart): retry.
-      if (response.status !== 429 || attempt >= 10) break;
-      await response.arrayBuffer();
-      await sleep(500 * (attempt + 1));
-    }
-    if (response.status === 404) {
-      await response.arrayBuffer();
-      return undefined;
-    }
+  /** The spans of a trace; undefined when Jaeger does not know the trace (404). */
+  async trace(traceId: string): Promise<TraceSpan[] | undefined> {
+    const response = await fetch(`${this.url}/api/v3/traces/${traceId}`, { signal: AbortSignal.timeout(30_000) });
     const text = await response.text();
-    if (!response.ok) throw new Error(`GET /api/traces/${traceId}: ${response.status} ${text.slice(0, 300)}`);
-    const body = JSON.parse(text) as { batches?: unknown[]; resourceSpans?: unknown[]; trace?: { resourceSpans?: unknown[] } };
-    const batches = (body.batches ?? body.resourceSpans ?? body.trace?.resourceSpans ?? []) as {
-      resource?: { attributes?: unknown };
-      scopeSpans?: { spans?: Record<string, unknown>[] }[];
-      instrumentationLibrarySpans?: { spans?: Record<string, unknown>[] }[];
-    }[];
-    const spans: TempoSpan[] = [];
-    for (const batch of batches) {
-      const service = String(attributes(batch.resource?.attributes)['service.name'] ?? '');
-      for (const scope of batch.scopeSpans ?? batch.instrumentationLibrarySpans ?? []) {
-        for (const s of scope.spans ?? []) {
-          spans.push({
-            traceId: idToHex(s['traceId'] as string),
-            spanId: idToHex(s['spanId'] as string),
-            parentSpanId: idToHex(s['parentSpanId'] as string | undefined),
-            name: String(s['name']),
-            kind: s['kind'] as string,
-            service,
-            attributes: attributes(s['attributes']),
-            status: (s['status'] ?? {}) as { code?: string },
-          });
-        }
-      }
-    }
-    return spans;
+    if (response.status === 404) return undefined;
+    if (!response.ok) throw new Error(`GET /api/v3/traces/${traceId}: ${response.status} ${text.slice(0, 300)}`);
+    return spansOf((JSON.parse(text) as { result?: { resourceSpans?: unknown } }).result?.resourceSpans);
   }
 
-  /** TraceQL search over [startS, endS]; throws when Tempo rejects the query. */
-  async search(q: string, startS: number, endS: number, limit = 20): Promise<{ traceID: string; rootTraceName?: string }[]> {
-    const params = new URLSearchParams({ q, start: String(startS), end: String(endS), limit: String(limit) });
-    const body = await getJson<{ traces?: { traceID: string; rootTraceName?: string }[] }>(`${this.url}/api/search?${params}`);
-    return body.traces ?? [];
+  /**
+   * Traces with a span of `service` named `spanName` lasting at least `minDurationMs`, started in
+   * [startS, endS]; each trace with all its spans. Jaeger matches all conditions on one span, as TraceQL's
+   * `{ name = ... && duration > ... }` does.
+   */
+  async search(q: TraceSearch): Promise<Map<string, TraceSpan[]>> {
+    const params = new URLSearchParams({
+      'query.service_name': q.service,
+      'query.operation_name': q.spanName,
+      'query.start_time_min': new Date(q.startS * 1000).toISOString(),
+      'query.start_time_max': new Date(q.endS * 1000).toISOString(),
+      'query.num_traces': String(q.limit ?? 20),
+      ...(q.minDurationMs === undefined ? {} : { 'query.duration_min': `${q.minDurationMs}ms` }),
+    });
+    const response = await fetch(`${this.url}/api/v3/traces?${params}`, { signal: AbortSignal.timeout(30_000) });
+    const text = await response.text();
+    const traces = new Map<string, TraceSpan[]>();
+    if (response.status === 404) return traces; // "trace not found": nothing matched
+    if (!response.ok) throw new Error(`GET /api/v3/traces?${params}: ${response.status} ${text.slice(0, 300)}`);
+    for (const span of spansOf((JSON.parse(text) as { result?: { resourceSpans?: unknown } }).result?.resourceSpans)) {
+      traces.set(span.traceId, [...(traces.get(span.traceId) ?? []), span]);
+    }
+    return traces;
   }
 }
 

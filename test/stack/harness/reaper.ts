@@ -1,7 +1,7 @@
 /**
  * Watchdog of the stack harness: `node reaper.ts <harness pid> <pgid file>`. When the harness process
  * disappears (SIGKILL, a crashed test worker) the process groups listed in the file are terminated, so
- * no Collector, Prometheus, Tempo, Alertmanager, engine or tool outlives it. Exits on SIGTERM (the
+ * no Collector, Prometheus, Jaeger, Alertmanager, engine or tool outlives it. Exits on SIGTERM (the
  * harness stopped everything itself).
  */
 import { readFileSync } from 'node:fs';

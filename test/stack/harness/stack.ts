@@ -1,7 +1,9 @@
 /**
- * The Switchyard stack on 127.0.0.1, without Docker: the real Collector, Prometheus, Tempo and
- * Alertmanager (binaries from scripts/stack-binaries.sh) running the repository's config files, the
- * pager sink, and engine processes started exactly as `npm start` does.
+ * The Switchyard stack on 127.0.0.1, without Docker: the real Collector, Prometheus, Alertmanager and a
+ * real trace store (binaries from scripts/stack-binaries.sh) running the repository's config files, the
+ * pager sink, and engine processes started exactly as `npm start` does. The trace store is Jaeger v2
+ * (Apache-2.0, in memory, config harness/jaeger.yaml): Tempo, what docker compose runs for users, is AGPL
+ * and is never built here; tempo/tempo.yaml is checked statically by test/config/tempo.test.ts.
  *
  * Everything lives in one temporary directory: data directories, logs (logs/<component>.log) and the
  * Prometheus layout of prometheus/README.md. What is not the committed file verbatim, and why:
@@ -12,14 +14,16 @@
  *     threshold" (600 s) lowered, as alerts/README.md allows. Names, labels and annotations untouched.
  *   - alerts/alertmanager.yml: a copy with http://pager-sink:9095 replaced by the harness's pager sink.
  *   - prometheus/rules: a symlink to the committed directory; targets/<job>.json written with our ports.
- *   - collector/otelcol.yaml and tempo/tempo.yaml: the committed files, configured by environment.
+ *   - collector/otelcol.yaml: the committed file, configured by environment (its trace exporter points
+ *     at Jaeger's OTLP/gRPC receiver; span metrics flushed every 5 s instead of 15 s).
+ *   - prometheus targets/tempo.json: an empty list (no Tempo runs here).
  *   - the project: a copy of examples/ (see project.ts) with two test-only additions.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stackBinaries, type StackBinaries } from '../../support/stack-binaries.ts';
-import { PagerSinkClient, PrometheusClient, TempoClient, bodyOf, isOk, until } from './clients.ts';
+import { JaegerClient, PagerSinkClient, PrometheusClient, bodyOf, isOk, until } from './clients.ts';
 import { ManagedProcess, freePort, killAllSync, startReaper, stopReaper } from './processes.ts';
 import { writeStackProject } from './project.ts';
 
@@ -36,16 +40,16 @@ export interface StackOptions {
   readonly alertFor?: string;
   /** ExecutionsStuck threshold in seconds (committed: 600). */
   readonly stuckThresholdS?: number;
-  /** TEMPO_GENERATOR_COLLECTION_INTERVAL. */
-  readonly tempoCollectionInterval?: string;
+  /** OTELCOL_SPANMETRICS_FLUSH_INTERVAL of the Collector (committed default: 15s). */
+  readonly spanMetricsFlushInterval?: string;
   /** OTEL_METRIC_EXPORT_INTERVAL of the engines, in ms. */
   readonly metricExportIntervalMs?: number;
-  /** Readiness deadline per component (a loaded 2-core machine can be slow to start Tempo). */
+  /** Readiness deadline per component (a loaded 2-core machine is slow to start everything at once). */
   readonly readyTimeoutMs?: number;
   readonly log?: (line: string) => void;
 }
 
-export type ComponentName = 'otelcol' | 'prometheus' | 'tempo' | 'alertmanager' | 'pager-sink';
+export type ComponentName = 'otelcol' | 'prometheus' | 'jaeger' | 'alertmanager' | 'pager-sink';
 
 export interface EngineOptions {
   /** SQLite file; engines given the same file share their executions (and sweep each other's). */
@@ -69,11 +73,10 @@ interface Ports {
   otelcolHealth: number;
   otelcolMetrics: number;
   prometheus: number;
-  tempoHttp: number;
-  tempoGrpc: number;
-  tempoMemberlist: number;
-  tempoOtlpGrpc: number;
-  tempoOtlpHttp: number;
+  jaegerQueryHttp: number;
+  jaegerQueryGrpc: number;
+  jaegerHealth: number;
+  jaegerOtlpGrpc: number;
   alertmanager: number;
   pagerSink: number;
 }
@@ -89,7 +92,7 @@ export class Stack {
   readonly bins: StackBinaries;
   readonly projectDir: string;
   readonly prom: PrometheusClient;
-  readonly tempo: TempoClient;
+  readonly traces: JaegerClient;
   readonly pager: PagerSinkClient;
   readonly components: Record<ComponentName, ManagedProcess>;
   readonly engines = new Map<string, EngineHandle>();
@@ -105,7 +108,7 @@ export class Stack {
     this.projectDir = projectDir;
     this.#log = options.log ?? ((line) => process.stderr.write(`[stack] ${line}\n`));
     this.prom = new PrometheusClient(`http://127.0.0.1:${ports.prometheus}`);
-    this.tempo = new TempoClient(`http://127.0.0.1:${ports.tempoHttp}`);
+    this.traces = new JaegerClient(`http://127.0.0.1:${ports.jaegerQueryHttp}`);
     this.pager = new PagerSinkClient(`http://127.0.0.1:${ports.pagerSink}`);
     this.components = this.#specs();
   }
@@ -114,25 +117,23 @@ export class Stack {
   static async start(options: StackOptions = {}): Promise<Stack> {
     const bins = stackBinaries();
     const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'switchyard-stack-'));
-    for (const sub of ['logs', 'data/prometheus', 'data/tempo', 'data/otelcol', 'data/alertmanager', 'data/engines']) {
+    for (const sub of ['logs', 'data/prometheus', 'data/otelcol', 'data/alertmanager', 'data/engines']) {
       mkdirSync(join(dir, sub), { recursive: true });
     }
     startReaper(dir);
     const ports: Ports = {
       otlpGrpc: await freePort(), otlpHttp: await freePort(), otelcolHealth: await freePort(), otelcolMetrics: await freePort(),
       prometheus: await freePort(),
-      tempoHttp: await freePort(), tempoGrpc: await freePort(), tempoMemberlist: await freePort(), tempoOtlpGrpc: await freePort(), tempoOtlpHttp: await freePort(),
+      jaegerQueryHttp: await freePort(), jaegerQueryGrpc: await freePort(), jaegerHealth: await freePort(), jaegerOtlpGrpc: await freePort(),
       alertmanager: await freePort(), pagerSink: await freePort(),
     };
     const projectDir = options.projectDir ?? writeStackProject(join(dir, 'project'));
     const stack = new Stack(dir, ports, bins, options, projectDir);
     stack.#writeConfigs();
     try {
-      // Receivers first: pager sink <- Alertmanager <- Prometheus; Tempo (slow to become ready) before
-      // Prometheus, so that Prometheus's first rule evaluations are not long before the first engine
-      // samples (alerts/README.md: EngineMetricsAbsent is pending until then). Tempo's first remote
-      // writes and the Collector's first exports are retried.
-      for (const name of ['pager-sink', 'alertmanager', 'tempo', 'prometheus', 'otelcol'] as const) {
+      // Receivers first: pager sink <- Alertmanager <- Prometheus, and the trace store before the
+      // Collector that sends to it.
+      for (const name of ['pager-sink', 'alertmanager', 'jaeger', 'prometheus', 'otelcol'] as const) {
         await stack.startComponent(name);
       }
     } catch (error) {
@@ -150,7 +151,7 @@ export class Stack {
   get urls(): Record<string, string> {
     return {
       prometheus: this.prom.url,
-      tempo: this.tempo.url,
+      traces: this.traces.url,
       alertmanager: `http://127.0.0.1:${this.ports.alertmanager}`,
       pagerSink: `${this.pager.url}/pages`,
       collectorOtlpHttp: this.otlpHttpEndpoint,
@@ -176,13 +177,13 @@ export class Stack {
     const targets: Record<string, number> = {
       prometheus: this.ports.prometheus,
       'otel-collector': this.ports.otelcolMetrics,
-      tempo: this.ports.tempoHttp,
       alertmanager: this.ports.alertmanager,
       'pager-sink': this.ports.pagerSink,
     };
     for (const [job, port] of Object.entries(targets)) {
       writeFileSync(join(promDir, 'targets', `${job}.json`), JSON.stringify([{ targets: [`127.0.0.1:${port}`] }]));
     }
+    writeFileSync(join(promDir, 'targets', 'tempo.json'), '[]');
 
     const alertsDir = join(this.dir, 'alerts', 'rules');
     mkdirSync(alertsDir, { recursive: true });
@@ -218,20 +219,15 @@ export class Stack {
           `--web.listen-address=127.0.0.1:${p.prometheus}`, '--web.enable-otlp-receiver', '--web.enable-remote-write-receiver',
           '--enable-feature=exemplar-storage'],
       }),
-      tempo: new ManagedProcess({
-        name: 'tempo', command: this.bins.tempo, logFile: log('tempo'),
-        args: [`-config.file=${join(REPO, 'tempo/tempo.yaml')}`, '-config.expand-env=true'],
+      jaeger: new ManagedProcess({
+        name: 'jaeger', command: this.bins.jaeger, logFile: log('jaeger'),
+        args: ['--config', join(REPO, 'test/stack/harness/jaeger.yaml')],
         env: {
           ...process.env,
-          TEMPO_LISTEN_ADDRESS: '127.0.0.1',
-          TEMPO_HTTP_PORT: String(p.tempoHttp),
-          TEMPO_GRPC_PORT: String(p.tempoGrpc),
-          TEMPO_MEMBERLIST_PORT: String(p.tempoMemberlist),
-          TEMPO_OTLP_GRPC_ENDPOINT: `127.0.0.1:${p.tempoOtlpGrpc}`,
-          TEMPO_OTLP_HTTP_ENDPOINT: `127.0.0.1:${p.tempoOtlpHttp}`,
-          TEMPO_DATA_DIR: data('tempo'),
-          TEMPO_REMOTE_WRITE_URL: `http://127.0.0.1:${p.prometheus}/api/v1/write`,
-          TEMPO_GENERATOR_COLLECTION_INTERVAL: this.options.tempoCollectionInterval ?? '5s',
+          JAEGER_OTLP_GRPC_ENDPOINT: `127.0.0.1:${p.jaegerOtlpGrpc}`,
+          JAEGER_QUERY_HTTP_ENDPOINT: `127.0.0.1:${p.jaegerQueryHttp}`,
+          JAEGER_QUERY_GRPC_ENDPOINT: `127.0.0.1:${p.jaegerQueryGrpc}`,
+          JAEGER_HEALTH_ENDPOINT: `127.0.0.1:${p.jaegerHealth}`,
         },
       }),
       otelcol: this.collectorProcess({}),
@@ -248,7 +244,8 @@ export class Stack {
         ...process.env,
         OTLP_GRPC_ENDPOINT: `127.0.0.1:${p.otlpGrpc}`,
         OTLP_HTTP_ENDPOINT: `127.0.0.1:${p.otlpHttp}`,
-        TEMPO_OTLP_GRPC_ENDPOINT: `127.0.0.1:${p.tempoOtlpGrpc}`,
+        TRACES_OTLP_GRPC_ENDPOINT: `127.0.0.1:${p.jaegerOtlpGrpc}`,
+        OTELCOL_SPANMETRICS_FLUSH_INTERVAL: this.options.spanMetricsFlushInterval ?? '5s',
         PROMETHEUS_HOST: `127.0.0.1:${p.prometheus}`,
         OTELCOL_HEALTH_ENDPOINT: `127.0.0.1:${p.otelcolHealth}`,
         OTELCOL_METRICS_HOST: '127.0.0.1',
@@ -265,7 +262,7 @@ export class Stack {
       case 'pager-sink': return `http://127.0.0.1:${p.pagerSink}/healthz`;
       case 'alertmanager': return `http://127.0.0.1:${p.alertmanager}/-/ready`;
       case 'prometheus': return `http://127.0.0.1:${p.prometheus}/-/ready`;
-      case 'tempo': return `http://127.0.0.1:${p.tempoHttp}/ready`;
+      case 'jaeger': return `http://127.0.0.1:${p.jaegerHealth}/status`;
       case 'otelcol': return `http://127.0.0.1:${p.otelcolHealth}/`;
     }
   }
@@ -358,7 +355,7 @@ export class Stack {
   /** Stops engines first (their last export reaches the Collector), then the rest; removes the directory unless `keep`. */
   async stop(options: { keep?: boolean } = {}): Promise<void> {
     await Promise.allSettled([...this.engines.values()].map((e) => e.process.stop(8_000)));
-    for (const name of ['otelcol', 'tempo', 'prometheus', 'alertmanager', 'pager-sink'] as const) {
+    for (const name of ['otelcol', 'jaeger', 'prometheus', 'alertmanager', 'pager-sink'] as const) {
       await this.components[name].stop(8_000).catch(() => undefined);
     }
     killAllSync();
