@@ -13,6 +13,8 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
  && npm cache clean --force
 
 FROM node:24-bookworm-slim
+# On 0.0.0.0 the engine refuses to start without API keys: mount a key file and set
+# SWITCHYARD_API_KEYS_FILE (docker-compose.yml does, with its demo keys). README.md, Authentication.
 ENV NODE_ENV=production \
     SWITCHYARD_BUN=/usr/local/bin/bun \
     SWITCHYARD_HOST=0.0.0.0 \

@@ -28,7 +28,8 @@ import { Engine } from '../src/engine/engine.ts';
 import { ToolRuntime } from '../src/engine/runtime/tool-runtime.ts';
 import type { Finalization } from '../src/store/store.ts';
 import { SqliteStore } from '../src/store/sqlite.ts';
-import { closedLoop, createAgent } from './lib/http.ts';
+import { Authenticator } from '../src/api/auth.ts';
+import { BENCH_API_KEY, closedLoop, createAgent } from './lib/http.ts';
 import { REPO } from './lib/processes.ts';
 import { createBenchTelemetry } from './lib/sdk.ts';
 import { latencySummary, type LatencySummary } from './lib/stats.ts';
@@ -85,7 +86,7 @@ export async function measureSyncWait(options: SyncWaitOptions): Promise<SyncWai
     providers: new Map([['scripted', new ScriptedModelProvider()]]),
     instanceId: 'bench-sync-wait', heartbeatMs: 2_000, staleAfterMs: 15_000, sweepIntervalMs: 60_000,
   });
-  const app = createApp({ engine, telemetry, logger, bodyLimit: '1mb', syncTimeoutMs: 60_000, syncTimeoutMaxMs: 300_000, isReady: () => true });
+  const app = createApp({ engine, telemetry, logger, authenticator: new Authenticator([{ id: 'bench', key: BENCH_API_KEY, trigger: undefined }]), bodyLimit: '1mb', syncTimeoutMs: 60_000, syncTimeoutMaxMs: 300_000, isReady: () => true });
 
   // The design this replaces: poll the store with a backoff whose first step is 200 ms.
   const pollingApp = express();

@@ -54,7 +54,7 @@ const report = setInterval(() => {
   window = { count: 0, non2xx: 0 };
 }, 30_000);
 await runLoad({
-  baseUrl: engine.url, rate, faults, durationMs: 0, maxRequests: 0, concurrency: 32, signal: controller.signal,
+  baseUrl: engine.url, apiKey: engine.loadgenKey, rate, faults, durationMs: 0, maxRequests: 0, concurrency: 32, signal: controller.signal,
   onResult: (r) => {
     window.count++;
     if (r.status < 200 || r.status >= 300) window.non2xx++;

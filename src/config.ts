@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { mergeApiKeys, parseApiKeys, type ApiKey } from './api/auth.ts';
 
 const milliseconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -22,6 +25,13 @@ const EnvSchema = z.object({
   SWITCHYARD_BODY_LIMIT: z.string().default('1mb'),
   SWITCHYARD_MODEL_BASE_URL: z.string().url().optional(),
   SWITCHYARD_MODEL_API_KEY: z.string().optional(),
+  SWITCHYARD_MODEL_API_KEY_FILE: z.string().optional(),
+  SWITCHYARD_API_KEYS: z.string().optional(),
+  SWITCHYARD_API_KEYS_FILE: z.string().optional(),
+  SWITCHYARD_TOOL_FAULTS: z.enum(['0', '1', 'true', 'false', '']).default('0'),
+  SWITCHYARD_REQUEST_TIMEOUT_MS: milliseconds(30_000),
+  SWITCHYARD_HEADERS_TIMEOUT_MS: milliseconds(10_000),
+  SWITCHYARD_KEEP_ALIVE_TIMEOUT_MS: milliseconds(5_000),
 });
 
 export interface Config {
@@ -44,6 +54,14 @@ export interface Config {
   readonly bodyLimit: string;
   readonly modelBaseUrl: string | undefined;
   readonly modelApiKey: string | undefined;
+  /** The API keys callers must present; empty: no authentication (allowed on a loopback address only). */
+  readonly apiKeys: readonly ApiKey[];
+  /** Whether the sample tools' fault-injection input fields take effect (the demo and the stack tests enable it). */
+  readonly toolFaults: boolean;
+  /** Node's server timeouts: the whole request (headers and body), the headers, an idle keep-alive connection. */
+  readonly requestTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
 }
 
 export class ConfigError extends Error {
@@ -60,6 +78,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   if (e.SWITCHYARD_STALE_AFTER_MS <= e.SWITCHYARD_HEARTBEAT_MS * 2) {
     throw new ConfigError('invalid configuration: SWITCHYARD_STALE_AFTER_MS must exceed twice SWITCHYARD_HEARTBEAT_MS, or live runs would be swept');
+  }
+  if (e.SWITCHYARD_HEADERS_TIMEOUT_MS > e.SWITCHYARD_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError('invalid configuration: SWITCHYARD_HEADERS_TIMEOUT_MS must not exceed SWITCHYARD_REQUEST_TIMEOUT_MS');
+  }
+  if (e.SWITCHYARD_MODEL_API_KEY && e.SWITCHYARD_MODEL_API_KEY_FILE) {
+    throw new ConfigError('invalid configuration: set SWITCHYARD_MODEL_API_KEY or SWITCHYARD_MODEL_API_KEY_FILE, not both');
+  }
+  // An empty value counts as unset (compose's `${VAR:-}` gives one).
+  const apiKeys = readApiKeys(e.SWITCHYARD_API_KEYS || undefined, e.SWITCHYARD_API_KEYS_FILE || undefined);
+  if (apiKeys.length === 0 && !isLoopback(e.SWITCHYARD_HOST)) {
+    throw new ConfigError(`invalid configuration: SWITCHYARD_HOST=${e.SWITCHYARD_HOST} is not a loopback address and no API keys are configured; `
+      + 'set SWITCHYARD_API_KEYS_FILE or SWITCHYARD_API_KEYS (see README, Authentication), or listen on 127.0.0.1');
   }
   return {
     host: e.SWITCHYARD_HOST,
@@ -78,6 +108,40 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     toolOutputLimitBytes: e.SWITCHYARD_TOOL_OUTPUT_LIMIT_BYTES,
     bodyLimit: e.SWITCHYARD_BODY_LIMIT,
     modelBaseUrl: e.SWITCHYARD_MODEL_BASE_URL,
-    modelApiKey: e.SWITCHYARD_MODEL_API_KEY,
+    modelApiKey: e.SWITCHYARD_MODEL_API_KEY_FILE
+      ? readSecretFile(e.SWITCHYARD_MODEL_API_KEY_FILE, 'SWITCHYARD_MODEL_API_KEY_FILE').trim()
+      : e.SWITCHYARD_MODEL_API_KEY || undefined,
+    apiKeys,
+    toolFaults: e.SWITCHYARD_TOOL_FAULTS === '1' || e.SWITCHYARD_TOOL_FAULTS === 'true',
+    requestTimeoutMs: e.SWITCHYARD_REQUEST_TIMEOUT_MS,
+    headersTimeoutMs: e.SWITCHYARD_HEADERS_TIMEOUT_MS,
+    keepAliveTimeoutMs: e.SWITCHYARD_KEEP_ALIVE_TIMEOUT_MS,
   };
+}
+
+function readSecretFile(path: string, variable: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`invalid configuration: ${variable}: cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+}
+
+/** The keys of the file and of the variable together (either or both may be set). */
+function readApiKeys(inline: string | undefined, file: string | undefined): ApiKey[] {
+  try {
+    return mergeApiKeys(
+      file === undefined ? [] : parseApiKeys(readSecretFile(file, 'SWITCHYARD_API_KEYS_FILE'), file),
+      inline === undefined ? [] : parseApiKeys(inline, 'SWITCHYARD_API_KEYS', /[,\r\n]/),
+    );
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    throw new ConfigError(`invalid configuration: ${(error as Error).message}`);
+  }
+}
+
+/** Only the machine itself can reach a loopback address; anything else (0.0.0.0, a LAN address, a name) may be reachable by others. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1' || host === '[::1]') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
 }

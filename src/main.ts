@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import pino from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
 import { startTelemetrySdk } from './telemetry/sdk.ts';
@@ -13,13 +14,22 @@ const config = (() => {
     return loadConfig();
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
+      // A log line like every other fatal one (the level cannot come from a configuration that failed).
+      const fatal = createLogger('info', pino.destination({ dest: 1, sync: true }));
+      fatal.fatal(error.message);
       process.exit(2);
     }
     throw error;
   }
 })();
 const logger = createLogger(config.logLevel);
+if (config.apiKeys.length === 0) {
+  logger.warn({ host: config.host }, 'no API keys configured: the API accepts every request without authentication (allowed on a loopback address only; set SWITCHYARD_API_KEYS_FILE to require keys)');
+}
+if (process.env.SWITCHYARD_MODEL_API_KEY !== undefined || process.env.SWITCHYARD_API_KEYS !== undefined) {
+  // /proc/<pid>/environ shows the environment the process started with, to anything running as its user.
+  logger.warn('a secret is configured through the environment (SWITCHYARD_MODEL_API_KEY or SWITCHYARD_API_KEYS); processes of the same user, tools included, can read it from /proc: prefer the _FILE variables');
+}
 
 /**
  * Exits once the log lines written so far are out (pino writes asynchronously, and process.exit drops
@@ -48,9 +58,10 @@ const { telemetry } = sdk;
 
 // Loaded after the SDK and the instrumentations are in place.
 const [{ SqliteStore }, { loadDefinitions, DefinitionError }, { ToolRuntime }, { Engine }, { createApp },
-  { ScriptedModelProvider }, { OpenAiCompatibleProvider }] = await Promise.all([
+  { ScriptedModelProvider }, { OpenAiCompatibleProvider }, { createHttpServer }, { Authenticator }] = await Promise.all([
   import('./store/sqlite.ts'), import('./engine/definitions.ts'), import('./engine/runtime/tool-runtime.ts'),
   import('./engine/engine.ts'), import('./api/app.ts'), import('./engine/agent/scripted.ts'), import('./engine/agent/openai-compatible.ts'),
+  import('./api/server.ts'), import('./api/auth.ts'),
 ]);
 
 let definitions;
@@ -65,7 +76,7 @@ try {
 }
 
 const store = new SqliteStore(config.dbPath);
-const runtime = new ToolRuntime({ telemetry, outputLimitBytes: config.toolOutputLimitBytes, logger });
+const runtime = new ToolRuntime({ telemetry, outputLimitBytes: config.toolOutputLimitBytes, logger, toolFaults: config.toolFaults });
 const providers = new Map<string, InstanceType<typeof ScriptedModelProvider> | InstanceType<typeof OpenAiCompatibleProvider>>([
   ['scripted', new ScriptedModelProvider()],
   ['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: config.modelBaseUrl, defaultApiKey: config.modelApiKey })],
@@ -77,23 +88,30 @@ const engine = new Engine({
   staleAfterMs: config.staleAfterMs,
   sweepIntervalMs: config.sweepIntervalMs,
 });
+// The counters' start-up zeros go out before the first sweep can move them: a swept run counted in the
+// first point a new instance exports would be invisible to increase() and to the SLO ratio. Bounded, as
+// the Collector may be away.
+await Promise.race([sdk.forceFlush(), new Promise((resolve) => setTimeout(resolve, config.telemetryFlushMs).unref())]);
 engine.startBackgroundWork();
 
 let shuttingDown = false;
 const app = createApp({
   engine, telemetry, logger,
+  authenticator: new Authenticator(config.apiKeys),
   bodyLimit: config.bodyLimit,
   syncTimeoutMs: config.syncTimeoutMs,
   syncTimeoutMaxMs: config.syncTimeoutMaxMs,
   isReady: () => !shuttingDown,
 });
 
-const server: Server = app.listen(config.port, config.host, () => {
+const server: Server = createHttpServer(app, config);
+server.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({
     url: `http://${config.host}:${port}`, project: config.projectDir, db: config.dbPath, instance_id: config.instanceId,
     workflows: [...definitions.workflows.keys()], telemetry: sdk.enabled ? 'otlp' : 'disabled',
+    api_keys: config.apiKeys.map((k) => k.id), tool_faults: config.toolFaults,
   }, 'switchyard engine ready');
 });
 server.on('error', (error) => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request } from './http.ts';
+import { BENCH_API_KEY, request } from './http.ts';
 
 export const REPO = resolve(import.meta.dirname, '..', '..');
 
@@ -187,6 +187,7 @@ export async function startEngine(options: EngineProcessOptions): Promise<Engine
   Object.assign(env, {
     SWITCHYARD_HOST: '127.0.0.1',
     SWITCHYARD_PORT: String(port),
+    SWITCHYARD_API_KEYS: `bench ${BENCH_API_KEY}`,
     SWITCHYARD_PROJECT_DIR: join(REPO, 'examples'),
     SWITCHYARD_DB: join(dir, 'switchyard.db'),
     SWITCHYARD_LOG_LEVEL: 'warn',

@@ -5,12 +5,16 @@ import { ConflictError, InvalidInputError, NotFoundError, UnavailableError } fro
 import type { ExecutionRecord } from '../store/store.ts';
 import { EXECUTION_STATUSES, type ExecutionKind, type ExecutionStatus } from '../telemetry/catalog.ts';
 import type { Telemetry } from '../telemetry/recorder.ts';
+import { callerOf, requireApiKey, type Authenticator } from './auth.ts';
+import { jsonDepthExceeds, MAX_JSON_DEPTH, parseByteLimit } from './limits.ts';
 import { ProblemError, problems, sendProblem, type Problem } from './problem.ts';
 
 export interface AppOptions {
   readonly engine: Engine;
   readonly telemetry: Telemetry;
   readonly logger: Logger;
+  /** Checks every /api request's bearer key; one without keys lets every request through (loopback only, see config). */
+  readonly authenticator: Authenticator;
   readonly bodyLimit: string;
   readonly syncTimeoutMs: number;
   readonly syncTimeoutMaxMs: number;
@@ -19,8 +23,9 @@ export interface AppOptions {
 }
 
 const KIND_PATHS: Record<string, ExecutionKind> = { workflows: 'workflow', tasks: 'task', agents: 'agent' };
-const MAX_INPUT_DEPTH = 64;
-const MAX_LIST_LIMIT = 500;
+/** A list page: at most this many executions, and (with their data) at most this many bytes of JSON. */
+export const MAX_LIST_LIMIT = 100;
+export const MAX_LIST_BYTES = 4 * 1024 * 1024;
 
 export function createApp(options: AppOptions): express.Express {
   const { engine, telemetry, logger } = options;
@@ -37,6 +42,21 @@ export function createApp(options: AppOptions): express.Express {
     res.json({ status: 'ready' });
   });
 
+  // Authentication first: an unauthenticated request costs a header check, never a body read.
+  app.use('/api', requireApiKey(options.authenticator));
+
+  // A declared body over the limit is refused before a byte of it is read (and the connection closed,
+  // rather than drained).
+  const bodyLimitBytes = parseByteLimit(options.bodyLimit);
+  app.use('/api', (req, res, next) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > bodyLimitBytes) {
+      res.setHeader('connection', 'close');
+      return next(new ProblemError(problems.tooLarge(options.bodyLimit)));
+    }
+    next();
+  });
+
   // JSON bodies only, on the API; an empty body means "no input".
   app.use('/api', (req, _res, next) => {
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
@@ -45,7 +65,13 @@ export function createApp(options: AppOptions): express.Express {
     }
     next();
   });
-  app.use('/api', express.json({ limit: options.bodyLimit, strict: false, type: 'application/json' }));
+  app.use('/api', express.json({
+    limit: options.bodyLimit, strict: false, type: 'application/json',
+    // Checked on the raw bytes before JSON.parse: deep nesting is refused in one linear pass.
+    verify: (_req, _res, raw) => {
+      if (jsonDepthExceeds(raw, MAX_JSON_DEPTH)) throw new ProblemError(problems.badRequest(`the body is nested deeper than ${MAX_JSON_DEPTH} levels`));
+    },
+  }));
 
   app.get('/api/v1/definitions', (_req, res) => {
     const d = engine.definitions;
@@ -60,7 +86,7 @@ export function createApp(options: AppOptions): express.Express {
   for (const [path, kind] of Object.entries(KIND_PATHS)) {
     const base = `/api/v1/${path}/:id/executions`;
     app.post(base, async (req, res) => {
-      const record = await engine.start({ kind, target: String((req.params as Record<string, string>)['id']), ...startBody(req.body), trigger: triggerOf(req, 'api') });
+      const record = await engine.start({ kind, target: String((req.params as Record<string, string>)['id']), ...await startBody(req.body, engine), ...callerFields(res, 'api') });
       telemetry.add('httpExecStarted', 1, { kind });
       res.status(202).location(`/api/v1/executions/${record.id}`).json(presentExecution(record));
     });
@@ -71,7 +97,7 @@ export function createApp(options: AppOptions): express.Express {
       const timeoutMs = syncTimeout(req, options);
       try {
         const { record, completed } = await engine.executeSync(
-          { kind, target: String((req.params as Record<string, string>)['id']), ...startBody(req.body), trigger: triggerOf(req, 'api_sync') }, timeoutMs,
+          { kind, target: String((req.params as Record<string, string>)['id']), ...await startBody(req.body, engine), ...callerFields(res, 'api_sync') }, timeoutMs,
         );
         if (!completed) {
           outcome = 'timeout';
@@ -98,12 +124,30 @@ export function createApp(options: AppOptions): express.Express {
       throw new ProblemError(problems.badRequest(`status must be one of ${EXECUTION_STATUSES.join(', ')}`));
     }
     const limitText = req.query['limit'];
-    const limit = limitText === undefined ? 50 : Number(limitText);
+    const limit = limitText === undefined ? 50 : typeof limitText === 'string' && /^[0-9]{1,4}$/.test(limitText) ? Number(limitText) : NaN;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
       throw new ProblemError(problems.badRequest(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`));
     }
-    const records = await engine.list({ status: status as ExecutionStatus | undefined, limit });
-    res.json({ executions: records.map(presentExecution) });
+    const include = req.query['include'];
+    if (include !== undefined && include !== 'io') throw new ProblemError(problems.badRequest('include must be "io" (inputs and outputs in the list) or absent'));
+    const withData = include === 'io';
+    const after = decodeCursor(req.query['cursor']);
+    const records = await engine.list({ status: status as ExecutionStatus | undefined, limit, after, withData });
+    // A page ends at `limit` executions or, with their data, at MAX_LIST_BYTES of JSON, whichever comes first.
+    const page: unknown[] = [];
+    let bytes = 0;
+    let last: ExecutionRecord | undefined;
+    for (const record of records) {
+      const item = withData ? presentExecution(record) : presentSummary(record);
+      const size = withData ? Buffer.byteLength(JSON.stringify(item)) : 0;
+      if (withData && page.length > 0 && bytes + size > MAX_LIST_BYTES) break;
+      // One execution bigger than the whole cap is listed without its data: GET /executions/:id has it.
+      page.push(size > MAX_LIST_BYTES ? { ...presentSummary(record), data_omitted: true } : item);
+      bytes += Math.min(size, MAX_LIST_BYTES);
+      last = record;
+    }
+    const more = page.length < records.length || records.length === limit;
+    res.json({ executions: page, next_cursor: more && last ? encodeCursor(last) : null });
   });
 
   app.get('/api/v1/executions/:id', async (req, res) => {
@@ -153,8 +197,11 @@ function methodNotAllowed(allowed: string[]) {
   };
 }
 
-/** The body of a start request: `{ "input": ..., "parent_execution_id": "..." }`, everything optional. */
-function startBody(body: unknown): { input: unknown; parentExecutionId: string | null } {
+/**
+ * The body of a start request: `{ "input": ..., "parent_execution_id": "..." }`, everything optional. A
+ * parent must be an execution that exists, so the link a record keeps always leads somewhere.
+ */
+async function startBody(body: unknown, engine: Engine): Promise<{ input: unknown; parentExecutionId: string | null }> {
   if (body === undefined || body === null) return { input: {}, parentExecutionId: null };
   if (typeof body !== 'object' || Array.isArray(body)) {
     throw new ProblemError(problems.badRequest('the body must be a JSON object such as {"input": {...}}'));
@@ -163,35 +210,51 @@ function startBody(body: unknown): { input: unknown; parentExecutionId: string |
   const extra = Object.keys(unknown);
   if (extra.length > 0) throw new ProblemError(problems.badRequest(`unknown field(s) ${extra.map((k) => `"${k}"`).join(', ')}; expected input, parent_execution_id, timeout_ms`));
   if (parent !== null && (typeof parent !== 'string' || parent.length > 64)) throw new ProblemError(problems.badRequest('parent_execution_id must be a string of at most 64 characters'));
-  if (depthExceeds(input, MAX_INPUT_DEPTH)) throw new ProblemError(problems.badRequest(`input is nested deeper than ${MAX_INPUT_DEPTH} levels`));
+  if (parent !== null && !(await engine.get(parent))) {
+    throw new ProblemError(problems.unknownParent(`parent_execution_id "${parent}" names no execution; start the parent first, or leave the field out`));
+  }
   return { input, parentExecutionId: parent };
 }
 
+/**
+ * `timeout_ms` from the query (digits only) or the body (a JSON integer): `[5]`, `true`, `"5"` in a body,
+ * `1.5` or `1e3` are refused rather than coerced.
+ */
 function syncTimeout(req: Request, options: AppOptions): number {
-  const raw = req.query['timeout_ms'] ?? (req.body as Record<string, unknown> | undefined)?.['timeout_ms'];
-  if (raw === undefined) return options.syncTimeoutMs;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > options.syncTimeoutMaxMs) {
-    throw new ProblemError(problems.badRequest(`timeout_ms must be an integer from 1 to ${options.syncTimeoutMaxMs}`));
+  const query = req.query['timeout_ms'];
+  const body = req.body !== null && typeof req.body === 'object' && !Array.isArray(req.body) && Object.hasOwn(req.body, 'timeout_ms')
+    ? (req.body as Record<string, unknown>)['timeout_ms'] : undefined;
+  if (query === undefined && body === undefined) return options.syncTimeoutMs;
+  const value = query !== undefined ? (typeof query === 'string' && /^[0-9]{1,10}$/.test(query) ? Number(query) : NaN) : body;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > options.syncTimeoutMaxMs) {
+    throw new ProblemError(problems.badRequest(`timeout_ms must be an integer from 1 to ${options.syncTimeoutMaxMs} (got ${JSON.stringify(query ?? body)?.slice(0, 40)})`));
   }
   return value;
 }
 
-/** The load generator marks its traffic so dashboards can tell it from real callers. */
-function triggerOf(req: Request, fallback: 'api' | 'api_sync'): 'api' | 'api_sync' | 'loadgen' {
-  return req.headers['x-switchyard-trigger'] === 'loadgen' ? 'loadgen' : fallback;
+/**
+ * Who started a run: the key's id, and the trigger label. The load generator's key says `loadgen`, so
+ * dashboards can tell its traffic from real callers; no header a caller sets can claim that label.
+ */
+function callerFields(res: Response, fallback: 'api' | 'api_sync'): { trigger: 'api' | 'api_sync' | 'loadgen'; callerKeyId: string | null } {
+  const caller = callerOf(res);
+  return { trigger: caller.trigger ?? fallback, callerKeyId: caller.keyId };
 }
 
-/** Iterative, so a hostile body cannot overflow the stack while being measured. */
-function depthExceeds(value: unknown, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 1]];
-  while (stack.length > 0) {
-    const [current, depth] = stack.pop()!;
-    if (current === null || typeof current !== 'object') continue;
-    if (depth > max) return true;
-    for (const child of Object.values(current)) stack.push([child, depth + 1]);
+/** Opaque to callers: where the previous page ended (created_at and id of its last execution). */
+function encodeCursor(record: ExecutionRecord): string {
+  return Buffer.from(JSON.stringify([record.createdAt, record.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: unknown): { createdAt: number; id: string } | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(String(cursor), 'base64url').toString('utf8')) as unknown[];
+    if (typeof createdAt === 'number' && Number.isSafeInteger(createdAt) && typeof id === 'string' && id.length <= 64) return { createdAt, id };
+  } catch {
+    // reported below
   }
-  return false;
+  throw new ProblemError(problems.badRequest('cursor is not one this API returned as next_cursor'));
 }
 
 function toProblem(error: unknown, bodyLimit: string): Problem {
@@ -207,6 +270,12 @@ function toProblem(error: unknown, bodyLimit: string): Problem {
   const status = (error as { status?: number } | null)?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) return problems.badRequest((error as Error).message);
   return problems.internal();
+}
+
+/** A list item: the execution without its input and output (`?include=io` adds them). */
+export function presentSummary(record: ExecutionRecord) {
+  const { input: _input, output: _output, ...summary } = presentExecution(record);
+  return summary;
 }
 
 export function presentExecution(record: ExecutionRecord) {
@@ -227,6 +296,7 @@ export function presentExecution(record: ExecutionRecord) {
     duration_ms: record.startedAt !== null && record.endedAt !== null ? record.endedAt - record.startedAt : null,
     trace_id: record.traceId,
     parent_execution_id: record.parentExecutionId,
+    caller_key_id: record.callerKeyId,
     diagnostics: {
       last_started_task: record.lastStartedTask,
       last_completed_task: record.lastCompletedTask,

@@ -32,8 +32,10 @@ export const problems = {
     detail: `send the body as application/json (got ${got ? `"${got}"` : 'no content type'})`,
   }),
   tooLarge: (limit: string): Problem => ({ status: 413, type: 'body-too-large', title: 'Request body too large', detail: `the body exceeds the limit of ${limit}` }),
+  unauthorized: (detail: string): Problem => ({ status: 401, type: 'unauthorized', title: 'Authentication required', detail }),
   notFound: (detail: string): Problem => ({ status: 404, type: 'not-found', title: 'Not found', detail }),
   invalidInput: (detail: string, errors: string[]): Problem => ({ status: 422, type: 'invalid-input', title: 'Input does not match the schema', detail, errors }),
+  unknownParent: (detail: string): Problem => ({ status: 422, type: 'unknown-parent', title: 'The parent execution does not exist', detail }),
   conflict: (detail: string, extra: Record<string, unknown> = {}): Problem => ({ status: 409, type: 'conflict', title: 'Conflict with the execution state', detail, ...extra }),
   methodNotAllowed: (method: string, allowed: string[]): Problem => ({
     status: 405, type: 'method-not-allowed', title: 'Method not allowed', detail: `${method} is not supported here; use ${allowed.join(' or ')}`,

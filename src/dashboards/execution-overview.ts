@@ -69,8 +69,8 @@ export function executionOverviewDashboard(): Dashboard {
       }],
     }))
     .withPanel(timeseriesPanel({
-      title: 'Sync waits by outcome',
-      description: 'Wake-ups of synchronous waits per second, by how the wait ended (completed, timeout, error).',
+      title: 'Sync wait wake-ups by outcome',
+      description: 'Wake-ups of synchronous waits per second (completion notices and fallback polls, several per wait), by how their wait ended (completed, timeout, error). Not a count of waits (see *Sync wait duration p95 by workflow*).',
       unit: 'ops', width: 12, stacked: true,
       queries: [{ expr: counterRate('workflowSyncPolls', ['outcome'], POLLS), legend: '{{outcome}}' }],
     }))

@@ -40,6 +40,8 @@ export const EXTERNAL_METRICS = {
   otelcol_receiver_refused_spans_total: c('otelcol'),
   otelcol_receiver_accepted_metric_points_total: c('otelcol'),
   otelcol_receiver_refused_metric_points_total: c('otelcol'),
+  otelcol_receiver_failed_spans_total: c('otelcol'),
+  otelcol_receiver_failed_metric_points_total: c('otelcol'),
   otelcol_exporter_sent_spans_total: c('otelcol'),
   otelcol_exporter_send_failed_spans_total: c('otelcol'),
   otelcol_exporter_sent_metric_points_total: c('otelcol'),

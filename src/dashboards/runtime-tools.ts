@@ -69,7 +69,7 @@ export function runtimeToolsDashboard(): Dashboard {
     }))
     .withPanel(histogramPanel({
       title: 'Tool latency p99 by tool',
-      description: '99th percentile wall time of a tool call, per tool. The SlowToolExecution alert watches p95 above 30s.',
+      description: '99th percentile wall time of a tool call, per tool, all outcomes (timed-out calls last their timeout). The SlowToolExecution alert watches the p95 of successful calls against 80% of each tool\'s timeout.',
       unit: 's', width: 12,
       queries: [{ expr: quantile(0.99, 'toolExecuteSeconds', ['tool_id'], TOOLS), legend: '{{tool_id}}' }],
     }))
@@ -82,7 +82,7 @@ export function runtimeToolsDashboard(): Dashboard {
     .withRow(row('Errors and timeouts'))
     .withPanel(timeseriesPanel({
       title: 'Tool errors by kind',
-      description: 'Failed tool calls per second by where they failed: start, stdin, stdout, stderr, wait, parse, timeout, output_limit, unknown. The HighToolErrorRate alert fires above 0.1/s.',
+      description: 'Failed tool calls per second by where they failed: start, stdin, stdout, stderr, wait, parse, timeout, output_limit, unknown. Summed over the selected tools; the HighToolErrorRate alert is per tool (failures other than timeouts above 5% of its calls), see *Tool errors by tool*.',
       unit: 'ops', width: 12, stacked: true,
       queries: [{ expr: counterRate('toolErrors', ['error_kind'], TOOL_ERRORS), legend: '{{error_kind}}' }],
     }))

@@ -17,6 +17,8 @@ export const UID = 'switchyard-workflow-lifecycle';
 
 const STARTED: Matchers<'workflowExecutionsStarted'> = { trigger: '=~"$trigger"' };
 const COMPLETED: Matchers<'workflowExecutionsCompleted'> = { trigger: '=~"$trigger"' };
+/** Finished runs as the SLO counts them: canceled runs are a caller's choice and count neither way. */
+const FINISHED: Matchers<'workflowExecutionsCompleted'> = { ...COMPLETED, status: '!="canceled"' };
 const PAUSED: Matchers<'workflowExecutionsPaused'> = { trigger: '=~"$trigger"' };
 const DURATION: Matchers<'workflowExecutionDuration'> = { trigger: '=~"$trigger"' };
 
@@ -25,7 +27,7 @@ export const FAILED_RUNS_TRACEQL = '{ name = "workflow.execute" && status = erro
 export function workflowLifecycleDashboard(): Dashboard {
   const successRatio = ratio(
     counterRate('workflowExecutionsCompleted', [], { ...COMPLETED, status: '="success"' }),
-    counterRate('workflowExecutionsCompleted', [], COMPLETED),
+    counterRate('workflowExecutionsCompleted', [], FINISHED),
   );
   return newDashboard(
     UID,
@@ -56,18 +58,18 @@ export function workflowLifecycleDashboard(): Dashboard {
     }))
     .withPanel(statPanel({
       title: 'Success ratio',
-      description: 'Share of runs that completed with status success over the last rate window. Red below 95%, orange below 99%.',
+      description: 'Share of finished runs (canceled runs aside, as in the SLO) that ended with status success over the last rate window. Red below 95%, orange below 99% (the SLO).',
       unit: 'percentunit', width: 6, min: 0, max: 1, thresholds: lowerIsWorse(0.95, 0.99),
       queries: [{ expr: successRatio, legend: 'success ratio' }],
     }))
     .withPanel(timeseriesPanel({
       title: 'Success ratio by trigger',
-      description: 'Share of completed runs with status success, per trigger (api, api_sync, loadgen). The SLO burn-rate alert watches this ratio.',
+      description: 'Share of finished runs (canceled aside) with status success, per trigger (api, api_sync, loadgen). The SLO burn-rate alerts watch its complement, summed over triggers.',
       unit: 'percentunit', width: 12, min: 0, max: 1,
       queries: [{
         expr: ratio(
           counterRate('workflowExecutionsCompleted', ['trigger'], { ...COMPLETED, status: '="success"' }),
-          counterRate('workflowExecutionsCompleted', ['trigger'], COMPLETED),
+          counterRate('workflowExecutionsCompleted', ['trigger'], FINISHED),
         ),
         legend: '{{trigger}}',
       }],

@@ -17,6 +17,7 @@ import { CompletionNotifier } from './completion.ts';
 import type { Definitions, TaskDefinition } from './definitions.ts';
 import { ConflictError, ExecutionFailure, InvalidInputError, NotFoundError, StopSignal, UnavailableError, stopReasonOf } from './errors.ts';
 import type { ToolRuntime } from './runtime/tool-runtime.ts';
+import { redactValue, secretForms, secretInputValues } from './secrets.ts';
 import { render } from './templates.ts';
 
 export interface EngineOptions {
@@ -40,6 +41,8 @@ export interface StartRequest {
   readonly input: unknown;
   readonly trigger: Trigger;
   readonly parentExecutionId?: string | null;
+  /** Id of the API key that asked for the run (never the key itself). */
+  readonly callerKeyId?: string | null;
 }
 
 export interface WaitResult {
@@ -58,6 +61,8 @@ interface LiveExecution {
   startedAt: number;
   readonly abort: AbortController;
   done: Promise<void>;
+  /** Secret values seen so far (tools' secret_inputs), redacted from everything stored about the run. */
+  readonly secrets: Set<string>;
 }
 
 interface RunPlan {
@@ -118,18 +123,24 @@ export class Engine {
   async start(request: StartRequest): Promise<ExecutionRecord> {
     if (!this.#accepting) throw new UnavailableError('the engine is shutting down and accepts no new executions');
     const input = this.#validate(request);
+    const secrets = this.#secretsOfInput(request.kind, request.target, input);
+    // Stored, answered and later resumed from without its secrets (a run that pauses gets "[REDACTED]"
+    // after the pause: pass secrets a later task needs through its tool's env or config instead).
+    const storedInput = redactValue(input, secretForms(secrets));
     const id = randomUUID();
     const createdAt = Date.now();
     // The run's span starts at acceptance, child of the request, so the record knows its trace id.
+    const callerKeyId = request.callerKeyId ?? null;
     const runSpan = this.#o.telemetry.startSpan(RUN_SPANS[request.kind], {
       'switchyard.execution.id': id, [TARGET_ATTRIBUTES[request.kind]]: request.target, 'switchyard.trigger': request.trigger,
+      ...(callerKeyId === null ? {} : { 'switchyard.caller.key_id': callerKeyId }),
     });
     const traceparent = traceparentOf(runSpan);
     const traceId = traceparent && runSpan.spanContext().traceId;
     try {
       await this.#o.store.createExecution({
-        id, kind: request.kind, target: request.target, trigger: request.trigger, input,
-        traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null, ownerId: this.#o.instanceId, createdAt,
+        id, kind: request.kind, target: request.target, trigger: request.trigger, input: storedInput,
+        traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null, callerKeyId, ownerId: this.#o.instanceId, createdAt,
       });
     } catch (error) {
       this.#o.telemetry.markFailed(runSpan, error);
@@ -138,14 +149,14 @@ export class Engine {
     }
     const live: LiveExecution = {
       id, kind: request.kind, target: request.target, trigger: request.trigger, createdAt,
-      state: 'pending', startedAt: createdAt, abort: new AbortController(), done: Promise.resolve(),
+      state: 'pending', startedAt: createdAt, abort: new AbortController(), done: Promise.resolve(), secrets: new Set(secrets),
     };
     this.#live.set(id, live);
     live.done = this.#run(live, { input, fromTask: 0, taskOutputs: {} }, runSpan);
     // The run has not started yet (it waits for the next tick): the record is what was just written.
     return {
-      id, kind: request.kind, target: request.target, status: 'pending', trigger: request.trigger, input, output: null, error: null,
-      createdAt, startedAt: null, endedAt: null, heartbeatAt: createdAt, traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null,
+      id, kind: request.kind, target: request.target, status: 'pending', trigger: request.trigger, input: storedInput, output: null, error: null,
+      createdAt, startedAt: null, endedAt: null, heartbeatAt: createdAt, traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null, callerKeyId,
       ownerId: this.#o.instanceId, lastStartedTask: null, lastCompletedTask: null, lastCompletedSuccess: null,
       finalizationPath: null, completionFailure: null, taskOutputs: {},
     };
@@ -242,12 +253,13 @@ export class Engine {
     const pausedAt = workflow.tasks.findIndex((task) => task.id === record.lastCompletedTask);
     const live: LiveExecution = {
       id, kind: record.kind, target: record.target, trigger: record.trigger, createdAt: Date.now(),
-      state: 'running', startedAt: Date.now(), abort: new AbortController(), done: Promise.resolve(),
+      state: 'running', startedAt: Date.now(), abort: new AbortController(), done: Promise.resolve(), secrets: new Set(),
     };
     this.#live.set(id, live);
     // The resumed leg continues the run's trace (the record's trace id stays the one to look up).
     const runSpan = this.#o.telemetry.startSpan('workflowExecute', {
       'switchyard.execution.id': id, 'switchyard.workflow.id': record.target, 'switchyard.trigger': record.trigger, 'switchyard.resumed': true,
+      ...(record.callerKeyId === null ? {} : { 'switchyard.caller.key_id': record.callerKeyId }),
     }, record.traceparent);
     live.done = this.#run(live, { input: record.input, fromTask: pausedAt + 1, taskOutputs: record.taskOutputs }, runSpan);
     return (await this.#o.store.getExecution(id))!;
@@ -300,6 +312,24 @@ export class Engine {
     return request.input;
   }
 
+  /**
+   * The secret values a run's input carries, known before it runs: what its tool tasks' input templates
+   * put into their tools' secret_inputs. (Agents choose their tools' inputs at run time; those secrets
+   * are collected as the calls happen.)
+   */
+  #secretsOfInput(kind: ExecutionKind, target: string, input: unknown): string[] {
+    const { definitions } = this.#o;
+    const tasks = kind === 'task' ? [definitions.tasks.get(target)!] : kind === 'workflow' ? definitions.workflows.get(target)!.tasks : [];
+    const secrets: string[] = [];
+    for (const task of tasks) {
+      const tool = task.tool === undefined ? undefined : definitions.tools.get(task.tool);
+      if (!tool?.secretInputs?.length) continue;
+      const rendered = render(task.input ?? (kind === 'task' ? '{{ input }}' : {}), { input, tasks: {} });
+      secrets.push(...secretInputValues(tool.secretInputs, rendered));
+    }
+    return secrets;
+  }
+
   async #run(live: LiveExecution, plan: RunPlan, span: Span): Promise<void> {
     // Let start() answer first: the run proceeds on the next turn of the event loop.
     await new Promise((resolve) => setImmediate(resolve));
@@ -334,11 +364,9 @@ export class Engine {
     }
   }
 
-  /** Arms the run's own timeout (a workflow's timeout_ms, an agent's timeout_ms). */
+  /** Arms the run's own timeout (a workflow's timeout_ms, an agent's timeout_ms; a task enforces its own). */
   #deadline(live: LiveExecution): NodeJS.Timeout | undefined {
-    const { definitions } = this.#o;
-    const timeoutMs = live.kind === 'workflow' ? definitions.workflows.get(live.target)?.timeout_ms
-      : live.kind === 'agent' ? definitions.agents.get(live.target)?.timeout_ms : undefined;
+    const timeoutMs = live.kind === 'task' ? undefined : this.#timeoutMs(live);
     if (timeoutMs === undefined) return undefined;
     return setTimeout(() => live.abort.abort(new StopSignal('timed_out', `execution exceeded its timeout of ${timeoutMs} ms`)), timeoutMs).unref();
   }
@@ -390,6 +418,7 @@ export class Engine {
       let output: unknown;
       if (task.tool) {
         const tool = definitions.tools.get(task.tool)!;
+        for (const secret of secretInputValues(tool.secretInputs, input)) live.secrets.add(secret);
         const result = await runtime.execute({ tool, executionId: live.id, input, timeoutMs: task.timeout_ms ?? tool.timeoutMs, signal });
         signal.throwIfAborted();
         if (!result.ok) {
@@ -401,7 +430,7 @@ export class Engine {
         output = await runAgent(task.agent!, input, this.#agentContext(live.id, signal));
       }
       outcome = 'success';
-      await store.markTaskCompleted(live.id, task.id, sequence, true, output);
+      await store.markTaskCompleted(live.id, task.id, sequence, true, redactValue(output, secretForms(live.secrets)));
       return output;
     } catch (error) {
       const stop = stopReasonOf(signal);
@@ -444,10 +473,13 @@ export class Engine {
    * without the output records the run as failed, with what went wrong as its completion failure.
    */
   async #finalize(
-    run: Pick<LiveExecution, 'id' | 'kind' | 'trigger'> & { startedAt?: number | null },
-    ending: { status: TerminalStatus | 'paused'; path: FinalizationPath; output?: unknown; error?: ExecutionError },
+    run: Pick<LiveExecution, 'id' | 'kind' | 'trigger'> & { startedAt?: number | null; secrets?: ReadonlySet<string> },
+    unredacted: { status: TerminalStatus | 'paused'; path: FinalizationPath; output?: unknown; error?: ExecutionError },
   ): Promise<void> {
     const { store, telemetry, logger } = this.#o;
+    // What is stored (and so answered) carries no secret the run saw, in any escaped form.
+    const forms = secretForms(run.secrets ?? []);
+    const ending = forms.length === 0 ? unredacted : { ...unredacted, output: redactValue(unredacted.output, forms), error: redactValue(unredacted.error, forms) };
     const endedAt = Date.now();
     let applied = false;
     let status = ending.status;
@@ -482,25 +514,42 @@ export class Engine {
     }
   }
 
+  /** A run's own time limit: a workflow's or an agent's timeout_ms; a task's, else its tool's or agent's. */
+  #timeoutMs(live: LiveExecution): number | undefined {
+    const { definitions } = this.#o;
+    if (live.kind === 'workflow') return definitions.workflows.get(live.target)?.timeout_ms;
+    if (live.kind === 'agent') return definitions.agents.get(live.target)?.timeout_ms;
+    const task = definitions.tasks.get(live.target);
+    if (task?.timeout_ms !== undefined) return task.timeout_ms;
+    if (task?.tool) return definitions.tools.get(task.tool)?.timeoutMs;
+    return task?.agent ? definitions.agents.get(task.agent)?.timeout_ms : undefined;
+  }
+
   #gaugeReadings() {
     const now = Date.now();
     const inFlight: GaugeReading<'executionsInFlight'>[] = [];
     const oldest: GaugeReading<'executionsOldestRunningAge'>[] = [];
+    const deadlineUsed: GaugeReading<'executionsDeadlineUsed'>[] = [];
     for (const kind of EXECUTION_KINDS) {
       let pending = 0;
       let running = 0;
       let oldestStart = now;
+      let mostUsed = 0;
       for (const live of this.#live.values()) {
         if (live.kind !== kind) continue;
         if (live.state === 'pending') pending++;
         else {
           running++;
           oldestStart = Math.min(oldestStart, live.startedAt);
+          const timeoutMs = this.#timeoutMs(live);
+          if (timeoutMs) mostUsed = Math.max(mostUsed, (now - live.startedAt) / timeoutMs);
         }
       }
       inFlight.push({ labels: { kind, state: 'pending' }, value: pending }, { labels: { kind, state: 'running' }, value: running });
       oldest.push({ labels: { kind }, value: (now - oldestStart) / 1000 });
+      deadlineUsed.push({ labels: { kind }, value: mostUsed });
     }
-    return { executionsInFlight: inFlight, executionsOldestRunningAge: oldest };
+    const toolTimeouts = [...this.#o.definitions.tools.values()].map((tool) => ({ labels: { tool_id: tool.id }, value: tool.timeoutMs / 1000 }));
+    return { executionsInFlight: inFlight, executionsOldestRunningAge: oldest, executionsDeadlineUsed: deadlineUsed, toolTimeout: toolTimeouts };
   }
 }

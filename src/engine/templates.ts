@@ -29,11 +29,17 @@ function renderString(template: string, context: TemplateContext): unknown {
   if (!template.includes('{{')) return template;
   const whole = WHOLE.exec(template);
   if (whole) return lookup(context, whole[1]!);
-  return template.replace(PLACEHOLDER, (_, path: string) => {
-    const value = lookup(context, path);
-    if (value === undefined || value === null) return '';
-    return typeof value === 'object' ? JSON.stringify(value) : String(value);
-  });
+  return template.replace(PLACEHOLDER, (_, path: string) => textOf(lookup(context, path)));
+}
+
+/**
+ * A value as text: objects as JSON, never through their own `toString` (a caller's input may carry a
+ * `toString` key, and String() of such an object throws).
+ */
+export function textOf(value: unknown): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'string') return value;
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
 export function lookup(context: unknown, path: string): unknown {

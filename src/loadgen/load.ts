@@ -8,6 +8,11 @@ export type Fault = (typeof FAULTS)[number];
 
 export interface LoadOptions {
   readonly baseUrl: string;
+  /**
+   * The load generator's API key, sent as `Authorization: Bearer <key>`. The engine labels the runs of a
+   * key configured with `trigger=loadgen` as `loadgen`; undefined sends no key (an engine without keys).
+   */
+  readonly apiKey: string | undefined;
   /** Requests started per second. */
   readonly rate: number;
   /** Probability (0..1) of each fault per support_triage request. */
@@ -127,7 +132,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
     try {
       const response = await fetch(options.baseUrl + path, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', 'x-switchyard-trigger': 'loadgen' },
+        headers: { 'content-type': 'application/json', ...(options.apiKey === undefined ? {} : { authorization: `Bearer ${options.apiKey}` }) },
         body: JSON.stringify(body),
         signal: AbortSignal.timeout(30_000),
       });

@@ -2,8 +2,24 @@
  * The load generator's entry point (docker compose runs it beside the engine):
  *   SWITCHYARD_URL=http://127.0.0.1:8080 LOADGEN_RATE=5 LOADGEN_FAULTS=slow=0.05,fail=0.02 node src/loadgen/main.ts
  * LOADGEN_DURATION_S and LOADGEN_MAX_REQUESTS bound the run (0 = until stopped).
+ * The API key: SWITCHYARD_API_KEY_FILE (a file holding the key) or SWITCHYARD_API_KEY; the engine should
+ * configure that key with `trigger=loadgen` so its runs are labelled as the load generator's.
  */
+import { readFileSync } from 'node:fs';
 import { parseFaults, runLoad } from './load.ts';
+
+function apiKey(): string | undefined {
+  const file = process.env.SWITCHYARD_API_KEY_FILE;
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      process.stderr.write(`SWITCHYARD_API_KEY_FILE: cannot read ${file}: ${(error as Error).message}\n`);
+      process.exit(2);
+    }
+  }
+  return process.env.SWITCHYARD_API_KEY || undefined;
+}
 
 function number(name: string, fallback: number): number {
   const text = process.env[name];
@@ -41,7 +57,7 @@ const report = setInterval(() => {
 }, 10_000);
 
 const summary = await runLoad({
-  baseUrl, rate, faults,
+  baseUrl, rate, faults, apiKey: apiKey(),
   durationMs: number('LOADGEN_DURATION_S', 0) * 1000,
   maxRequests: number('LOADGEN_MAX_REQUESTS', 0),
   concurrency: number('LOADGEN_CONCURRENCY', 32),

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS executions (
   trace_id TEXT,
   traceparent TEXT,
   parent_execution_id TEXT,
+  caller_key_id TEXT,
   owner_id TEXT NOT NULL,
   last_started_task TEXT,
   last_started_seq INTEGER NOT NULL DEFAULT -1,
@@ -41,7 +42,7 @@ interface Row {
   id: string; kind: string; target: string; status: string; trigger: string;
   input: string | null; output: string | null; error: string | null;
   created_at: number; started_at: number | null; ended_at: number | null; heartbeat_at: number;
-  trace_id: string | null; traceparent: string | null; parent_execution_id: string | null; owner_id: string;
+  trace_id: string | null; traceparent: string | null; parent_execution_id: string | null; caller_key_id: string | null; owner_id: string;
   last_started_task: string | null; last_completed_task: string | null; last_completed_success: number | null;
   finalization_path: string | null; completion_failure: string | null; task_outputs: string;
 }
@@ -74,11 +75,12 @@ export class SqliteStore implements Store {
     this.#statements = {
       begin: db.prepare('BEGIN IMMEDIATE'),
       commit: db.prepare('COMMIT'),
-      insert: db.prepare(`INSERT INTO executions (id, kind, target, status, trigger, input, created_at, heartbeat_at, trace_id, traceparent, parent_execution_id, owner_id)
-        VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insert: db.prepare(`INSERT INTO executions (id, kind, target, status, trigger, input, created_at, heartbeat_at, trace_id, traceparent, parent_execution_id, caller_key_id, owner_id)
+        VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       get: db.prepare('SELECT * FROM executions WHERE id = ?'),
-      list: db.prepare('SELECT * FROM executions ORDER BY created_at DESC, id LIMIT ?'),
-      listByStatus: db.prepare('SELECT * FROM executions WHERE status = ? ORDER BY created_at DESC, id LIMIT ?'),
+      // List pages: newest first; a page after a cursor starts below (created_at, id) in that order.
+      ...listStatements(db, true),
+      ...listStatements(db, false),
       running: db.prepare(`UPDATE executions SET status = 'running', started_at = COALESCE(started_at, ?), heartbeat_at = ? WHERE id = ? AND status = 'pending'`),
       taskStarted: db.prepare('UPDATE executions SET last_started_task = ?, last_started_seq = ? WHERE id = ? AND last_started_seq < ?'),
       taskCompleted: db.prepare(`UPDATE executions SET last_completed_task = ?, last_completed_seq = ?, last_completed_success = ?,
@@ -98,7 +100,7 @@ export class SqliteStore implements Store {
 
   async createExecution(e: NewExecution): Promise<void> {
     await this.#write(() => {
-      this.#statements.insert!.run(e.id, e.kind, e.target, e.trigger, json(e.input), e.createdAt, e.createdAt, e.traceId, e.traceparent, e.parentExecutionId, e.ownerId);
+      this.#statements.insert!.run(e.id, e.kind, e.target, e.trigger, json(e.input), e.createdAt, e.createdAt, e.traceId, e.traceparent, e.parentExecutionId, e.callerKeyId, e.ownerId);
     });
   }
 
@@ -108,9 +110,11 @@ export class SqliteStore implements Store {
   }
 
   async listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]> {
+    const name = `list${query.withData ? 'Data' : ''}`;
+    const after = query.after ?? { createdAt: Number.MAX_SAFE_INTEGER, id: '' };
     const rows = await this.#read(() => query.status
-      ? this.#statements.listByStatus!.all(query.status, query.limit)
-      : this.#statements.list!.all(query.limit));
+      ? this.#statements[`${name}ByStatus`]!.all(query.status, after.createdAt, after.createdAt, after.id, query.limit)
+      : this.#statements[name]!.all(after.createdAt, after.createdAt, after.id, query.limit));
     return (rows as unknown as Row[]).map(toRecord);
   }
 
@@ -200,10 +204,26 @@ export class SqliteStore implements Store {
   }
 }
 
+/** The list statements, with or without the (possibly large) data columns. */
+function listStatements(db: DatabaseSync, withData: boolean): Record<string, StatementSync> {
+  const columns = withData ? '*' : `${LIST_COLUMNS}, NULL AS input, NULL AS output, '{}' AS task_outputs`;
+  const after = '(created_at < ? OR (created_at = ? AND id > ?))';
+  const name = `list${withData ? 'Data' : ''}`;
+  return {
+    [name]: db.prepare(`SELECT ${columns} FROM executions WHERE ${after} ORDER BY created_at DESC, id LIMIT ?`),
+    [`${name}ByStatus`]: db.prepare(`SELECT ${columns} FROM executions WHERE status = ? AND ${after} ORDER BY created_at DESC, id LIMIT ?`),
+  };
+}
+
+const LIST_COLUMNS = ['id', 'kind', 'target', 'status', 'trigger', 'error', 'created_at', 'started_at', 'ended_at', 'heartbeat_at', 'trace_id',
+  'traceparent', 'parent_execution_id', 'caller_key_id', 'owner_id', 'last_started_task', 'last_completed_task', 'last_completed_success',
+  'finalization_path', 'completion_failure'].join(', ');
+
 /** Brings a database created by an earlier version up to the current schema (columns are only ever added). */
 function migrate(db: DatabaseSync): void {
   const columns = new Set((db.prepare('PRAGMA table_info(executions)').all() as Array<{ name: string }>).map((c) => c.name));
   if (!columns.has('traceparent')) db.exec('ALTER TABLE executions ADD COLUMN traceparent TEXT');
+  if (!columns.has('caller_key_id')) db.exec('ALTER TABLE executions ADD COLUMN caller_key_id TEXT');
 }
 
 function json(value: unknown): string | null {
@@ -231,6 +251,7 @@ function toRecord(row: Row): ExecutionRecord {
     traceId: row.trace_id,
     traceparent: row.traceparent,
     parentExecutionId: row.parent_execution_id,
+    callerKeyId: row.caller_key_id,
     ownerId: row.owner_id,
     lastStartedTask: row.last_started_task,
     lastCompletedTask: row.last_completed_task,

@@ -25,6 +25,8 @@ export interface ExecutionRecord {
   /** W3C traceparent of the run's span: a resumed run continues that trace. */
   readonly traceparent: string | null;
   readonly parentExecutionId: string | null;
+  /** Id of the API key the execution was started with (never the key); null when the engine runs without keys. */
+  readonly callerKeyId: string | null;
   /** The engine process that owns the run and keeps its heartbeat. */
   readonly ownerId: string;
   readonly lastStartedTask: string | null;
@@ -36,7 +38,7 @@ export interface ExecutionRecord {
   readonly taskOutputs: Record<string, unknown>;
 }
 
-export type NewExecution = Pick<ExecutionRecord, 'id' | 'kind' | 'target' | 'trigger' | 'input' | 'traceId' | 'traceparent' | 'parentExecutionId' | 'ownerId' | 'createdAt'>;
+export type NewExecution = Pick<ExecutionRecord, 'id' | 'kind' | 'target' | 'trigger' | 'input' | 'traceId' | 'traceparent' | 'parentExecutionId' | 'callerKeyId' | 'ownerId' | 'createdAt'>;
 
 export interface Finalization {
   readonly status: TerminalStatus | 'paused';
@@ -50,6 +52,13 @@ export interface Finalization {
 export interface ExecutionQuery {
   readonly status?: ExecutionStatus;
   readonly limit: number;
+  /** Only executions after this one in the list order (newest first): the cursor of the previous page. */
+  readonly after?: { readonly createdAt: number; readonly id: string };
+  /**
+   * Whether to load input, output and task outputs (they may be megabytes each); without them they read as
+   * null and {}. Default false: a list is an index, one execution is read with its data.
+   */
+  readonly withData?: boolean;
 }
 
 /**

@@ -64,9 +64,13 @@ export type TelemetryStage = (typeof TELEMETRY_STAGES)[number];
 export const FINALIZATION_PATHS = ['completed', 'fallback_completed', 'force_failed', 'cancelled', 'paused', 'stale_swept'] as const;
 export type FinalizationPath = (typeof FINALIZATION_PATHS)[number];
 
-const SECONDS_FAST = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30] as const;
+/** Tool calls: up to the longest timeout a tool may have (an hour), so no call lands in +Inf. */
+const SECONDS_TOOL = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600] as const;
 const SECONDS_LONG = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] as const;
-const BYTES = [100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000] as const;
+/** Workflow runs: up to the longest workflow timeout (24 h), so no run lands in +Inf. */
+const SECONDS_RUN = [...SECONDS_LONG, 600, 1800, 3600, 7200, 21600, 86400] as const;
+/** Beyond the default output limit (10 MiB), so calls near the limit show. */
+const BYTES = [100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000] as const;
 
 // Limits: a handful of enum labels times up to ~100 folded ids keeps every metric well under these.
 const SMALL = 200;
@@ -84,7 +88,12 @@ export const METRICS = {
   toolExecuteSeconds: metric({
     name: 'runtime_tool_execute_seconds', otelName: 'runtime.tool.execute', kind: 'histogram', unit: 's',
     description: 'Wall time of one tool call, from spawn to parsed response, by tool and outcome.',
-    labels: { tool_id: ID_LABEL, outcome: TOOL_OUTCOMES }, buckets: SECONDS_FAST, cardinalityLimit: LARGE,
+    labels: { tool_id: ID_LABEL, outcome: TOOL_OUTCOMES }, buckets: SECONDS_TOOL, cardinalityLimit: LARGE,
+  }),
+  toolTimeout: metric({
+    name: 'runtime_tool_timeout_seconds', otelName: 'runtime.tool.timeout', kind: 'gauge', unit: 's',
+    description: 'The configured timeout of each tool: what SlowToolExecution compares its latency with.',
+    labels: { tool_id: ID_LABEL }, cardinalityLimit: SMALL,
   }),
   toolErrors: metric({
     name: 'runtime_tool_errors_total', otelName: 'runtime.tool.errors', kind: 'counter', unit: '{error}',
@@ -164,7 +173,7 @@ export const METRICS = {
   workflowExecutionDuration: metric({
     name: 'workflow_execution_duration_seconds', otelName: 'workflow.execution.duration', kind: 'histogram', unit: 's',
     description: 'Duration of workflow executions from start to terminal status.',
-    labels: { trigger: TRIGGERS, status: TERMINAL_STATUSES }, buckets: SECONDS_LONG, cardinalityLimit: SMALL,
+    labels: { trigger: TRIGGERS, status: TERMINAL_STATUSES }, buckets: SECONDS_RUN, cardinalityLimit: SMALL,
   }),
   workflowTaskExecutions: metric({
     name: 'workflow_task_executions_total', otelName: 'workflow.task.executions', kind: 'counter', unit: '{task}',
@@ -194,6 +203,11 @@ export const METRICS = {
   executionsOldestRunningAge: metric({
     name: 'executions_oldest_running_age_seconds', otelName: 'executions.oldest_running_age', kind: 'gauge', unit: 's',
     description: 'Age of the oldest execution this engine process is running (0 when idle).',
+    labels: { kind: EXECUTION_KINDS }, cardinalityLimit: SMALL,
+  }),
+  executionsDeadlineUsed: metric({
+    name: 'executions_deadline_used_ratio', otelName: 'executions.deadline_used', kind: 'gauge', unit: '1',
+    description: "Of the executions this engine process is running, the largest share of its own timeout one has used (age / timeout; 0 when idle). Above 1 the engine failed to stop a run at its deadline.",
     labels: { kind: EXECUTION_KINDS }, cardinalityLimit: SMALL,
   }),
   // --- Process -----------------------------------------------------------------------------------
@@ -265,7 +279,7 @@ export interface SpanSpec {
 export const SPANS = {
   workflowExecute: {
     name: 'workflow.execute', description: 'One workflow run, from its first task to its terminal status.',
-    attributes: ['switchyard.execution.id', 'switchyard.workflow.id', 'switchyard.trigger', 'switchyard.execution.status'],
+    attributes: ['switchyard.execution.id', 'switchyard.workflow.id', 'switchyard.trigger', 'switchyard.execution.status', 'switchyard.caller.key_id'],
   },
   workflowExecuteSync: {
     name: 'workflow.execute_sync', description: 'A synchronous workflow request: start the run and wait for it.',
@@ -277,7 +291,7 @@ export const SPANS = {
   },
   taskExecute: {
     name: 'task.execute', description: 'One task of a run (tool, agent or pause).',
-    attributes: ['switchyard.task.id', 'switchyard.task.type', 'switchyard.execution.id', 'timeout_ms'],
+    attributes: ['switchyard.task.id', 'switchyard.task.type', 'switchyard.execution.id', 'timeout_ms', 'switchyard.caller.key_id'],
   },
   taskExecuteSync: {
     name: 'task.execute_sync', description: 'A synchronous request to run a single task.',
@@ -285,7 +299,7 @@ export const SPANS = {
   },
   agentExecute: {
     name: 'agent.execute', description: 'One agent run started on its own through the API (/agents/:id).',
-    attributes: ['switchyard.execution.id', 'gen_ai.agent.name', 'switchyard.trigger', 'switchyard.execution.status'],
+    attributes: ['switchyard.execution.id', 'gen_ai.agent.name', 'switchyard.trigger', 'switchyard.execution.status', 'switchyard.caller.key_id'],
   },
   agentPrepare: {
     name: 'agent.prepare', description: 'Load an agent definition, render its instructions, resolve its tools.',

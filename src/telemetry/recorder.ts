@@ -15,7 +15,7 @@ import {
   type SpanContext,
   type Tracer,
 } from '@opentelemetry/api';
-import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelsOf, type MetricKey, type RecordedMetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
+import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelSpec, type LabelsOf, type MetricKey, type RecordedMetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
 import { EventLoopDelay } from './event-loop.ts';
 import { LabelGuard } from './labels.ts';
 
@@ -65,7 +65,11 @@ export class Telemetry {
       this.#guards.set(key, new Map(Object.entries(spec.labels).map(([label, allowed]) => [label, new LabelGuard(allowed)])));
       try {
         const opts = { description: spec.description, unit: spec.unit };
-        if (spec.kind === 'counter') this.#counters.set(key, options.meter.createCounter(spec.otelName, opts));
+        if (spec.kind === 'counter') {
+          const counter = options.meter.createCounter(spec.otelName, opts);
+          this.#counters.set(key, counter);
+          for (const labels of enumeratedLabelSets(spec.labels)) counter.add(0, labels);
+        }
         else if (spec.kind === 'histogram') this.#histograms.set(key, options.meter.createHistogram(spec.otelName, opts));
         else this.#gauges.set(key, options.meter.createObservableGauge(spec.otelName, opts));
       } catch (error) {
@@ -212,6 +216,23 @@ export class Telemetry {
     return admitted;
   }
 }
+
+/**
+ * Every label set of a metric whose labels are all enumerations (no id label), at most
+ * MAX_SEEDED_LABEL_SETS of them. Counters start at 0 for these: a counter series that first appears
+ * already holding its count (say, runs swept right after a restart under a new instance id) is a jump
+ * that rate() and increase() cannot see, so alerts and ratios would miss it.
+ */
+export function enumeratedLabelSets(labels: Readonly<Record<string, LabelSpec>>): Attributes[] {
+  let sets: Attributes[] = [{}];
+  for (const [label, allowed] of Object.entries(labels)) {
+    if (!Array.isArray(allowed)) return [];
+    sets = sets.flatMap((set) => (allowed as readonly string[]).map((value) => ({ ...set, [label]: value })));
+    if (sets.length > MAX_SEEDED_LABEL_SETS) return [];
+  }
+  return sets.map((set) => Object.freeze(set));
+}
+const MAX_SEEDED_LABEL_SETS = 64;
 
 /** The W3C traceparent of a span (to store and continue later with `startSpan`); null for a no-op span. */
 export function traceparentOf(span: Span): string | null {

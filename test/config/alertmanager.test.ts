@@ -46,12 +46,22 @@ describe('alertmanager.yml', () => {
     expect(JSON.stringify(config.route)).not.toContain('"pagerduty"');
   });
 
-  it('inhibits warnings while a critical alert fires for the same service', () => {
-    expect(config.inhibit_rules).toContainEqual({
-      source_matchers: ['severity="critical"'],
-      target_matchers: ['severity="warning"'],
-      equal: ['service'],
-    });
+  it('inhibits only between named alerts that exist, never by severity alone', () => {
+    const names = new Set(alerts.map((a) => a.alert));
+    expect(config.inhibit_rules.length).toBeGreaterThan(0);
+    for (const rule of config.inhibit_rules) {
+      for (const matcher of [...rule.source_matchers, ...rule.target_matchers]) {
+        const match = /^alertname=~?"(.+)"$/.exec(matcher);
+        expect(match, `${matcher}: inhibit rules name their alerts`).not.toBeNull();
+        for (const name of match![1]!.split('|')) expect(names.has(name), `${name} in ${matcher}`).toBe(true);
+      }
+    }
+  });
+
+  it('gives PagerDuty a summary that is never empty (the first alert\'s, not the common one)', () => {
+    const pagerduty = config.receivers.find((r) => r.name === 'pagerduty')?.pagerduty_configs?.[0] as { description?: string } | undefined;
+    expect(pagerduty?.description).toContain('(index .Alerts 0).Annotations.summary');
+    expect(JSON.stringify(pagerduty)).not.toContain('CommonAnnotations');
   });
 });
 

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { externalSeriesNames } from '../../src/dashboards/external.ts';
 import { METRICS } from '../../src/telemetry/catalog.ts';
+import { DEFAULT_METRIC_EXPORT_INTERVAL_MS } from '../../src/telemetry/sdk.ts';
 import { readYaml, repoPath } from './tools.ts';
 
 interface Datasource {
@@ -43,6 +44,14 @@ describe('grafana provisioning', () => {
       expect(names.length, query).toBeGreaterThan(0);
       for (const name of names) expect(known.has(name), `${name} in ${query}`).toBe(true);
     }
+  });
+
+  it('floors $__rate_interval at no less than the engine\'s metric export interval, wherever the stack runs', () => {
+    const timeIntervalS = Number(/^(\d+)s$/.exec(String(byUid('prometheus')?.jsonData['timeInterval']))?.[1]);
+    const compose = readYaml<{ services: Record<string, { environment?: Record<string, string> }> }>('docker-compose.yml');
+    const composeMs = Number(compose.services['engine']?.environment?.['OTEL_METRIC_EXPORT_INTERVAL']);
+    expect(timeIntervalS).toBeGreaterThan(0);
+    for (const intervalMs of [DEFAULT_METRIC_EXPORT_INTERVAL_MS, composeMs]) expect(intervalMs).toBeLessThanOrEqual(timeIntervalS * 1000);
   });
 
   it('gives Tempo traces-to-metrics, a service map and the node graph on Prometheus', () => {

@@ -21,7 +21,7 @@ interface RuleFile {
 const rulesText = readFileSync(repoPath('alerts/rules/switchyard.yml'), 'utf8');
 
 describe('overrideAlertRules', () => {
-  const shortened = overrideAlertRules(rulesText, { alertFor: '5s', stuckThresholdSeconds: 20 });
+  const shortened = overrideAlertRules(rulesText, { alertFor: '5s', stuckThreshold: 0.25 });
   const before = (parse(rulesText) as RuleFile).groups.flatMap((g) => g.rules);
   const after = (parse(shortened) as RuleFile).groups.flatMap((g) => g.rules);
 
@@ -29,7 +29,7 @@ describe('overrideAlertRules', () => {
     expect(after.map((r) => r.for)).toEqual(before.map(() => '5s'));
     expect(after.map((r) => [r.alert, r.labels, r.annotations])).toEqual(before.map((r) => [r.alert, r.labels, r.annotations]));
     const stuck = after.find((r) => r.alert === 'ExecutionsStuck');
-    expect(stuck?.expr).toContain('executions_oldest_running_age_seconds) > 20');
+    expect(stuck?.expr).toContain('executions_deadline_used_ratio) > 0.25');
     expect(after.filter((r) => r.alert !== 'ExecutionsStuck').map((r) => r.expr)).toEqual(
       before.filter((r) => r.alert !== 'ExecutionsStuck').map((r) => r.expr),
     );
@@ -82,7 +82,7 @@ describe(`real Prometheus on the loopback layout${skipNote}`, () => {
         alertmanager: ['127.0.0.1:9'],
         'pager-sink': ['127.0.0.1:9'],
       },
-      { alertFor: '10s', stuckThresholdSeconds: 30 },
+      { alertFor: '10s', stuckThreshold: 0.5 },
     ));
     child = spawn(
       prometheus.path!,

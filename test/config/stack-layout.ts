@@ -20,8 +20,8 @@ export const PAGER_SINK_BASE_URL = 'http://pager-sink:9095';
 export interface AlertRuleOverrides {
   /** Replaces every `for:` duration of the alert rules, e.g. '10s'. */
   readonly alertFor?: string;
-  /** Replaces the ExecutionsStuck threshold (seconds; 600 in the committed rules). */
-  readonly stuckThresholdSeconds?: number;
+  /** Replaces the ExecutionsStuck threshold (times a run's own timeout; 1.5 in the committed rules). */
+  readonly stuckThreshold?: number;
 }
 
 const DURATION = /^\d+(ms|s|m|h)$/;
@@ -33,10 +33,10 @@ export function overrideAlertRules(text: string, overrides: AlertRuleOverrides):
     if (!DURATION.test(overrides.alertFor)) throw new Error(`alertFor must be a Prometheus duration, got ${overrides.alertFor}`);
     out = out.replace(/^(\s+for: )\S+$/gm, `$1${overrides.alertFor}`);
   }
-  if (overrides.stuckThresholdSeconds !== undefined) {
-    const marker = 'max by (job, instance, kind) (executions_oldest_running_age_seconds) > 600';
+  if (overrides.stuckThreshold !== undefined) {
+    const marker = 'max by (job, instance, kind) (executions_deadline_used_ratio) > 1.5';
     if (!out.includes(marker)) throw new Error('ExecutionsStuck expression changed: update overrideAlertRules');
-    out = out.replace(marker, marker.replace('> 600', `> ${overrides.stuckThresholdSeconds}`));
+    out = out.replace(marker, marker.replace('> 1.5', `> ${overrides.stuckThreshold}`));
   }
   return out;
 }
@@ -61,7 +61,7 @@ export function writePrometheusLayout(
     writeFileSync(join(promDir, 'targets', `${job}.json`), `${JSON.stringify([{ targets: list }])}\n`);
   }
   mkdirSync(join(root, 'alerts'), { recursive: true });
-  if (overrides.alertFor === undefined && overrides.stuckThresholdSeconds === undefined) {
+  if (overrides.alertFor === undefined && overrides.stuckThreshold === undefined) {
     symlinkSync(repoPath('alerts/rules'), join(root, 'alerts', 'rules'), 'dir');
   } else {
     mkdirSync(join(root, 'alerts', 'rules'));

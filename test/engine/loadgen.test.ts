@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseFaults, runLoad, type RequestResult } from '../../src/loadgen/load.ts';
-import { startTestEngine, type TestEngine } from '../support/engine.ts';
+import { startTestEngine, TEST_API_KEY, TEST_LOADGEN_KEY, type TestEngine } from '../support/engine.ts';
 
 let t: TestEngine;
 beforeAll(async () => {
@@ -18,7 +18,9 @@ describe('the load generator', () => {
 
   it('drives every scenario against a real engine, bounded by count, with faults when asked', async () => {
     const results: RequestResult[] = [];
-    const summary = await runLoad({ baseUrl: t.url, rate: 50, faults: { fail: 0.5 }, durationMs: 20_000, maxRequests: 40, concurrency: 8, onResult: (r) => results.push(r) });
+    const summary = await runLoad({
+      baseUrl: t.url, apiKey: TEST_LOADGEN_KEY, rate: 50, faults: { fail: 0.5 }, durationMs: 20_000, maxRequests: 40, concurrency: 8, onResult: (r) => results.push(r),
+    });
     expect(summary.sent).toBe(40);
     expect(summary.errors).toBe(0);
     const scenarios = new Set(results.map((r) => r.scenario.split(':')[0]));
@@ -26,7 +28,17 @@ describe('the load generator', () => {
     expect(results.some((r) => r.scenario.endsWith(':fail'))).toBe(true);
     expect(results.filter((r) => r.scenario === 'bad_input').every((r) => r.status === 422)).toBe(true);
     const records = await t.engine.list({ limit: 100 });
-    expect(records.every((r) => r.trigger === 'loadgen')).toBe(true);
+    expect(records.every((r) => r.trigger === 'loadgen' && r.callerKeyId === 'loadgen')).toBe(true);
     expect(records.some((r) => r.status === 'failed')).toBe(true);
+  }, 60_000);
+
+  it('the loadgen label comes from the key, not from a header: another key gets api, no key gets 401', async () => {
+    const byOther = await runLoad({ baseUrl: t.url, apiKey: TEST_API_KEY, rate: 50, faults: {}, durationMs: 10_000, maxRequests: 6, concurrency: 4 });
+    expect(byOther.byStatus['401']).toBeUndefined();
+    const forged = await t.post('/api/v1/workflows/quick_answer/executions', { input: { question: 'q' } }, { 'x-switchyard-trigger': 'loadgen' });
+    expect(forged.status).toBe(202);
+    expect(forged.body).toMatchObject({ trigger: 'api', caller_key_id: 'tester' });
+    const anonymous = await runLoad({ baseUrl: t.url, apiKey: undefined, rate: 50, faults: {}, durationMs: 10_000, maxRequests: 4, concurrency: 4 });
+    expect(anonymous.byStatus).toEqual({ 401: 4 });
   }, 60_000);
 });

@@ -30,7 +30,7 @@ beforeAll(async () => {
   // A run whose engine "died": owned by nobody alive, heartbeat long ago.
   await t.store.createExecution({
     id: 'dead-run', kind: 'workflow', target: 'support_triage', trigger: 'api', input: {}, traceId: null, traceparent: null,
-    parentExecutionId: null, ownerId: 'gone', createdAt: Date.now() - 60_000,
+    parentExecutionId: null, callerKeyId: null, ownerId: 'gone', createdAt: Date.now() - 60_000,
   });
   await t.engine.sweepStale();
   // Telemetry's own failure counter: a meter failure reported through the recorder.
@@ -66,11 +66,27 @@ describe('every metric of the contract', () => {
     expect(byStatus['api_sync/failed']).toBe(2);
     expect(byStatus['api/failed']).toBe(1);
     expect(byStatus['api/success']).toBe(1);
+    // Counters of enum-only labels exist from start-up: the label sets nothing happened to stay at 0.
     const swept = await t.observed.metricPoints('workflow_executions_swept_total');
-    expect(swept).toEqual([expect.objectContaining({ attributes: { previous_status: 'pending' }, value: 1 })]);
+    expect(swept.map((p) => [p.attributes['previous_status'], p.value]).sort()).toEqual([['pending', 1], ['running', 0]]);
     const httpErrors = await t.observed.metricPoints('http_exec_errors_total');
     expect(httpErrors.map((p) => `${p.attributes['kind']}:${p.attributes['code']}`).sort()).toEqual(['workflow:400', 'workflow:404', 'workflow:408']);
     const started = await t.observed.metricPoints('http_exec_started_total');
-    expect(started).toEqual([expect.objectContaining({ attributes: { kind: 'workflow' }, value: 1 })]);
+    expect(started.filter((p) => p.value > 0)).toEqual([expect.objectContaining({ attributes: { kind: 'workflow' }, value: 1 })]);
+  });
+
+  it('starts every counter whose labels are all enumerations at 0, for every label set, before anything happens', async () => {
+    const fresh = await startTestEngine();
+    try {
+      const completed = await fresh.observed.metricPoints('workflow_executions_completed_total');
+      expect(completed).toHaveLength(METRICS.workflowExecutionsCompleted.labels.trigger.length * METRICS.workflowExecutionsCompleted.labels.status.length);
+      expect(completed.every((p) => p.value === 0)).toBe(true);
+      const swept = await fresh.observed.metricPoints('workflow_executions_swept_total');
+      expect(swept.map((p) => p.attributes['previous_status']).sort()).toEqual(['pending', 'running']);
+      // A counter with an id label (tool_id) has no known label sets, so no series until it happens.
+      expect(await fresh.observed.metricPoints('runtime_tool_errors_total')).toEqual([]);
+    } finally {
+      await fresh.close();
+    }
   });
 });

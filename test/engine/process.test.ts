@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -19,7 +19,7 @@ interface RunningEngine {
 
 async function startEngine(name: string, env: Record<string, string>): Promise<RunningEngine> {
   const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
-    env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, `${name}.db`), ...env },
+    env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, `${name}.db`), SWITCHYARD_TOOL_FAULTS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -33,8 +33,87 @@ async function startEngine(name: string, env: Record<string, string>): Promise<R
   return { child, url: String(ready['url']), logs, exited };
 }
 
-const post = (url: string, path: string, body: unknown) =>
-  fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: await r.json() as any }));
+const post = (url: string, path: string, body: unknown, key?: string) =>
+  fetch(url + path, {
+    method: 'POST', headers: { 'content-type': 'application/json', ...(key === undefined ? {} : { authorization: `Bearer ${key}` }) }, body: JSON.stringify(body),
+  }).then(async (r) => ({ status: r.status, body: await r.json() as any }));
+
+describe('the engine process: authentication', () => {
+  it('refuses to start on a non-loopback address without API keys: exit 2, a fatal log line that says what to set', async () => {
+    const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+      env: { ...process.env, SWITCHYARD_HOST: '0.0.0.0', SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'exposed.db'), OTEL_SDK_DISABLED: 'true', SWITCHYARD_API_KEYS: '', SWITCHYARD_API_KEYS_FILE: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+    child.stderr!.on('data', (chunk: Buffer) => (out += chunk));
+    expect(await new Promise<number | null>((resolve) => child.once('close', resolve))).toBe(2);
+    const last = JSON.parse(out.trim().split('\n').at(-1)!) as { level: string; msg: string };
+    expect(last.level).toBe('fatal');
+    expect(last.msg).toMatch(/SWITCHYARD_HOST=0\.0\.0\.0 is not a loopback address and no API keys are configured; set SWITCHYARD_API_KEYS_FILE/);
+  }, 30_000);
+
+  it('on 0.0.0.0 with a key file: /api refuses a missing or wrong key, takes a valid one; health needs none', async () => {
+    const keys = join(dir, 'api-keys');
+    writeFileSync(keys, '# id key [trigger]\nops process-test-key-0123456789\n', { mode: 0o600 });
+    const engine = await startEngine('keys', { SWITCHYARD_HOST: '0.0.0.0', SWITCHYARD_API_KEYS_FILE: keys, OTEL_SDK_DISABLED: 'true' });
+    try {
+      const url = engine.url.replace('0.0.0.0', '127.0.0.1');
+      const path = '/api/v1/workflows/quick_answer/executions/sync';
+      expect((await post(url, path, { input: { question: 'q' } })).status).toBe(401);
+      expect((await post(url, path, { input: { question: 'q' } }, 'wrong-key-0123456789abcdef')).status).toBe(401);
+      const accepted = await post(url, path, { input: { question: 'q' } }, 'process-test-key-0123456789');
+      expect(accepted).toMatchObject({ status: 200, body: { status: 'success', caller_key_id: 'ops' } });
+      expect((await fetch(`${url}/healthz`)).status).toBe(200);
+      expect(engine.logs().some((l) => String(l['msg']).startsWith('no API keys configured'))).toBe(false);
+    } finally {
+      engine.child.kill('SIGKILL');
+      await engine.exited;
+    }
+  }, 60_000);
+
+  it('on loopback without keys: serves without authentication and warns once', async () => {
+    const engine = await startEngine('open', { OTEL_SDK_DISABLED: 'true' });
+    try {
+      expect((await post(engine.url, '/api/v1/workflows/quick_answer/executions/sync', { input: { question: 'q' } })).body).toMatchObject({ status: 'success', caller_key_id: null });
+      expect(engine.logs().filter((l) => String(l['msg']).startsWith('no API keys configured')).map((l) => l['level'])).toEqual(['warn']);
+    } finally {
+      engine.child.kill('SIGKILL');
+      await engine.exited;
+    }
+  }, 60_000);
+});
+
+describe('the engine process: fault injection', () => {
+  it('without SWITCHYARD_TOOL_FAULTS a caller\'s fault fields change nothing; the store file survives a request naming it', async () => {
+    const engine = await startEngine('no-faults', { OTEL_SDK_DISABLED: 'true', SWITCHYARD_TOOL_FAULTS: '0' });
+    const dbPath = join(dir, 'no-faults.db');
+    try {
+      const before = readFileSync(dbPath).subarray(0, 16).toString('latin1');
+      expect(before).toBe('SQLite format 3\0');
+      const attack = await post(engine.url, '/api/v1/tasks/customer_lookup/executions/sync', {
+        input: { email: 'ada@analytical.example', _fault: 'spawn_children', _pid_file: dbPath, _children: 100, _respond: true },
+      });
+      expect(attack.body).toMatchObject({ status: 'success', output: { found: true } });
+      const failing = await post(engine.url, '/api/v1/workflows/support_triage/executions/sync', { input: { ...TICKET, fault: 'fail' } });
+      expect(failing.body.status).toBe('success');
+      expect(readFileSync(dbPath).subarray(0, 16).toString('latin1')).toBe('SQLite format 3\0');
+      expect(childPids(engine.child.pid!)).toEqual([]);
+      expect((await fetch(`${engine.url}/readyz`)).status).toBe(200);
+    } finally {
+      engine.child.kill('SIGKILL');
+      await engine.exited;
+    }
+    // The control: with the switch on, the same fault does fail the run.
+    const enabled = await startEngine('faults', { OTEL_SDK_DISABLED: 'true', SWITCHYARD_TOOL_FAULTS: '1' });
+    try {
+      expect((await post(enabled.url, '/api/v1/workflows/support_triage/executions/sync', { input: { ...TICKET, fault: 'fail' } })).body.status).toBe('failed');
+    } finally {
+      enabled.child.kill('SIGKILL');
+      await enabled.exited;
+    }
+  }, 60_000);
+});
 
 describe('the engine process', () => {
   it('runs normally with no Collector listening and says so once per signal, not per failure', async () => {

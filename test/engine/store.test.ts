@@ -21,7 +21,7 @@ CREATE TABLE executions (
 );`;
 
 describe('SqliteStore', () => {
-  it('upgrades a database of the first release in place: old rows stay readable, new rows keep their traceparent', async () => {
+  it('upgrades a database of the first release in place: old rows stay readable, new rows keep their traceparent and caller key id', async () => {
     const path = join(dir, 'old.db');
     const old = new DatabaseSync(path);
     old.exec(FIRST_RELEASE_SCHEMA);
@@ -31,13 +31,13 @@ describe('SqliteStore', () => {
 
     const store = new SqliteStore(path);
     try {
-      expect(await store.getExecution('old-run')).toMatchObject({ status: 'paused', input: { amount: 1 }, traceId: 'c'.repeat(32), traceparent: null });
+      expect(await store.getExecution('old-run')).toMatchObject({ status: 'paused', input: { amount: 1 }, traceId: 'c'.repeat(32), traceparent: null, callerKeyId: null });
       const traceparent = `00-${'d'.repeat(32)}-${'e'.repeat(16)}-01`;
       await store.createExecution({
         id: 'new-run', kind: 'workflow', target: 'quick_answer', trigger: 'api', input: {}, traceId: 'd'.repeat(32), traceparent,
-        parentExecutionId: null, ownerId: 'new-engine', createdAt: 2,
+        parentExecutionId: null, callerKeyId: 'ops', ownerId: 'new-engine', createdAt: 2,
       });
-      expect(await store.getExecution('new-run')).toMatchObject({ traceparent });
+      expect(await store.getExecution('new-run')).toMatchObject({ traceparent, callerKeyId: 'ops' });
     } finally {
       await store.close();
     }
@@ -53,7 +53,7 @@ describe('SqliteStore', () => {
     const other = new SqliteStore(path); // another process's view of the file
     const execution = (id: string): NewExecution => ({
       id, kind: 'workflow', target: 'quick_answer', trigger: 'api', input: { id }, traceId: null, traceparent: null,
-      parentExecutionId: null, ownerId: 'engine-1', createdAt: 1,
+      parentExecutionId: null, callerKeyId: null, ownerId: 'engine-1', createdAt: 1,
     });
     try {
       await engine.createExecution(execution('existing'));

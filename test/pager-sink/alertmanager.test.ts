@@ -2,7 +2,7 @@
  * The real Alertmanager (the pinned version, from the stack binaries) with alerts/alertmanager.yml,
  * templated the way the stack harness does it (base URL http://pager-sink:9095 -> our pager sink), pages
  * our pager sink: a critical alert arrives at /pages/pager in Alertmanager's own webhook format, and a
- * warning of the same service is inhibited while a warning of another service is not.
+ * warning is inhibited only by the alert that explains it (a named pair, on matching labels).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -37,9 +37,9 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
   }
 }
 
-function alert(alertname: string, severity: string, service: string) {
+function alert(alertname: string, severity: string, service: string, extra: Record<string, string> = {}) {
   return {
-    labels: { alertname, severity, service, job: 'switchyard/switchyard-engine' },
+    labels: { alertname, severity, service, job: 'switchyard/switchyard-engine', ...extra },
     annotations: { summary: `${alertname} summary`, runbook_url: `alerts/runbooks/${alertname}.md` },
     startsAt: new Date().toISOString(),
     generatorURL: 'http://127.0.0.1:9090/graph',
@@ -100,14 +100,23 @@ describe(`Alertmanager with alerts/alertmanager.yml pages the pager sink${skipNo
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it.skipIf(skip)('delivers a critical alert to /pages/pager and inhibits the same service\'s warnings', async () => {
+  it.skipIf(skip)('delivers a critical alert to /pages/pager; inhibits only the named pair it explains, on matching labels', async () => {
+    const slo = { slo: 'workflow-success' };
     const res = await fetch(`${amUrl}/api/v2/alerts`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify([
         alert('HighToolErrorRate', 'critical', 'switchyard-engine'),
+        // An unrelated warning of the same service: no longer muted by any critical alert.
         alert('SyncExecutionTimeouts', 'warning', 'switchyard-engine'),
-        alert('CollectorExportFailing', 'warning', 'otel-collector'),
+        // The fast burn mutes the slow burn of the same job and SLO, not another job's.
+        alert('WorkflowErrorBudgetBurnFast', 'critical', 'switchyard-engine', slo),
+        alert('WorkflowErrorBudgetBurnSlow', 'warning', 'switchyard-engine', slo),
+        alert('WorkflowErrorBudgetBurnSlow', 'warning', 'switchyard-engine', { ...slo, job: 'other/switchyard-engine' }),
+        // Losing data on one exporter explains that exporter's full queue, not another's.
+        alert('CollectorExportFailing', 'critical', 'otel-collector', { job: 'otel-collector', instance: 'c:8888', exporter: 'otlp_grpc/traces' }),
+        alert('CollectorExporterQueueFilling', 'warning', 'otel-collector', { job: 'otel-collector', instance: 'c:8888', exporter: 'otlp_grpc/traces' }),
+        alert('CollectorExporterQueueFilling', 'warning', 'otel-collector', { job: 'otel-collector', instance: 'c:8888', exporter: 'otlp_http/prometheus' }),
       ]),
     });
     expect(res.status, amLog.join('')).toBe(200);
@@ -117,7 +126,7 @@ describe(`Alertmanager with alerts/alertmanager.yml pages the pager sink${skipNo
       'a page at /pages/pager',
       async () => {
         const body = (await (await fetch(`${sinkUrl}/pages?receiver=pager`)).json()) as { pages: Page[] };
-        return body.pages[0];
+        return body.pages.find((p) => p.payload.commonLabels['alertname'] === 'HighToolErrorRate');
       },
       25_000,
     );
@@ -133,10 +142,13 @@ describe(`Alertmanager with alerts/alertmanager.yml pages the pager sink${skipNo
       labels: Record<string, string>;
       status: { state: string; inhibitedBy: string[] };
     }>;
-    const state = (name: string) => alerts.find((a) => a.labels['alertname'] === name)?.status;
-    expect(state('HighToolErrorRate')?.state).toBe('active');
-    expect(state('SyncExecutionTimeouts')?.state).toBe('suppressed');
-    expect(state('SyncExecutionTimeouts')?.inhibitedBy.length).toBe(1);
-    expect(state('CollectorExportFailing')?.state).toBe('active');
+    const state = (name: string, labels: Record<string, string> = {}) => alerts
+      .find((a) => a.labels['alertname'] === name && Object.entries(labels).every(([k, v]) => a.labels[k] === v))?.status.state;
+    expect(state('HighToolErrorRate')).toBe('active');
+    expect(state('SyncExecutionTimeouts')).toBe('active');
+    expect(state('WorkflowErrorBudgetBurnSlow', { job: 'switchyard/switchyard-engine' })).toBe('suppressed');
+    expect(state('WorkflowErrorBudgetBurnSlow', { job: 'other/switchyard-engine' })).toBe('active');
+    expect(state('CollectorExporterQueueFilling', { exporter: 'otlp_grpc/traces' })).toBe('suppressed');
+    expect(state('CollectorExporterQueueFilling', { exporter: 'otlp_http/prometheus' })).toBe('active');
   }, 40_000);
 });

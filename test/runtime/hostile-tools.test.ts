@@ -40,7 +40,7 @@ let runtime: ToolRuntime;
 
 beforeAll(() => {
   t = createTestTelemetry();
-  runtime = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: 150, outputLimitBytes: 256 * 1024, baseEnv: { PATH: process.env.PATH } });
+  runtime = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: 150, outputLimitBytes: 256 * 1024, baseEnv: { PATH: process.env.PATH }, toolFaults: true });
   runtime.bunVersion();
 });
 afterAll(async () => {

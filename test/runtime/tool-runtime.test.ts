@@ -6,6 +6,7 @@ import { SpanStatusCode, context, trace } from '@opentelemetry/api';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ToolRuntime, classifyToolRun, type ToolCall, type ToolResult, type ToolRunFacts } from '../../src/engine/runtime/tool-runtime.ts';
 import { createTestTelemetry, type TestTelemetry } from '../support/telemetry.ts';
+import { METRICS } from '../../src/telemetry/catalog.ts';
 import { fixtureTool, leftAfterKill, loadExampleTool, processAlive, processGroupMembers } from './tools.ts';
 
 const TIMEOUT_MS = 400;
@@ -25,13 +26,30 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 beforeEach(() => {
   t = createTestTelemetry();
-  runtime = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: GRACE_MS, baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME } });
+  runtime = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: GRACE_MS, baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME }, toolFaults: true });
 });
 afterEach(async () => {
   await runtime.shutdown();
   expect(runtime.liveProcesses()).toBe(0);
   await t.shutdown();
 });
+
+/** The pids spawn_children printed on stderr. */
+function childrenOf(result: ToolResult): number[] {
+  return [...result.stderr.matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
+}
+
+/** The process groups of this process's children (each tool leads its own group). */
+function toolGroups(): number[][] {
+  const children = (() => {
+    try {
+      return readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  })();
+  return children.map((pid) => processGroupMembers(pid));
+}
 
 function call(toolId: string, input: unknown, extra: Partial<ToolCall> = {}): Promise<ToolResult> {
   return runtime.execute({ tool: loadExampleTool(toolId), executionId: `exec-${++seq}`, input, ...extra });
@@ -80,7 +98,8 @@ describe('success', () => {
     const seconds = await t.metricPoints('runtime_tool_execute_seconds');
     expect(seconds).toEqual([expect.objectContaining({ attributes: { tool_id: 'lookup_customer', outcome: 'success' }, value: 1 })]);
     expect(seconds[0]!.sum).toBeCloseTo(result.durationMs / 1000, 3);
-    expect(seconds[0]!.buckets!.boundaries).toEqual([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]);
+    expect(seconds[0]!.buckets!.boundaries).toEqual([...METRICS.toolExecuteSeconds.buckets]);
+    expect(seconds[0]!.buckets!.boundaries.at(-1), "up to the longest allowed tool timeout").toBe(3600);
     expect(await t.metricPoints('runtime_tool_output_bytes')).toEqual([
       expect.objectContaining({ attributes: { tool_id: 'lookup_customer' }, value: 1, sum: result.outputBytes }),
     ]);
@@ -148,28 +167,53 @@ describe('failure kinds', () => {
   });
 
   it('spawn_children: the children (which ignore SIGTERM) die with the tool', async () => {
+    // A caller's count and file path are ignored: always 2 children, pids on stderr only.
     const pidFile = join(tmp, `pids-${++seq}`);
-    const result = await call('echo', { _fault: 'spawn_children', _children: 3, _pid_file: pidFile }, { timeoutMs: SETTLED_TIMEOUT_MS });
+    const result = await call('echo', { _fault: 'spawn_children', _children: 50, _pid_file: pidFile }, { timeoutMs: SETTLED_TIMEOUT_MS });
     expect(failed(result).kind).toBe('timeout');
-    const children = [...readFileSync(pidFile, 'utf8').matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
-    expect(children).toHaveLength(3);
-    expect(result.stderr).toContain(`child_pid=${children[0]}`);
+    const children = childrenOf(result);
+    expect(children).toHaveLength(2);
+    expect(existsSync(pidFile)).toBe(false);
     // The group was SIGKILLed when the tool exited, before the call resolved.
     expect(await leftAfterKill(() => children.filter(processAlive))).toEqual([]);
     expect(await leftAfterKill(() => processGroupMembers(result.pid!))).toEqual([]);
   });
 
-  it('spawn_children then answer: the strays left behind are killed when the tool exits', async () => {
+  it('with faults off (the default), a fault field changes nothing: no fault, no file, no children', async () => {
+    const plain = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: GRACE_MS, baseEnv: { PATH: process.env.PATH, SWITCHYARD_TOOL_FAULTS: '1' } });
     const pidFile = join(tmp, `pids-${++seq}`);
-    const result = await call('echo', { _fault: 'spawn_children', _respond: true, _pid_file: pidFile, v: 1 });
+    try {
+      for (const fault of ['fail', 'crash', 'hang', 'flood', 'garbage', 'spawn_children', 'exit_early']) {
+        const result = await plain.execute({ tool: loadExampleTool('echo'), executionId: `off-${fault}`, input: { _fault: fault, _pid_file: pidFile, _children: 5, v: fault } });
+        expect(result.ok && result.result, fault).toEqual({ echo: { v: fault } });
+        expect(result.stderr).not.toContain('child_pid');
+      }
+      expect(existsSync(pidFile)).toBe(false);
+      // The control: the same runtime with faults on does fail.
+      const on = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: GRACE_MS, baseEnv: { PATH: process.env.PATH }, toolFaults: true });
+      expect(failed(await on.execute({ tool: loadExampleTool('echo'), executionId: 'on-fail', input: { _fault: 'fail' } })).code).toBe('INJECTED_FAILURE');
+      await on.shutdown();
+    } finally {
+      await plain.shutdown();
+    }
+  });
+
+  it('fault sizes and durations are bounded: _bytes at 4 MiB', async () => {
+    const result = await call('echo', { _fault: 'stderr_flood', _bytes: 1e12, ok: true }, { timeoutMs: 20_000 });
+    expect(result.ok).toBe(true);
+    expect(result.stderrBytes).toBe(4 * 1024 * 1024);
+  }, 30_000);
+
+  it('spawn_children then answer: the strays left behind are killed when the tool exits', async () => {
+    const result = await call('echo', { _fault: 'spawn_children', _respond: true, v: 1 });
     expect(result.ok && result.result).toEqual({ echo: { v: 1 } });
-    const children = [...readFileSync(pidFile, 'utf8').matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
+    const children = childrenOf(result);
     expect(children).toHaveLength(2);
     expect(await leftAfterKill(() => children.filter(processAlive))).toEqual([]);
   });
 
   it('flood: hits the output cap and is killed', async () => {
-    const limited = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: GRACE_MS, outputLimitBytes: 1_000_000 });
+    const limited = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: GRACE_MS, outputLimitBytes: 1_000_000, toolFaults: true });
     const result = await limited.execute({ tool: loadExampleTool('echo'), executionId: 'flood', input: { _fault: 'flood' } });
     expect(failed(result).kind).toBe('output_limit');
     expect(result.outputBytes).toBeGreaterThan(1_000_000);
@@ -345,17 +389,18 @@ describe('secrets', () => {
 describe('cancellation and shutdown', () => {
   it('an AbortSignal kills the process group; not counted as a tool error', async () => {
     const controller = new AbortController();
-    const pidFile = join(tmp, `pids-${++seq}`);
-    const pending = call('echo', { _fault: 'spawn_children', _pid_file: pidFile }, { signal: controller.signal, timeoutMs: 20_000 });
-    await waitFor(() => existsSync(pidFile));
+    const pending = call('echo', { _fault: 'spawn_children' }, { signal: controller.signal, timeoutMs: 20_000 });
+    // The tool (a child of this process) and its 2 children: all in the tool's process group. Taken from the
+    // group itself: the abort may land before the tool has written their pids to stderr.
+    let group: number[] = [];
+    await waitFor(() => (group = toolGroups().find((members) => members.length >= 3) ?? []).length >= 3);
     controller.abort();
     const result = await pending;
     const error = failed(result);
     expect(error).toMatchObject({ kind: 'unknown', origin: 'canceled', code: 'CANCELED' });
     expect(result.signal).toBe('SIGTERM');
-    const children = [...readFileSync(pidFile, 'utf8').matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
-    expect(children).toHaveLength(2);
-    expect(await leftAfterKill(() => children.filter(processAlive))).toEqual([]);
+    expect(group).toContain(result.pid);
+    expect(await leftAfterKill(() => group.filter(processAlive))).toEqual([]);
     expect(processAlive(result.pid!)).toBe(false);
     const span = toolSpan();
     expect(span.status.code).toBe(SpanStatusCode.ERROR);

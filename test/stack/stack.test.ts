@@ -31,8 +31,12 @@ const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as
 /** Alert `for:` in the rules copy; Prometheus scrape/evaluation interval in the prometheus.yml copy. */
 const ALERT_FOR = '10s';
 const PROM_INTERVAL = '5s';
-/** ExecutionsStuck threshold in the rules copy (committed: 600 s). */
-const STUCK_THRESHOLD_S = 10;
+/**
+ * ExecutionsStuck threshold in the rules copy, in times a run's own timeout (committed: 1.5): the engine
+ * enforces deadlines, so the test lowers the threshold instead of breaking the engine. The slow task
+ * (32 s of its tool's 60 s) reaches 0.53.
+ */
+const STUCK_THRESHOLD = 0.3;
 /**
  * The engine's memory (VmRSS) while the Collector is down stays under three quarters of the memory limit
  * docker-compose.yml gives the engine. What bounds it is the span queue (2048 spans, the rest dropped and
@@ -104,7 +108,7 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
   beforeAll(async () => {
     if (missing.length > 0) throw new Error(`stack binaries missing (CI): ${missing.join('; ')}`);
     stack = await Stack.start({
-      promInterval: PROM_INTERVAL, alertFor: ALERT_FOR, stuckThresholdS: STUCK_THRESHOLD_S, spanMetricsFlushInterval: '5s',
+      promInterval: PROM_INTERVAL, alertFor: ALERT_FOR, stuckThreshold: STUCK_THRESHOLD, spanMetricsFlushInterval: '5s',
       metricExportIntervalMs: 2_000, log,
     });
     engineA = await stack.startEngine('a');
@@ -124,7 +128,7 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
   }, 120_000);
 
   it('under healthy load no alert fires, nothing is paged, and the Collector refuses and drops nothing', async () => {
-    const load = runLoad({ baseUrl: engineA.url, rate: 3, faults: {}, durationMs: 45_000, maxRequests: 0, concurrency: 16 });
+    const load = runLoad({ baseUrl: engineA.url, apiKey: engineA.loadgenKey, rate: 3, faults: {}, durationMs: 45_000, maxRequests: 0, concurrency: 16 });
     // alerts/README.md: before the first engine samples EngineMetricsAbsent is pending; the quiet window starts after them.
     await until(async () => ((await stack.prom.query(`executions_oldest_running_age_seconds{job="${JOB}"}`)).length > 0 ? true : undefined),
       { timeoutMs: 120_000, what: 'the first engine samples in Prometheus' });
@@ -234,6 +238,44 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     expect(spans.filter((s) => s !== toolSpan).every((s) => s.service === 'switchyard-engine')).toBe(true);
   }, 180_000);
 
+  it('one cause pages once: tool timeouts page ToolTimeoutSpike, and no error-rate or latency alert', async () => {
+    // Its own engine, under its own service name: a job of its own, so its alerts group apart from the
+    // later fault phase, and the alerts are shown not to depend on the service name.
+    const engineE = await stack.startEngine('e', { env: { OTEL_SERVICE_NAME: 'switchyard-timeouts' } });
+    const job = 'switchyard/switchyard-timeouts';
+    const since = await stack.pager.lastSeq();
+    let done = false;
+    // One call in three hangs until the tool's 5 s timeout kills it; the task runs on its own (no workflow,
+    // so no SLO burn): the runbook names ToolTimeoutSpike alone for this cause.
+    const driving = driveUntil(engineE, {
+      workers: 3, pauseMs: 200, keepGoing: () => !done,
+      request: (n) => ({ path: '/api/v1/tasks/customer_lookup/executions/sync', body: { input: { email: TICKET.email, ...(n % 3 === 0 ? { _fault: 'hang' } : {}) } } }),
+    });
+    try {
+      const page = await pageFor('ToolTimeoutSpike', since, 300_000);
+      expectPage(page, 'ToolTimeoutSpike', 'pager', { service: 'switchyard-engine', job, tool_id: TRACED_TOOL });
+      // Room for anything else to fire and be delivered: two rule evaluations past `for`, and the pager
+      // route's group_wait (10 s).
+      await new Promise((resolve) => setTimeout(resolve, 2 * 5_000 + 10_000 + 15_000));
+    } finally {
+      done = true;
+    }
+    const outcomes = await driving;
+    await engineE.process.stop(8_000);
+    expect(outcomes.filter((o) => o.status === 'timed_out' || o.status === 'failed').length).toBeGreaterThan(5);
+    // ExecutionsStuck's threshold is lowered in this stack's rules copy (to 0.3 of a run's timeout, so the
+    // fault phase can show it firing); a task killed at its timeout reaches about 1.0 of it. So it is left
+    // out here, and shown quiet under the committed threshold (1.5) from the gauge it reads.
+    const paged = (await stack.pager.pages({ since })).flatMap((p) => p.payload.alerts)
+      .filter((a) => a.status === 'firing' && a.labels['job'] === job && a.labels['alertname'] !== 'ExecutionsStuck').map((a) => a.labels['alertname']);
+    expect([...new Set(paged)], 'alerts paged for the timeout cause').toEqual(['ToolTimeoutSpike']);
+    const deadlineUsed = await stack.prom.scalar(`max(max_over_time(executions_deadline_used_ratio{job="${job}"}[10m]))`);
+    expect(deadlineUsed, 'largest share of its timeout a run used').toBeGreaterThan(0.5);
+    expect(deadlineUsed, 'below the committed ExecutionsStuck threshold').toBeLessThan(1.5);
+    const others = await stack.prom.query(`ALERTS{job="${job}", alertname=~"HighToolErrorRate|SlowToolExecution"}`);
+    expect(others.map((s) => s.metric), 'error-rate and latency alerts, pending or firing').toEqual([]);
+  }, 420_000);
+
   it('408s page SyncExecutionTimeouts (warning) to the notify receiver', async () => {
     // A sync wait (300 ms) shorter than the run (a 1.5 s tool call): 408, while the run goes on and succeeds.
     const since = await stack.pager.lastSeq();
@@ -280,17 +322,18 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     const controller = new AbortController();
     // Tool errors of every kind, timeouts (hang) and failed workflow runs (the SLO burn), on engine A.
     const load = runLoad({
-      baseUrl: engineA.url, rate: 4, concurrency: 24, durationMs: 400_000, maxRequests: 0, signal: controller.signal,
+      baseUrl: engineA.url, apiKey: engineA.loadgenKey, rate: 4, concurrency: 24, durationMs: 400_000, maxRequests: 0, signal: controller.signal,
       faults: { fail: 0.25, hang: 0.3, crash: 0.1, garbage: 0.1, flood: 0.03, slow: 0.05 },
     });
     try {
-      // SlowToolExecution (> 5% of calls over 30 s) and ExecutionsStuck (a run older than the lowered threshold).
+      // SlowToolExecution (successful calls at p95 above 80% of the tool's 60 s timeout, at least 5 of them)
+      // and ExecutionsStuck (a run past the lowered share of its timeout).
       const slow: Promise<Outcome>[] = [];
-      for (let i = 0; i < 4; i++) {
+      for (let i = 0; i < 6; i++) {
         slow.push(send(engineA, { path: `/api/v1/tasks/${SLOW_TASK}/executions`, body: { input: { _fault: 'slow', _delay_ms: 32_000, n: i } } }));
         await new Promise((resolve) => setTimeout(resolve, 4_000));
       }
-      expect((await Promise.all(slow)).map((o) => o.httpStatus)).toEqual([202, 202, 202, 202]);
+      expect((await Promise.all(slow)).map((o) => o.httpStatus)).toEqual([202, 202, 202, 202, 202, 202]);
 
       // A pause: refund_approval stops at its approval task; one is resumed and completes.
       const paused = await send(engineA, { path: '/api/v1/workflows/refund_approval/executions/sync', body: { input: { email: TICKET.email, amount: 42 } } });
@@ -362,7 +405,9 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     const pid = engineA.process.pid;
     const failuresExpr = `sum(telemetry_failures_total{instance="${engineA.instanceId}", stage=~"export_.*"}) or vector(0)`;
     const syncCountExpr = `sum(http_exec_sync_latency_seconds_count{instance="${engineA.instanceId}"})`;
-    const droppedExpr = `sum(otel_sdk_processor_span_processed_total{instance="${engineA.instanceId}", error_type="queue_full"}) or vector(0)`;
+    // Spans the outage cost: dropped at the full queue (error_type="queue_full") or lost in a failed export
+    // (error_type names the error); which of the two depends on how fast the engine produces them.
+    const droppedExpr = `sum(otel_sdk_processor_span_processed_total{instance="${engineA.instanceId}", error_type!=""}) or vector(0)`;
     const failuresBefore = await stack.prom.scalar(failuresExpr);
     // Let the fault phase's stragglers finish, then measure the baseline.
     await until(async () => ((await stack.prom.scalar(`sum(executions_in_flight{instance="${engineA.instanceId}", kind="workflow"})`)) === 0 ? true : undefined),
@@ -414,9 +459,9 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     // so are the spans the engine's bounded queue dropped.
     const failuresAfter = await counterAbove(failuresExpr, failuresBefore, 'telemetry_failures_total{stage=~"export_.*"} to count the outage');
     const syncAfter = await counterAbove(syncCountExpr, syncBefore + results.length - 1, 'the sync requests of the outage counted in Prometheus');
-    const droppedAfter = await counterAbove(droppedExpr, droppedBefore, 'otel_sdk_processor_span_processed_total{error_type="queue_full"} to count the dropped spans');
+    const droppedAfter = await counterAbove(droppedExpr, droppedBefore, 'otel_sdk_processor_span_processed_total{error_type!=""} to count the spans the outage cost');
     log(`telemetry_failures_total(export): ${failuresBefore} -> ${failuresAfter}; sync requests counted ${syncBefore} -> ${syncAfter} (+${results.length} sent); `
-      + `spans dropped at the full queue: ${droppedBefore} -> ${droppedAfter}`);
+      + `spans dropped or lost: ${droppedBefore} -> ${droppedAfter}`);
     // Export resumes: a point collected after the Collector came back. (The first points to arrive may be
     // ones collected during the outage whose export retry succeeded once it was up, so wait for a fresh one.)
     const freshestS = await until(async () => {

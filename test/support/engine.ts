@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { createApp } from '../../src/api/app.ts';
+import { Authenticator, type ApiKey } from '../../src/api/auth.ts';
+import { createHttpServer, DEFAULT_SERVER_LIMITS, type ServerLimits } from '../../src/api/server.ts';
 import { OpenAiCompatibleProvider } from '../../src/engine/agent/openai-compatible.ts';
 import { ScriptedModelProvider } from '../../src/engine/agent/scripted.ts';
 import type { ModelProvider } from '../../src/engine/agent/model.ts';
@@ -27,8 +29,9 @@ export interface TestEngine {
   readonly observed: TestTelemetry;
   readonly dbPath: string;
   readonly url: string;
+  /** Sends TEST_API_KEY unless `headers` has its own authorization (an empty one sends none). */
   post(path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
-  get(path: string): Promise<{ status: number; body: any }>;
+  get(path: string, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>;
   close(): Promise<void>;
 }
 
@@ -40,6 +43,29 @@ export interface TestEngineOptions {
   readonly engine?: Partial<Pick<EngineOptions, 'instanceId' | 'heartbeatMs' | 'staleAfterMs' | 'sweepIntervalMs' | 'waitFallbackFirstMs'>>;
   readonly syncTimeoutMs?: number;
   readonly providers?: ReadonlyMap<string, ModelProvider>;
+  /** Default: TEST_KEYS; [] runs without authentication, as on a loopback address with no keys configured. */
+  readonly apiKeys?: readonly ApiKey[];
+  readonly bodyLimit?: string;
+  readonly serverLimits?: ServerLimits;
+  readonly toolFaults?: boolean;
+}
+
+/** The keys of test engines: a plain caller and the load generator (whose runs are labelled `loadgen`). */
+export const TEST_API_KEY = 'test-key-0123456789abcdef';
+export const TEST_LOADGEN_KEY = 'test-loadgen-key-0123456789';
+export const TEST_KEYS: readonly ApiKey[] = [
+  { id: 'tester', key: TEST_API_KEY, trigger: undefined },
+  { id: 'loadgen', key: TEST_LOADGEN_KEY, trigger: 'loadgen' },
+];
+export const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
+
+/** The default authorization header unless the caller's headers decide (an empty authorization sends none). */
+function withAuth(headers: Record<string, string>, keys: readonly ApiKey[]): Record<string, string> {
+  const own = Object.keys(headers).find((name) => name.toLowerCase() === 'authorization');
+  if (own === undefined) return keys.length > 0 ? { ...bearer(keys[0]!.key), ...headers } : headers;
+  if (headers[own] !== '') return headers;
+  const { [own]: _dropped, ...rest } = headers;
+  return rest;
 }
 
 export async function startTestEngine(options: TestEngineOptions = {}): Promise<TestEngine> {
@@ -50,7 +76,7 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
   const logger = pino({ level: 'silent' });
   const store = new SqliteStore(dbPath);
   const definitions = loadDefinitions(options.projectDir ?? 'examples');
-  const runtime = new ToolRuntime({ telemetry, logger, killGraceMs: 300 });
+  const runtime = new ToolRuntime({ telemetry, logger, killGraceMs: 300, toolFaults: options.toolFaults ?? true });
   const providers = options.providers ?? new Map<string, ModelProvider>([
     ['scripted', new ScriptedModelProvider()],
     ['openai-compatible', new OpenAiCompatibleProvider()],
@@ -60,12 +86,13 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
     instanceId: 'test-engine', heartbeatMs: 1_000, staleAfterMs: 10_000, sweepIntervalMs: 60_000,
     ...options.engine,
   });
+  const apiKeys = options.apiKeys ?? TEST_KEYS;
   const app = createApp({
-    engine, telemetry, logger, bodyLimit: '100kb', syncTimeoutMs: options.syncTimeoutMs ?? 20_000, syncTimeoutMaxMs: 300_000, isReady: () => true,
+    engine, telemetry, logger, authenticator: new Authenticator(apiKeys),
+    bodyLimit: options.bodyLimit ?? '100kb', syncTimeoutMs: options.syncTimeoutMs ?? 20_000, syncTimeoutMaxMs: 300_000, isReady: () => true,
   });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
+  const server: Server = createHttpServer(app, options.serverLimits ?? DEFAULT_SERVER_LIMITS);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   const parse = async (response: Response) => {
@@ -81,14 +108,14 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
     async post(path, body, headers = {}) {
       const response = await fetch(url + path, {
         method: 'POST',
-        headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+        headers: withAuth(body === undefined ? headers : { 'content-type': 'application/json', ...headers }, apiKeys),
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       });
       return { status: response.status, body: await parse(response), headers: response.headers };
     },
-    async get(path) {
-      const response = await fetch(url + path);
-      return { status: response.status, body: await parse(response) };
+    async get(path, headers = {}) {
+      const response = await fetch(url + path, { headers: withAuth(headers, apiKeys) });
+      return { status: response.status, body: await parse(response), headers: response.headers };
     },
     async close() {
       await engine.shutdown(2_000);

@@ -3,21 +3,24 @@
  *   read one JSON request from stdin -> apply an injected fault, if any -> run the handler -> write one
  *   JSON response to stdout ({"result": ...} or {"error": {"message", "code"}}).
  *
- * Fault injection, through the tool's own input (stripped before the handler sees it):
+ * Fault injection, through the tool's own input (stripped before the handler sees it), only when the
+ * operator enabled it: the engine sets SWITCHYARD_TOOL_FAULTS=1 in the tool's environment when its own
+ * SWITCHYARD_TOOL_FAULTS is 1 (compose's demo, the stack tests). Otherwise the fields are stripped and ignored.
+ * A caller chooses no file path and no process count, and sizes and durations have hard bounds:
  *   {"_fault": "<name>", "_delay_ms": n, ...}
- *   slow            sleep _delay_ms (default 1000) then answer normally
+ *   slow            sleep _delay_ms (default 1000, at most 60000) then answer normally
  *   fail            answer {"error": {"code": "INJECTED_FAILURE"}} and exit 1
- *   crash           kill itself with _signal (default SIGSEGV)
+ *   crash           kill itself with _signal (SIGSEGV by default; SIGABRT, SIGBUS, SIGKILL, SIGTERM allowed)
  *   hang            never answer (stays alive until killed)
  *   flood           write to stdout without end (until killed by the output cap)
  *   garbage         write binary garbage to stdout, exit 0
  *   exit_early      exit 3 right after the first stdin chunk, without reading the rest of the request
  *                   (detected in the first chunk, so put "_fault" first in the input)
  *   ignore_sigterm  ignore SIGTERM and hang (only SIGKILL ends it)
- *   spawn_children  start _children (default 2) child processes that ignore SIGTERM and live forever,
- *                   print "child_pid=<pid>" lines on stderr (and to _pid_file, with "tool_pid=<pid>"), then
- *                   hang, or answer normally when _respond is true (leaving the children behind)
- *   stderr_flood    write _bytes (default 1 MiB) to stderr, then answer normally
+ *   spawn_children  start 2 child processes that ignore SIGTERM and live forever, print "tool_pid=<pid>" and
+ *                   "child_pid=<pid>" lines on stderr, then hang, or answer normally when _respond is true
+ *                   (leaving the children behind)
+ *   stderr_flood    write _bytes (default 1 MiB, at most 4 MiB) to stderr, then answer normally
  *   close_stdout    write half a response, close stdout, wait _delay_ms (default 50), exit 0
  *
  * Tracing: when TRACEPARENT is set and OTEL_EXPORTER_OTLP_ENDPOINT (or ..._TRACES_ENDPOINT) is allowlisted,
@@ -25,7 +28,7 @@
  * JSON. It is bounded by a short timeout and its failure is ignored: tracing never fails a tool.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 
 export interface ToolContext {
@@ -55,6 +58,12 @@ interface ToolRequest {
 }
 
 const EXIT_EARLY = /"_fault"\s*:\s*"exit_early"/;
+/** The operator's switch (see the header); read once. */
+const FAULTS_ENABLED = process.env.SWITCHYARD_TOOL_FAULTS === '1';
+const MAX_DELAY_MS = 60_000;
+const MAX_STDERR_FLOOD_BYTES = 4 * 1024 * 1024;
+const CHILDREN = 2;
+const CRASH_SIGNALS = new Set(['SIGSEGV', 'SIGABRT', 'SIGBUS', 'SIGKILL', 'SIGTERM']);
 const SPAN_EXPORT_TIMEOUT_MS = 250;
 
 /** Runs a tool: call it once at the top level of the tool's script. */
@@ -85,13 +94,14 @@ async function main(handler: ToolHandler): Promise<void> {
   };
   const input: Record<string, unknown> = isRecord(request.input) ? { ...request.input } : {};
   // Lenient on purpose: templated workflow inputs may render "" for "no fault" and numbers as strings.
-  const fault = typeof input._fault === 'string' && input._fault !== '' && input._fault !== 'none' ? input._fault : undefined;
-  const delayMs = input._delay_ms === undefined || input._delay_ms === '' ? undefined : Number(input._delay_ms);
+  const fault = FAULTS_ENABLED && typeof input._fault === 'string' && input._fault !== '' && input._fault !== 'none' ? input._fault : undefined;
+  const requestedDelay = input._delay_ms === undefined || input._delay_ms === '' ? undefined : Number(input._delay_ms);
+  const delayMs = requestedDelay === undefined || !Number.isFinite(requestedDelay) ? undefined : Math.min(Math.max(requestedDelay, 0), MAX_DELAY_MS);
   const params = { ...input };
   for (const key of Object.keys(input)) if (key.startsWith('_')) delete input[key];
 
   if (fault !== undefined) {
-    const handled = await applyFault(fault, Number.isFinite(delayMs) ? delayMs : undefined, params);
+    const handled = await applyFault(fault, delayMs, params);
     if (handled) return;
   }
 
@@ -116,7 +126,7 @@ async function readRequest(): Promise<string | null> {
     const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
     if (first) {
       first = false;
-      if (EXIT_EARLY.test(buffer.toString('latin1'))) return null;
+      if (FAULTS_ENABLED && EXIT_EARLY.test(buffer.toString('latin1'))) return null;
     }
     chunks.push(buffer);
   }
@@ -134,7 +144,7 @@ async function applyFault(fault: string, delayMs: number | undefined, params: Re
       process.exitCode = 1;
       return true;
     case 'crash':
-      process.kill(process.pid, (typeof params._signal === 'string' ? params._signal : 'SIGSEGV') as NodeJS.Signals);
+      process.kill(process.pid, (typeof params._signal === 'string' && CRASH_SIGNALS.has(params._signal) ? params._signal : 'SIGSEGV') as NodeJS.Signals);
       await hang();
       return true;
     case 'hang':
@@ -151,28 +161,21 @@ async function applyFault(fault: string, delayMs: number | undefined, params: Re
       await hang();
       return true;
     case 'spawn_children': {
-      const count = typeof params._children === 'number' ? params._children : 2;
       const lines = [`tool_pid=${process.pid}`];
-      for (let i = 0; i < count; i++) {
+      for (let i = 0; i < CHILDREN; i++) {
         const child = spawn(process.execPath, ['-e', 'process.on("SIGTERM", () => {}); setInterval(() => {}, 1 << 30);'], {
           stdio: ['ignore', 'inherit', 'inherit'],
         });
         child.unref();
         lines.push(`child_pid=${child.pid}`);
       }
-      const text = lines.join('\n') + '\n';
-      process.stderr.write(text);
-      if (typeof params._pid_file === 'string') {
-        // Written whole, then renamed: a reader polling for the file never sees half of it.
-        writeFileSync(`${params._pid_file}.tmp`, text);
-        renameSync(`${params._pid_file}.tmp`, params._pid_file);
-      }
+      process.stderr.write(lines.join('\n') + '\n');
       if (params._respond === true) return false;
       await hang();
       return true;
     }
     case 'stderr_flood': {
-      const total = typeof params._bytes === 'number' ? params._bytes : 1 << 20;
+      const total = typeof params._bytes === 'number' && params._bytes >= 0 ? Math.min(params._bytes, MAX_STDERR_FLOOD_BYTES) : 1 << 20;
       const block = Buffer.alloc(64 * 1024, 'e');
       for (let written = 0; written < total; written += block.length) {
         const part = total - written >= block.length ? block : block.subarray(0, total - written);

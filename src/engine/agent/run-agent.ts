@@ -2,7 +2,7 @@ import type { Telemetry } from '../../telemetry/recorder.ts';
 import type { Definitions } from '../definitions.ts';
 import { ExecutionFailure } from '../errors.ts';
 import type { ToolRuntime } from '../runtime/tool-runtime.ts';
-import { render } from '../templates.ts';
+import { render, textOf } from '../templates.ts';
 import { ModelError, type ChatMessage, type ModelProvider } from './model.ts';
 
 export interface AgentRunContext {
@@ -27,7 +27,7 @@ export async function runAgent(agentId: string, input: unknown, ctx: AgentRunCon
     if (!provider) throw new ExecutionFailure(`agent "${agentId}": no model provider "${agent.model.provider}"`, 'model_config');
     span.setAttributes({ 'gen_ai.provider.name': provider.name, 'gen_ai.request.model': agent.model.name });
     const tools = agent.tools.map((id) => ctx.definitions.tools.get(id)!);
-    const instructions = String(render(agent.instructions, { input }));
+    const instructions = textOf(render(agent.instructions, { input }));
     return { agent, tools, instructions, session: provider.open(agent) };
   });
 

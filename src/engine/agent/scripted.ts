@@ -1,4 +1,4 @@
-import { lookup, render } from '../templates.ts';
+import { lookup, render, textOf } from '../templates.ts';
 import type { AgentDefinition } from '../definitions.ts';
 import type { ModelProvider, ModelRequest, ModelSession, ModelTurn } from './model.ts';
 
@@ -18,7 +18,7 @@ export class ScriptedModelProvider implements ModelProvider {
         request.signal.throwIfAborted();
         while (cursor < agent.script.length) {
           const turn = agent.script[cursor++]!;
-          if (turn.when && !new RegExp(turn.when.matches, 'i').test(String(lookup(request.context, turn.when.path) ?? ''))) continue;
+          if (turn.when && !new RegExp(turn.when.matches, 'i').test(textOf(lookup(request.context, turn.when.path)))) continue;
           const inputTokens = estimateTokens(request.messages.map((m) => m.content).join(' '));
           if (turn.final !== undefined) {
             const final = render(turn.final, request.context);

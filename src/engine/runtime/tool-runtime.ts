@@ -58,6 +58,7 @@ import { performance } from 'node:perf_hooks';
 import { isSpanContextValid, type Attributes, type Span } from '@opentelemetry/api';
 import type { ToolErrorKind, ToolOutcome } from '../../telemetry/catalog.ts';
 import type { Telemetry } from '../../telemetry/recorder.ts';
+import { redactText, secretForms, secretInputValues } from '../secrets.ts';
 
 export interface ToolDefinition {
   id: string;
@@ -137,6 +138,11 @@ export interface ToolRuntimeOptions {
   /** Where PATH/HOME/LANG/TZ and allowlisted values come from; default process.env (read at first use of each definition). */
   baseEnv?: NodeJS.ProcessEnv;
   logger?: RuntimeLogger;
+  /**
+   * Sets SWITCHYARD_TOOL_FAULTS=1 in every tool's environment: the operator's switch for the sample tools'
+   * fault-injection input fields (examples/tools/lib/tool.ts ignores them otherwise). Default false.
+   */
+  toolFaults?: boolean;
 }
 
 export const DEFAULT_OUTPUT_LIMIT_BYTES = 10_000_000;
@@ -146,9 +152,7 @@ export const DEFAULT_KILL_GRACE_MS = 2000;
 const ALWAYS_PASSED_ENV = ['PATH', 'HOME', 'LANG', 'TZ'] as const;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Variables that make a loader, runtime or libc run code or change trust; TRACE* are set by the runtime. */
-const FORBIDDEN_ENV = /^(LD_|DYLD_|NODE_|BUN_|MALLOC_|GLIBC_TUNABLES$|GCONV_PATH$|LOCPATH$|HOSTALIASES$|RES_OPTIONS$|JAVA_TOOL_OPTIONS$|_JAVA_OPTIONS$|PYTHONPATH$|PYTHONSTARTUP$|PERL5OPT$|PERL5LIB$|RUBYOPT$|TRACEPARENT$|TRACESTATE$)/;
-const SECRET_MIN_LENGTH = 4;
-const REDACTED = '[REDACTED]';
+const FORBIDDEN_ENV = /^(LD_|DYLD_|NODE_|BUN_|MALLOC_|GLIBC_TUNABLES$|GCONV_PATH$|LOCPATH$|HOSTALIASES$|RES_OPTIONS$|JAVA_TOOL_OPTIONS$|_JAVA_OPTIONS$|PYTHONPATH$|PYTHONSTARTUP$|PERL5OPT$|PERL5LIB$|RUBYOPT$|TRACEPARENT$|TRACESTATE$|SWITCHYARD_TOOL_FAULTS$)/;
 
 type TerminateReason = 'timeout' | 'output_limit' | 'canceled' | 'shutdown';
 
@@ -183,6 +187,7 @@ export class ToolRuntime {
   readonly #closeGraceMs: number;
   readonly #baseEnv: NodeJS.ProcessEnv;
   readonly #logger: RuntimeLogger | undefined;
+  readonly #toolFaults: boolean;
   readonly #live = new Set<ToolProcess>();
   readonly #prepared = new WeakMap<ToolDefinition, PreparedTool>();
   #bunVersion: string | undefined;
@@ -197,6 +202,7 @@ export class ToolRuntime {
     this.#closeGraceMs = options.closeGraceMs ?? 1000;
     this.#baseEnv = options.baseEnv ?? process.env;
     this.#logger = options.logger;
+    this.#toolFaults = options.toolFaults ?? false;
   }
 
   get bunPath(): string {
@@ -294,6 +300,7 @@ export class ToolRuntime {
     let prepared = this.#prepared.get(tool);
     if (prepared) return prepared;
     prepared = prepareTool(tool, this.#baseEnv);
+    if (this.#toolFaults) prepared = { ...prepared, env: { ...prepared.env, SWITCHYARD_TOOL_FAULTS: '1' } };
     this.#prepared.set(tool, prepared);
     return prepared;
   }
@@ -359,22 +366,14 @@ function pickEnv(source: NodeJS.ProcessEnv, names: readonly string[]): Record<st
 }
 
 function secretValues(tool: ToolDefinition, input: unknown): string[] | undefined {
-  const keys = tool.secretInputs;
-  if (!keys?.length || !input || typeof input !== 'object') return undefined;
-  const values: string[] = [];
-  for (const key of keys) {
-    const value = (input as Record<string, unknown>)[key];
-    if (value === undefined || value === null) continue;
-    const text = typeof value === 'string' ? value : JSON.stringify(value);
-    if (text && text.length >= SECRET_MIN_LENGTH) values.push(text);
-  }
-  return values.length ? values : undefined;
+  const values = secretInputValues(tool.secretInputs, input);
+  return values.length ? secretForms(values) : undefined;
 }
 
+/** Replaces every secret (given as its forms, see secretForms) in a text. */
 export function scrubSecrets(text: string, secrets: readonly string[] | undefined): string {
   if (!secrets || !text) return text;
-  for (const secret of secrets) if (text.includes(secret)) text = text.split(secret).join(REDACTED);
-  return text;
+  return redactText(text, secrets);
 }
 
 function notStarted(error: ToolError, started: number): ToolResult {

@@ -11,7 +11,7 @@
  *     scrape_timeout 10s -> 4s, which must not exceed the interval). Prometheus 3 has no environment
  *     expansion there; 15 s would make every alert test several times slower. Nothing else changes.
  *   - alerts/rules/*.yml: a copy with every `for:` shortened and the ExecutionsStuck "stack-test
- *     threshold" (600 s) lowered, as alerts/README.md allows. Names, labels and annotations untouched.
+ *     threshold" (1.5 times a run's timeout) lowered, as alerts/README.md allows. Names, labels and annotations untouched.
  *   - alerts/alertmanager.yml: a copy with http://pager-sink:9095 replaced by the harness's pager sink.
  *   - prometheus/rules: a symlink to the committed directory; targets/<job>.json written with our ports.
  *   - collector/otelcol.yaml: the committed file, configured by environment (its trace exporter points
@@ -25,6 +25,7 @@ import { join, resolve } from 'node:path';
 import { stackBinaries, type StackBinaries } from '../../support/stack-binaries.ts';
 import { JaegerClient, PagerSinkClient, PrometheusClient, bodyOf, isOk, until } from './clients.ts';
 import { ManagedProcess, freePort, killAllSync, startReaper, stopReaper } from './processes.ts';
+import { overrideAlertRules } from '../../config/stack-layout.ts';
 import { writeStackProject } from './project.ts';
 
 export const REPO = resolve(import.meta.dirname, '..', '..', '..');
@@ -38,8 +39,8 @@ export interface StackOptions {
   readonly promInterval?: string;
   /** Replacement of every alert rule's `for:` (e.g. "10s"); undefined keeps the committed durations. */
   readonly alertFor?: string;
-  /** ExecutionsStuck threshold in seconds (committed: 600). */
-  readonly stuckThresholdS?: number;
+  /** ExecutionsStuck threshold, in times a run's own timeout (committed: 1.5). */
+  readonly stuckThreshold?: number;
   /** OTELCOL_SPANMETRICS_FLUSH_INTERVAL of the Collector (committed default: 15s). */
   readonly spanMetricsFlushInterval?: string;
   /** OTEL_METRIC_EXPORT_INTERVAL of the engines, in ms. */
@@ -57,12 +58,20 @@ export interface EngineOptions {
   readonly env?: Record<string, string>;
 }
 
+/** The stack's engines require API keys (from a key file, as an operator would configure them). */
+export const STACK_API_KEY = 'stack-test-key-0123456789';
+/** The load generator's key: its runs are labelled trigger="loadgen". Pass it to runLoad as `apiKey`. */
+export const STACK_LOADGEN_KEY = 'stack-loadgen-key-0123456789';
+
 export interface EngineHandle {
   readonly name: string;
   readonly url: string;
+  /** STACK_LOADGEN_KEY: what runLoad against this engine must send. */
+  readonly loadgenKey: string;
   readonly instanceId: string;
   readonly dbPath: string;
   readonly process: ManagedProcess;
+  /** Both send STACK_API_KEY. */
   post(path: string, body?: unknown): Promise<{ status: number; body: any }>;
   get(path: string): Promise<{ status: number; body: any }>;
 }
@@ -187,11 +196,9 @@ export class Stack {
 
     const alertsDir = join(this.dir, 'alerts', 'rules');
     mkdirSync(alertsDir, { recursive: true });
-    let rules = readFileSync(join(REPO, 'alerts/rules/switchyard.yml'), 'utf8');
-    if (this.options.alertFor) rules = replaceChecked(rules, /^(\s+for: )\S+$/gm, `$1${this.options.alertFor}`, '`for:` lines');
-    if (this.options.stuckThresholdS !== undefined) {
-      rules = replaceChecked(rules, /(executions_oldest_running_age_seconds\) )> 600$/m, `$1> ${this.options.stuckThresholdS}`, 'ExecutionsStuck threshold > 600');
-    }
+    const rules = overrideAlertRules(readFileSync(join(REPO, 'alerts/rules/switchyard.yml'), 'utf8'), {
+      alertFor: this.options.alertFor, stuckThreshold: this.options.stuckThreshold,
+    });
     writeFileSync(join(alertsDir, 'switchyard.yml'), rules);
 
     const am = readFileSync(join(REPO, 'alerts/alertmanager.yml'), 'utf8');
@@ -296,6 +303,8 @@ export class Stack {
     const port = await freePort();
     const dbPath = options.dbPath ?? join(this.dir, 'data', 'engines', `${name}.db`);
     const instanceId = `${name}-${++this.#engineCount}`;
+    const keysFile = join(this.dir, 'api-keys');
+    writeFileSync(keysFile, `# id key [trigger]\nstack-test ${STACK_API_KEY}\nloadgen ${STACK_LOADGEN_KEY} trigger=loadgen\n`, { mode: 0o600 });
     const env: NodeJS.ProcessEnv = {};
     for (const [key, value] of Object.entries(process.env)) {
       if (!key.startsWith('OTEL_') && !key.startsWith('SWITCHYARD_')) env[key] = value;
@@ -308,6 +317,9 @@ export class Stack {
       SWITCHYARD_INSTANCE_ID: instanceId,
       SWITCHYARD_ENVIRONMENT: 'stack-test',
       SWITCHYARD_LOG_LEVEL: 'info',
+      SWITCHYARD_API_KEYS_FILE: keysFile,
+      // The stack tests inject faults through the sample tools' inputs, as the compose demo does.
+      SWITCHYARD_TOOL_FAULTS: '1',
       OTEL_EXPORTER_OTLP_ENDPOINT: this.otlpHttpEndpoint,
       OTEL_METRIC_EXPORT_INTERVAL: String(this.options.metricExportIntervalMs ?? 2_000),
       OTEL_BSP_SCHEDULE_DELAY: '1000',
@@ -321,19 +333,20 @@ export class Stack {
     proc.start();
     const url = `http://127.0.0.1:${port}`;
     await this.#waitReady(proc, `${url}/readyz`);
+    const authorization = `Bearer ${STACK_API_KEY}`;
     const handle: EngineHandle = {
-      name, url, instanceId, dbPath, process: proc,
+      name, url, instanceId, dbPath, process: proc, loadgenKey: STACK_LOADGEN_KEY,
       async post(path, body) {
         const response = await fetch(url + path, {
           method: 'POST',
-          headers: body === undefined ? {} : { 'content-type': 'application/json' },
+          headers: body === undefined ? { authorization } : { 'content-type': 'application/json', authorization },
           body: body === undefined ? undefined : JSON.stringify(body),
           signal: AbortSignal.timeout(120_000),
         });
         return { status: response.status, body: await bodyOf(response) };
       },
       async get(path) {
-        const response = await fetch(url + path, { signal: AbortSignal.timeout(30_000) });
+        const response = await fetch(url + path, { headers: { authorization }, signal: AbortSignal.timeout(30_000) });
         return { status: response.status, body: await bodyOf(response) };
       },
     };
