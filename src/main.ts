@@ -58,15 +58,16 @@ const { telemetry } = sdk;
 
 // Loaded after the SDK and the instrumentations are in place.
 const [{ SqliteStore }, { loadDefinitions, DefinitionError }, { ToolRuntime }, { Engine }, { createApp },
-  { ScriptedModelProvider }, { OpenAiCompatibleProvider }, { createHttpServer }, { Authenticator }] = await Promise.all([
+  { ScriptedModelProvider }, { OpenAiCompatibleProvider }, { createHttpServer }, { Authenticator }, { loadPrices }] = await Promise.all([
   import('./store/sqlite.ts'), import('./engine/definitions.ts'), import('./engine/runtime/tool-runtime.ts'),
   import('./engine/engine.ts'), import('./api/app.ts'), import('./engine/agent/scripted.ts'), import('./engine/agent/openai-compatible.ts'),
-  import('./api/server.ts'), import('./api/auth.ts'),
+  import('./api/server.ts'), import('./api/auth.ts'), import('./engine/prices.ts'),
 ]);
 
-let definitions;
+let definitions, prices;
 try {
-  definitions = loadDefinitions(config.projectDir);
+  definitions = loadDefinitions(config.projectDir, { modelBaseUrl: config.modelBaseUrl });
+  prices = loadPrices(config.projectDir);
 } catch (error) {
   if (error instanceof DefinitionError) {
     logger.fatal({ problems: error.problems }, error.message);
@@ -82,7 +83,7 @@ const providers = new Map<string, InstanceType<typeof ScriptedModelProvider> | I
   ['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: config.modelBaseUrl, defaultApiKey: config.modelApiKey })],
 ]);
 const engine = new Engine({
-  store, definitions, runtime, telemetry, providers, logger,
+  store, definitions, runtime, telemetry, providers, logger, prices,
   instanceId: config.instanceId,
   heartbeatMs: config.heartbeatMs,
   staleAfterMs: config.staleAfterMs,
@@ -110,11 +111,25 @@ server.listen(config.port, config.host, () => {
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({
     url: `http://${config.host}:${port}`, project: config.projectDir, db: config.dbPath, instance_id: config.instanceId,
-    workflows: [...definitions.workflows.keys()], telemetry: sdk.enabled ? 'otlp' : 'disabled',
+    workflows: [...definitions.workflows.keys()], priced_models: prices.size, telemetry: sdk.enabled ? 'otlp' : 'disabled',
     api_keys: config.apiKeys.map((k) => k.id), tool_faults: config.toolFaults,
   }, 'switchyard engine ready');
 });
-server.on('error', (error) => {
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use (another engine or program holds it)',
+  EACCES: 'permission denied (a port below 1024 needs privileges)',
+  EADDRNOTAVAIL: 'this machine has no such address',
+};
+server.on('error', (error: NodeJS.ErrnoException) => {
+  shuttingDown = true;
+  if (error.syscall === 'listen') {
+    // A start-up problem the operator fixes, like a bad configuration: one line that says what to do, exit 2.
+    const why = LISTEN_FAILURES[error.code ?? ''] ?? error.message;
+    logger.fatal({ code: error.code, host: config.host, port: config.port },
+      `cannot listen on ${config.host}:${config.port}: ${why}; set SWITCHYARD_PORT (or SWITCHYARD_HOST) to a free one, or stop what holds it`);
+    void exitAfterLogs(2);
+    return;
+  }
   logger.fatal({ err: error }, 'HTTP server failed');
   void exitAfterLogs(1);
 });

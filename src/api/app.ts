@@ -119,7 +119,8 @@ export function createApp(options: AppOptions): express.Express {
   }
 
   app.get('/api/v1/executions', async (req, res) => {
-    const status = req.query['status'];
+    // `cancelled` is the old spelling (of the finalization path, once): accepted, and read as `canceled`.
+    const status = req.query['status'] === 'cancelled' ? 'canceled' : req.query['status'];
     if (status !== undefined && !EXECUTION_STATUSES.includes(status as ExecutionStatus)) {
       throw new ProblemError(problems.badRequest(`status must be one of ${EXECUTION_STATUSES.join(', ')}`));
     }

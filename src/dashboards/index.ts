@@ -3,6 +3,7 @@
  * them (for the lint test and for the stack tests that run each query against a real Prometheus/Tempo).
  */
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
+import { agentsDashboard } from './agents.ts';
 import { executionOverviewDashboard } from './execution-overview.ts';
 import { pipelineHealthDashboard } from './pipeline-health.ts';
 import { runtimeToolsDashboard } from './runtime-tools.ts';
@@ -16,6 +17,7 @@ export const DASHBOARD_BUILDERS: readonly (() => Dashboard)[] = [
   executionOverviewDashboard,
   workflowLifecycleDashboard,
   pipelineHealthDashboard,
+  agentsDashboard,
 ];
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

@@ -1,13 +1,25 @@
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import type { ToolDefinition } from './runtime/tool-runtime.ts';
+import { compileJsonSchema, type InputCheck } from './json-schema.ts';
+import { envAllowlistProblem, type ToolDefinition } from './runtime/tool-runtime.ts';
+import { placeholdersOf } from './templates.ts';
+
+export type { InputCheck } from './json-schema.ts';
 
 /**
  * Loads and validates a project directory: tools/, agents/, tasks/ and workflows/ of YAML files.
- * Every error names the file, the path inside it and what is wrong; cross references (a workflow's
- * tool, an agent's tools) are checked once everything is loaded.
+ * Every problem names the file, the path inside it and what to fix, and all of them are reported at
+ * once (one DefinitionError). Checked beyond each file's shape, once everything is loaded:
+ * - cross references: a task's tool or agent, an agent's tools;
+ * - templates: every `{{ path }}` names something the run will have: `input` fields the workflow's
+ *   input_schema declares, `tasks.<id>.output` of an EARLIER task of the same workflow (a tool's output
+ *   fields cannot be known, so only the task id is), an agent's own tools in `tool_results`;
+ * - tools: env allowlists free of loader and runtime variables (LD_PRELOAD, NODE_OPTIONS, ...), an
+ *   input_schema that is a valid JSON Schema (the runtime enforces it on every call);
+ * - agents: an `openai-compatible` model has a base URL (its own, or SWITCHYARD_MODEL_BASE_URL);
+ * - the project has something to run: at least one workflow, task or agent.
  */
 
 const Id = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ . -');
@@ -18,7 +30,8 @@ const ToolFile = z.strictObject({
   description: z.string().min(1),
   script: z.string().min(1),
   timeout_ms: z.number().int().positive().max(3_600_000).default(30_000),
-  env: z.array(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')).default([]),
+  env: z.array(z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
+    .refine((name) => envAllowlistProblem(name) === undefined, { error: (issue) => envAllowlistProblem(String(issue.input)) })).default([]),
   secret_inputs: z.array(z.string()).default([]),
   config: z.record(z.string(), z.unknown()).default({}),
   input_schema: JsonSchema.optional(),
@@ -72,7 +85,11 @@ export type TaskDefinition = z.infer<typeof TaskStep>;
 export interface WorkflowDefinition extends z.infer<typeof WorkflowFile> {
   readonly validateInput: (input: unknown) => InputCheck;
 }
-export type InputCheck = { ok: true; value: unknown } | { ok: false; problems: string[] };
+
+export interface LoadOptions {
+  /** SWITCHYARD_MODEL_BASE_URL: the base URL of `openai-compatible` agents that name none. */
+  readonly modelBaseUrl?: string | undefined;
+}
 
 export interface Definitions {
   readonly tools: ReadonlyMap<string, ToolDefinition>;
@@ -91,11 +108,14 @@ export class DefinitionError extends Error {
   }
 }
 
-export function loadDefinitions(projectDir: string): Definitions {
+export function loadDefinitions(projectDir: string, options: LoadOptions = {}): Definitions {
   const problems: string[] = [];
   const root = resolve(projectDir);
-  if (!existsSync(root)) throw new DefinitionError([`${projectDir}: project directory does not exist`]);
+  if (!existsSync(root)) throw new DefinitionError([`${projectDir}: project directory does not exist (set SWITCHYARD_PROJECT_DIR)`]);
+  if (!statSync(root).isDirectory()) throw new DefinitionError([`${projectDir}: not a directory (SWITCHYARD_PROJECT_DIR names a project directory)`]);
 
+  /** Ids of files that were found but refused: references to them are not reported a second time. */
+  const refused = new Set<string>();
   const load = <S extends z.ZodType>(folder: string, schema: S) => {
     const out = new Map<string, { value: z.infer<S>; file: string }>();
     const dir = join(root, folder);
@@ -114,6 +134,8 @@ export function loadDefinitions(projectDir: string): Definitions {
       const parsed = schema.safeParse(raw);
       if (!parsed.success) {
         for (const issue of parsed.error.issues) problems.push(`${shown}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+        const id = (raw as { id?: unknown } | null)?.id;
+        if (typeof id === 'string') refused.add(`${folder}/${id}`);
         continue;
       }
       const value = parsed.data as z.infer<S> & { id: string };
@@ -128,10 +150,16 @@ export function loadDefinitions(projectDir: string): Definitions {
   const taskFiles = load('tasks', TaskStep);
   const workflowFiles = load('workflows', WorkflowFile);
 
+  if (agentFiles.size + taskFiles.size + workflowFiles.size === 0 && refused.size === 0 && problems.length === 0) {
+    problems.push(`${projectDir}: no workflows, tasks or agents: a project holds YAML files under workflows/, tasks/ or agents/ `
+      + '(and the tools they use under tools/); is SWITCHYARD_PROJECT_DIR the right directory?');
+  }
+
   const tools = new Map<string, ToolDefinition>();
   for (const [id, { value, file }] of toolFiles) {
     const script = resolve(dirname(resolve(file)), value.script);
     if (!existsSync(script)) problems.push(`${file}: script: file "${value.script}" does not exist`);
+    if (value.input_schema !== undefined) schemaProblems(file, 'input_schema', value.input_schema);
     tools.set(id, {
       id, description: value.description, script, timeoutMs: value.timeout_ms, env: value.env,
       secretInputs: value.secret_inputs, config: value.config, inputSchema: value.input_schema,
@@ -141,13 +169,28 @@ export function loadDefinitions(projectDir: string): Definitions {
   const checkRef = (file: string, path: string, kind: 'tool' | 'agent', id: string | undefined) => {
     if (id === undefined) return;
     const known = kind === 'tool' ? toolFiles : agentFiles;
-    if (!known.has(id)) problems.push(`${file}: ${path}: unknown ${kind} "${id}"`);
+    if (!known.has(id) && !refused.has(`${kind}s/${id}`)) problems.push(`${file}: ${path}: unknown ${kind} "${id}"`);
   };
 
-  for (const [, { value, file }] of agentFiles) value.tools.forEach((tool, i) => checkRef(file, `tools.${i}`, 'tool', tool));
+  for (const [, { value, file }] of agentFiles) {
+    value.tools.forEach((tool, i) => checkRef(file, `tools.${i}`, 'tool', tool));
+    if (value.model.provider === 'openai-compatible' && !value.model.base_url && !options.modelBaseUrl) {
+      problems.push(`${file}: model.base_url: an openai-compatible model needs a base URL: set model.base_url in this file `
+        + 'or SWITCHYARD_MODEL_BASE_URL for every such agent (for example http://localhost:11434/v1 for Ollama)');
+    }
+    const agentScope: TemplateScope = { roots: ['input'] };
+    checkTemplates(file, 'instructions', value.instructions, agentScope);
+    const turnScope: TemplateScope = { roots: ['input', 'tool_results', 'iteration'], toolResults: value.tools };
+    value.script.forEach((turn, i) => {
+      if (turn.when) checkPath(file, `script.${i}.when.path`, turn.when.path, turn.when.path.split('.'), turnScope);
+      turn.tool_calls?.forEach((call, j) => checkTemplates(file, `script.${i}.tool_calls.${j}.arguments`, call.arguments, turnScope));
+      checkTemplates(file, `script.${i}.final`, turn.final, turnScope);
+    });
+  }
   for (const [, { value, file }] of taskFiles) {
     checkRef(file, 'tool', 'tool', value.tool);
     checkRef(file, 'agent', 'agent', value.agent);
+    checkTemplates(file, 'input', value.input, { roots: ['input'] });
   }
 
   const workflows = new Map<string, WorkflowDefinition>();
@@ -158,22 +201,37 @@ export function loadDefinitions(projectDir: string): Definitions {
       seen.add(task.id);
       checkRef(file, `tasks.${i}.tool`, 'tool', task.tool);
       checkRef(file, `tasks.${i}.agent`, 'agent', task.agent);
+      checkTemplates(file, `tasks.${i}.input`, task.input, { roots: ['input', 'tasks'], inputSchema: value.input_schema, workflow: value.tasks, before: i });
     });
+    checkTemplates(file, 'output', value.output, { roots: ['input', 'tasks'], inputSchema: value.input_schema, workflow: value.tasks, before: value.tasks.length });
     let validateInput: WorkflowDefinition['validateInput'] = (input) => ({ ok: true, value: input });
-    if (value.input_schema) {
-      try {
-        const schema = z.fromJSONSchema(value.input_schema as Parameters<typeof z.fromJSONSchema>[0]);
-        validateInput = (input) => {
-          const result = schema.safeParse(input);
-          return result.success
-            ? { ok: true, value: result.data }
-            : { ok: false, problems: result.error.issues.map((issue) => `${issue.path.join('.') || 'input'}: ${issue.message}`) };
-        };
-      } catch (error) {
-        problems.push(`${file}: input_schema: not a usable JSON Schema: ${(error as Error).message}`);
+    if (value.input_schema) validateInput = schemaProblems(file, 'input_schema', value.input_schema) ?? validateInput;
+    workflows.set(id, { ...value, validateInput });
+  }
+
+  /** Reports what is wrong with a JSON Schema field; its validator when nothing is. */
+  function schemaProblems(file: string, field: string, schema: unknown): ((input: unknown) => InputCheck) | undefined {
+    const compiled = compileJsonSchema(schema);
+    if (compiled.ok) return compiled.validate;
+    for (const problem of compiled.problems) {
+      problems.push(`${file}: ${problem.startsWith('(schema)') ? field + problem.slice('(schema)'.length) : `${field}.${problem}`}`);
+    }
+    return undefined;
+  }
+
+  function checkTemplates(file: string, field: string, template: unknown, scope: TemplateScope): void {
+    for (const placeholder of placeholdersOf(template, field)) {
+      if (placeholder.path === undefined) {
+        problems.push(`${file}: ${placeholder.field}: "${placeholder.text}" is not a placeholder: write {{ path.to.value }} (letters, digits, _ . -)`);
+      } else {
+        checkPath(file, placeholder.field, placeholder.text, placeholder.path, scope);
       }
     }
-    workflows.set(id, { ...value, validateInput });
+  }
+
+  function checkPath(file: string, field: string, text: string, path: readonly string[], scope: TemplateScope): void {
+    const problem = templatePathProblem(path, scope);
+    if (problem) problems.push(`${file}: ${field}: ${text}: ${problem}`);
   }
 
   if (problems.length > 0) throw new DefinitionError(problems);
@@ -183,4 +241,67 @@ export function loadDefinitions(projectDir: string): Definitions {
     tasks: new Map([...taskFiles].map(([id, { value }]) => [id, value])),
     workflows,
   };
+}
+
+/** What a template may refer to where it sits; mirrors the context the engine renders it with. */
+interface TemplateScope {
+  /** `input` always; `tasks` in a workflow; `tool_results`, `iteration` in a scripted agent's turns. */
+  readonly roots: readonly string[];
+  /** The workflow's input JSON Schema: `input.<field>` must be a property it declares. */
+  readonly inputSchema?: unknown;
+  /** The workflow's tasks, and how many of them run before this template is rendered. */
+  readonly workflow?: readonly TaskDefinition[];
+  readonly before?: number;
+  /** The agent's tools: the keys of `tool_results`. */
+  readonly toolResults?: readonly string[];
+}
+
+const list = (names: readonly string[]) => (names.length ? names.join(', ') : 'none');
+
+function templatePathProblem(path: readonly string[], scope: TemplateScope): string | undefined {
+  if (path.some((part) => part === '')) return 'a path has no empty parts: write {{ input.field }}, not {{ input..field }}';
+  const [root, ...rest] = path as [string, ...string[]];
+  if (!scope.roots.includes(root)) return `"${root}" is not known here; a template here can name ${list(scope.roots)}`;
+  if (root === 'input') return inputFieldProblem(scope.inputSchema, rest);
+  if (root === 'tool_results') {
+    const tool = rest[0];
+    if (tool !== undefined && !scope.toolResults?.includes(tool)) return `"${tool}" is not one of this agent's tools (${list(scope.toolResults ?? [])})`;
+    return undefined;
+  }
+  if (root === 'tasks' && scope.workflow) {
+    const [taskId, part] = rest;
+    if (taskId === undefined) return undefined;
+    const earlier = scope.workflow.slice(0, scope.before).filter((task) => !task.pause).map((task) => task.id);
+    const index = scope.workflow.findIndex((task) => task.id === taskId);
+    if (index === -1) return `no task "${taskId}" in this workflow; tasks that run before this one: ${list(earlier)}`;
+    if (scope.workflow[index]!.pause) return `task "${taskId}" is a pause and has no output; tasks that run before this one: ${list(earlier)}`;
+    if (index >= scope.before!) return `task "${taskId}" has not run yet at this point (only earlier tasks' outputs exist: ${list(earlier)})`;
+    if (part !== undefined && part !== 'output') return `a task holds only its output: write {{ tasks.${taskId}.output... }}`;
+  }
+  return undefined;
+}
+
+/**
+ * An `input.a.b` path against the workflow's input schema: each part must be a property that the
+ * schema at that level declares. Where the schema does not say (no schema, no `properties`, or
+ * properties it allows beyond those listed: additionalProperties true or a schema, patternProperties,
+ * composition or $ref), nothing more is checked.
+ */
+function inputFieldProblem(schema: unknown, path: readonly string[]): string | undefined {
+  let current = schema;
+  let walked = 'input';
+  for (const part of path) {
+    if (!current || typeof current !== 'object') return undefined;
+    const level = current as Record<string, unknown>;
+    const properties = level['properties'];
+    if (!properties || typeof properties !== 'object') return undefined;
+    if (level['additionalProperties'] === true || (level['additionalProperties'] && typeof level['additionalProperties'] === 'object')) return undefined;
+    if (['patternProperties', 'allOf', 'anyOf', 'oneOf', '$ref'].some((key) => key in level)) return undefined;
+    if (!Object.hasOwn(properties, part)) {
+      return `the input_schema declares no property "${part}"${walked === 'input' ? '' : ` under ${walked}`} (it declares: ${list(Object.keys(properties))})`;
+    }
+    current = (properties as Record<string, unknown>)[part];
+    walked += `.${part}`;
+  }
+  return undefined;
 }

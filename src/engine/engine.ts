@@ -15,6 +15,7 @@ import { runAgent } from './agent/run-agent.ts';
 import type { ModelProvider } from './agent/model.ts';
 import { CompletionNotifier } from './completion.ts';
 import type { Definitions, TaskDefinition } from './definitions.ts';
+import type { PriceTable } from './prices.ts';
 import { ConflictError, ExecutionFailure, InvalidInputError, NotFoundError, StopSignal, UnavailableError, stopReasonOf } from './errors.ts';
 import type { ToolRuntime } from './runtime/tool-runtime.ts';
 import { redactValue, secretForms, secretInputValues } from './secrets.ts';
@@ -26,6 +27,8 @@ export interface EngineOptions {
   readonly runtime: ToolRuntime;
   readonly telemetry: Telemetry;
   readonly providers: ReadonlyMap<string, ModelProvider>;
+  /** Model prices (the project's prices.yaml), for the cost of agents' model calls. */
+  readonly prices?: PriceTable;
   readonly logger: Logger;
   readonly instanceId: string;
   readonly heartbeatMs: number;
@@ -235,7 +238,7 @@ export class Engine {
     } else {
       // Paused, or owned by another engine process: the conditional write decides; the owner's own
       // finalize will then find the run terminal and change nothing.
-      await this.#finalize(record, { status: 'canceled', path: 'cancelled', error: { message: 'canceled by request', code: 'canceled' } });
+      await this.#finalize(record, { status: 'canceled', path: 'canceled', error: { message: 'canceled by request', code: 'canceled' } });
     }
     return (await this.#o.store.getExecution(id))!;
   }
@@ -373,7 +376,7 @@ export class Engine {
 
   async #execute(live: LiveExecution, plan: RunPlan): Promise<{ output?: unknown; paused?: boolean }> {
     const { definitions } = this.#o;
-    if (live.kind === 'agent') return { output: await runAgent(live.target, plan.input, this.#agentContext(live.id, live.abort.signal)) };
+    if (live.kind === 'agent') return { output: await runAgent(live.target, plan.input, this.#agentContext(live, live.abort.signal)) };
     if (live.kind === 'task') {
       const task = definitions.tasks.get(live.target)!;
       return { output: await this.#runTask(live, task, render(task.input ?? '{{ input }}', { input: plan.input }), 0) };
@@ -427,7 +430,7 @@ export class Engine {
         }
         output = result.result;
       } else {
-        output = await runAgent(task.agent!, input, this.#agentContext(live.id, signal));
+        output = await runAgent(task.agent!, input, this.#agentContext(live, signal));
       }
       outcome = 'success';
       await store.markTaskCompleted(live.id, task.id, sequence, true, redactValue(output, secretForms(live.secrets)));
@@ -447,16 +450,17 @@ export class Engine {
     }
   }
 
-  #agentContext(executionId: string, signal: AbortSignal) {
-    const { telemetry, runtime, definitions, providers } = this.#o;
-    return { telemetry, runtime, definitions, providers, executionId, signal };
+  #agentContext(live: LiveExecution, signal: AbortSignal) {
+    const { telemetry, runtime, definitions, providers, prices } = this.#o;
+    const workflowId = live.kind === 'workflow' ? live.target : undefined;
+    return { telemetry, runtime, definitions, providers, executionId: live.id, signal, prices, workflowId };
   }
 
   /** How a run that threw ends: the abort reason if it was stopped, else failed with the error's code. */
   #endingFor(live: LiveExecution, error: unknown): { status: TerminalStatus; path: FinalizationPath; error: ExecutionError } {
     const stop = stopReasonOf(live.abort.signal);
     const message = stop ? (live.abort.signal.reason as Error).message : error instanceof Error ? error.message : String(error);
-    if (stop === 'canceled') return { status: 'canceled', path: 'cancelled', error: { message, code: 'canceled' } };
+    if (stop === 'canceled') return { status: 'canceled', path: 'canceled', error: { message, code: 'canceled' } };
     if (stop === 'timed_out') return { status: 'timed_out', path: 'completed', error: { message, code: 'timeout' } };
     if (stop === 'shutdown') return { status: 'failed', path: 'force_failed', error: { message, code: 'shutdown' } };
     if (error instanceof ExecutionFailure) {

@@ -234,6 +234,11 @@ function parse(text: string | null): unknown {
   return text === null ? null : JSON.parse(text);
 }
 
+/** Rows finalized by a cancel before 0.1.0 spelt the path `cancelled`; it reads back as `canceled`, like the status. */
+function finalizationPathOf(text: string | null): FinalizationPath | null {
+  return text === 'cancelled' ? 'canceled' : (text as FinalizationPath | null);
+}
+
 function toRecord(row: Row): ExecutionRecord {
   return {
     id: row.id,
@@ -256,7 +261,7 @@ function toRecord(row: Row): ExecutionRecord {
     lastStartedTask: row.last_started_task,
     lastCompletedTask: row.last_completed_task,
     lastCompletedSuccess: row.last_completed_success === null ? null : row.last_completed_success === 1,
-    finalizationPath: row.finalization_path as FinalizationPath | null,
+    finalizationPath: finalizationPathOf(row.finalization_path),
     completionFailure: row.completion_failure,
     taskOutputs: parse(row.task_outputs) as Record<string, unknown>,
   };

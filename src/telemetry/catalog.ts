@@ -12,6 +12,22 @@
  * Prometheus.
  */
 
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_GEN_AI_AGENT_NAME,
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_PROVIDER_NAME,
+  ATTR_GEN_AI_REQUEST_MODEL,
+  ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_TOKEN_TYPE,
+  GEN_AI_OPERATION_NAME_VALUE_CHAT,
+  GEN_AI_PROVIDER_NAME_VALUE_OPENAI,
+  GEN_AI_TOKEN_TYPE_VALUE_INPUT,
+  GEN_AI_TOKEN_TYPE_VALUE_OUTPUT,
+  METRIC_GEN_AI_CLIENT_OPERATION_DURATION,
+  METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
+} from '@opentelemetry/semantic-conventions/incubating';
+
 /** A label that carries a definition id (tool, workflow, agent): guarded by pattern and folded beyond a limit. */
 export const ID_LABEL = 'id' as const;
 export type LabelSpec = typeof ID_LABEL | readonly string[];
@@ -33,6 +49,24 @@ export interface MetricSpec {
    * self-observability metrics are declared here so that views, dashboards and tests know them too.
    */
   readonly source?: 'sdk';
+  /**
+   * The OpenTelemetry attribute behind a label, where it is not the label's own name: `labels` are keyed by
+   * the Prometheus name (what dashboards and rules use), and Prometheus turns the attribute's dots into
+   * underscores (gen_ai.token.type -> gen_ai_token_type). An `optional` attribute is left off a point when
+   * its value is unknown (the semantic conventions' "conditionally required" and "recommended" ones, such
+   * as error.type on a call that succeeded) rather than set to `none`.
+   */
+  readonly attributes?: Readonly<Record<string, AttributeSpec>>;
+}
+
+export interface AttributeSpec {
+  readonly name: string;
+  readonly optional?: true;
+}
+
+/** The Prometheus label an OpenTelemetry attribute becomes after OTLP translation (UnderscoreEscapingWithSuffixes). */
+export function prometheusLabelOf(attribute: string): string {
+  return attribute.replace(/[^a-zA-Z0-9_]/g, '_');
 }
 
 export const EXECUTION_KINDS = ['workflow', 'task', 'agent'] as const;
@@ -61,8 +95,30 @@ export const PROCESS_EXIT_STATUSES = ['exit', 'signal'] as const;
 export const TELEMETRY_STAGES = ['export_traces', 'export_metrics', 'instrument', 'gauge_callback', 'span', 'log'] as const;
 export type TelemetryStage = (typeof TELEMETRY_STAGES)[number];
 
-export const FINALIZATION_PATHS = ['completed', 'fallback_completed', 'force_failed', 'cancelled', 'paused', 'stale_swept'] as const;
+export const FINALIZATION_PATHS = ['completed', 'fallback_completed', 'force_failed', 'canceled', 'paused', 'stale_swept'] as const;
 export type FinalizationPath = (typeof FINALIZATION_PATHS)[number];
+
+/** GenAI (semantic conventions, gen_ai.*): the operations, providers and token types the engine reports. */
+export const GEN_AI_OPERATIONS = [GEN_AI_OPERATION_NAME_VALUE_CHAT] as const;
+/**
+ * `openai` for the OpenAI-compatible client (the conventions: set by the client's best knowledge, even when
+ * the server behind the OpenAI API is another one); `switchyard.scripted` for the offline scripted model,
+ * which is no registry provider.
+ */
+export const GEN_AI_PROVIDERS = [GEN_AI_PROVIDER_NAME_VALUE_OPENAI, 'switchyard.scripted'] as const;
+export type GenAiProvider = (typeof GEN_AI_PROVIDERS)[number];
+export const GEN_AI_TOKEN_TYPES = [GEN_AI_TOKEN_TYPE_VALUE_INPUT, GEN_AI_TOKEN_TYPE_VALUE_OUTPUT] as const;
+export type GenAiTokenType = (typeof GEN_AI_TOKEN_TYPES)[number];
+/** How an agent run ended: a final answer, its iteration bound, a failing model call or tool call, a cancel (or timeout). */
+export const AGENT_OUTCOMES = ['final_answer', 'iteration_limit', 'model_error', 'tool_error', 'canceled'] as const;
+export type AgentOutcome = (typeof AGENT_OUTCOMES)[number];
+
+/** The semantic conventions' advisory boundaries for gen_ai.client.token.usage. */
+export const GEN_AI_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864] as const;
+/** The semantic conventions' advisory boundaries for gen_ai.client.operation.duration (seconds). */
+export const GEN_AI_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92] as const;
+/** Model turns and tool calls per agent run: up to the largest iteration bound (50) and beyond for tool calls. */
+const PER_RUN = [1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100] as const;
 
 /** Tool calls: up to the longest timeout a tool may have (an hour), so no call lands in +Inf. */
 const SECONDS_TOOL = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600] as const;
@@ -249,6 +305,86 @@ export const METRICS = {
     description: "Most spans the engine's batch span processor queue holds; beyond it new spans are dropped.",
     labels: SPAN_PROCESSOR_LABELS, cardinalityLimit: SMALL, source: 'sdk',
   }),
+  // --- Agents and models --------------------------------------------------------------------------
+  // The GenAI client metrics exactly as the semantic conventions define them (names, kinds, units, attributes,
+  // advisory buckets): GenAI-aware backends and dashboards expect that shape. One point per model call, of
+  // every provider; attributes are the conventions' own (dotted names, Prometheus labels with underscores).
+  genAiClientTokenUsage: metric({
+    name: 'gen_ai_client_token_usage', otelName: METRIC_GEN_AI_CLIENT_TOKEN_USAGE, kind: 'histogram', unit: '{token}',
+    description: 'Number of input and output tokens used, per model call (gen_ai.client.token.usage of the semantic conventions).',
+    labels: {
+      gen_ai_operation_name: GEN_AI_OPERATIONS, gen_ai_provider_name: GEN_AI_PROVIDERS, gen_ai_token_type: GEN_AI_TOKEN_TYPES,
+      gen_ai_request_model: ID_LABEL, gen_ai_response_model: ID_LABEL,
+    },
+    attributes: {
+      gen_ai_operation_name: { name: ATTR_GEN_AI_OPERATION_NAME }, gen_ai_provider_name: { name: ATTR_GEN_AI_PROVIDER_NAME },
+      gen_ai_token_type: { name: ATTR_GEN_AI_TOKEN_TYPE }, gen_ai_request_model: { name: ATTR_GEN_AI_REQUEST_MODEL },
+      gen_ai_response_model: { name: ATTR_GEN_AI_RESPONSE_MODEL, optional: true },
+    },
+    buckets: GEN_AI_TOKEN_BUCKETS, cardinalityLimit: LARGE,
+  }),
+  genAiClientOperationDuration: metric({
+    name: 'gen_ai_client_operation_duration_seconds', otelName: METRIC_GEN_AI_CLIENT_OPERATION_DURATION, kind: 'histogram', unit: 's',
+    description: 'Duration of one model call, failed ones included with error.type (gen_ai.client.operation.duration of the semantic conventions).',
+    labels: {
+      gen_ai_operation_name: GEN_AI_OPERATIONS, gen_ai_provider_name: GEN_AI_PROVIDERS,
+      gen_ai_request_model: ID_LABEL, gen_ai_response_model: ID_LABEL, error_type: ID_LABEL,
+    },
+    attributes: {
+      gen_ai_operation_name: { name: ATTR_GEN_AI_OPERATION_NAME }, gen_ai_provider_name: { name: ATTR_GEN_AI_PROVIDER_NAME },
+      gen_ai_request_model: { name: ATTR_GEN_AI_REQUEST_MODEL }, gen_ai_response_model: { name: ATTR_GEN_AI_RESPONSE_MODEL, optional: true },
+      error_type: { name: ATTR_ERROR_TYPE, optional: true },
+    },
+    buckets: GEN_AI_DURATION_BUCKETS, cardinalityLimit: LARGE,
+  }),
+  // The agent loop, by agent (gen_ai.agent.name: the agent's id). Not in the semantic conventions' package yet.
+  agentRunModelTurns: metric({
+    name: 'agent_run_model_turns', otelName: 'agent.run.model_turns', kind: 'histogram', unit: '{turn}',
+    description: 'Model calls one agent run made (its loop iterations), by agent and how the run ended.',
+    labels: { gen_ai_agent_name: ID_LABEL, outcome: AGENT_OUTCOMES },
+    attributes: { gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME } },
+    buckets: PER_RUN, cardinalityLimit: SMALL,
+  }),
+  agentRunToolCalls: metric({
+    name: 'agent_run_tool_calls', otelName: 'agent.run.tool_calls', kind: 'histogram', unit: '{call}',
+    description: 'Tool calls the model asked for in one agent run, by agent and how the run ended.',
+    labels: { gen_ai_agent_name: ID_LABEL, outcome: AGENT_OUTCOMES },
+    attributes: { gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME } },
+    buckets: PER_RUN, cardinalityLimit: SMALL,
+  }),
+  agentRuns: metric({
+    name: 'agent_runs_total', otelName: 'agent.runs', kind: 'counter', unit: '{run}',
+    description: 'Agent runs that ended, by agent and outcome (final_answer, iteration_limit, model_error, tool_error, canceled).',
+    labels: { gen_ai_agent_name: ID_LABEL, outcome: AGENT_OUTCOMES },
+    attributes: { gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME } },
+    cardinalityLimit: SMALL,
+  }),
+  // Cost as a counter the engine adds to at each model call (tokens x the price table's price), not a
+  // recording rule: the conventions' token histogram has no agent or workflow attribute (and must not grow
+  // one), so only the engine knows whose tokens they were; and the cost of a call is fixed at the price in
+  // force when it was made, where a rule multiplying by today's prices would rewrite history. A model
+  // with no price adds nothing: no series, never a guessed cost. Tokens go to their own counter by the same
+  // labels, so tokens by agent and workflow, and the tokens no price covers, can be read too.
+  agentModelTokens: metric({
+    name: 'agent_model_tokens_total', otelName: 'agent.model.tokens', kind: 'counter', unit: '{token}',
+    description: 'Tokens used by model calls, by agent, workflow (none for an agent run on its own), requested model and token type.',
+    labels: { gen_ai_agent_name: ID_LABEL, workflow_id: ID_LABEL, gen_ai_request_model: ID_LABEL, gen_ai_token_type: GEN_AI_TOKEN_TYPES },
+    attributes: {
+      gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME }, gen_ai_request_model: { name: ATTR_GEN_AI_REQUEST_MODEL },
+      gen_ai_token_type: { name: ATTR_GEN_AI_TOKEN_TYPE },
+    },
+    cardinalityLimit: LARGE,
+  }),
+  agentModelCost: metric({
+    name: 'agent_model_cost_usd_total', otelName: 'agent.model.cost.usd', kind: 'counter', unit: '{USD}',
+    description: "Cost of model calls in US dollars (tokens x the project's price table), by agent, workflow, requested model and token type; models without a price are not counted.",
+    labels: { gen_ai_agent_name: ID_LABEL, workflow_id: ID_LABEL, gen_ai_request_model: ID_LABEL, gen_ai_token_type: GEN_AI_TOKEN_TYPES },
+    attributes: {
+      gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME }, gen_ai_request_model: { name: ATTR_GEN_AI_REQUEST_MODEL },
+      gen_ai_token_type: { name: ATTR_GEN_AI_TOKEN_TYPE },
+    },
+    cardinalityLimit: LARGE,
+  }),
   telemetryFailures: metric({
     name: 'telemetry_failures_total', otelName: 'telemetry.failures', kind: 'counter', unit: '{failure}',
     description: "Telemetry's own failures (export, instrument, callback), caught so they change no outcome.",
@@ -265,8 +401,15 @@ export const SDK_METRIC_KEYS = METRIC_KEYS.filter((key) => 'source' in METRICS[k
 
 /** Label values accepted for a metric: enum labels take their union, id labels any string (guarded at run time). */
 type LabelValue<S> = S extends readonly (infer V)[] ? V : string;
+type Labels<K extends MetricKey> = (typeof METRICS)[K]['labels'];
+/** Labels whose attribute is optional: callers may leave them out (undefined), and the point goes without them. */
+type OptionalLabel<K extends MetricKey> = (typeof METRICS)[K] extends { attributes: infer A }
+  ? { [L in keyof A]: A[L] extends { optional: true } ? L : never }[keyof A]
+  : never;
 export type LabelsOf<K extends MetricKey> = {
-  [L in keyof (typeof METRICS)[K]['labels']]: LabelValue<(typeof METRICS)[K]['labels'][L]>;
+  [L in Exclude<keyof Labels<K>, OptionalLabel<K>>]: LabelValue<Labels<K>[L]>;
+} & {
+  [L in Extract<keyof Labels<K>, OptionalLabel<K>>]?: LabelValue<Labels<K>[L]> | undefined;
 };
 
 export interface SpanSpec {
@@ -307,11 +450,14 @@ export const SPANS = {
   },
   agentExecuteSync: {
     name: 'agent.execute_sync', description: 'The agent loop: model turns and tool calls until a final answer.',
-    attributes: ['gen_ai.operation.name', 'gen_ai.agent.name', 'gen_ai.request.model', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'switchyard.agent.iterations'],
+    attributes: ['gen_ai.operation.name', 'gen_ai.agent.name', 'gen_ai.provider.name', 'gen_ai.request.model', 'gen_ai.response.model', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'switchyard.agent.iterations'],
   },
   agentModelCall: {
     name: 'agent.model_call', description: 'One request to the model provider.',
-    attributes: ['gen_ai.operation.name', 'gen_ai.provider.name', 'gen_ai.request.model'],
+    attributes: [
+      'gen_ai.operation.name', 'gen_ai.provider.name', 'gen_ai.request.model', 'gen_ai.response.model', 'gen_ai.response.id',
+      'gen_ai.response.finish_reasons', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'error.type',
+    ],
   },
   runtimeExecuteTool: {
     name: 'runtime.execute_tool', description: 'One tool call in a Bun subprocess.',

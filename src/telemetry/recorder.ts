@@ -15,7 +15,7 @@ import {
   type SpanContext,
   type Tracer,
 } from '@opentelemetry/api';
-import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelSpec, type LabelsOf, type MetricKey, type RecordedMetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
+import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelSpec, type MetricSpec, type LabelsOf, type MetricKey, type RecordedMetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
 import { EventLoopDelay } from './event-loop.ts';
 import { LabelGuard } from './labels.ts';
 
@@ -51,7 +51,7 @@ export class Telemetry {
   readonly #counters = new Map<MetricKey, Counter>();
   readonly #histograms = new Map<MetricKey, Histogram>();
   readonly #gauges = new Map<MetricKey, ObservableGauge>();
-  readonly #guards = new Map<MetricKey, Map<string, LabelGuard>>();
+  readonly #guards = new Map<MetricKey, Map<string, GuardedLabel>>();
   readonly #admitted = new Map<string, Attributes>();
   readonly #onFailure: TelemetryOptions['onFailure'];
   #gaugeSource: GaugeSource | undefined;
@@ -62,13 +62,13 @@ export class Telemetry {
     this.#onFailure = options.onFailure;
     for (const key of RECORDED_METRIC_KEYS) {
       const spec = METRICS[key];
-      this.#guards.set(key, new Map(Object.entries(spec.labels).map(([label, allowed]) => [label, new LabelGuard(allowed)])));
+      this.#guards.set(key, guardedLabels(spec));
       try {
         const opts = { description: spec.description, unit: spec.unit };
         if (spec.kind === 'counter') {
           const counter = options.meter.createCounter(spec.otelName, opts);
           this.#counters.set(key, counter);
-          for (const labels of enumeratedLabelSets(spec.labels)) counter.add(0, labels);
+          for (const labels of enumeratedLabelSets(spec)) counter.add(0, labels);
         }
         else if (spec.kind === 'histogram') this.#histograms.set(key, options.meter.createHistogram(spec.otelName, opts));
         else this.#gauges.set(key, options.meter.createObservableGauge(spec.otelName, opts));
@@ -206,11 +206,19 @@ export class Telemetry {
     const values = labels as Record<string, unknown>;
     const guards = this.#guards.get(key)!;
     let cacheKey = key as string;
-    for (const label of guards.keys()) cacheKey += `\u0000${String(values[label] ?? 'none')}`;
+    for (const [label, { optional }] of guards) {
+      const value = values[label];
+      // An optional attribute without a value is left off (\u0001 marks that), never confused with 'none'.
+      cacheKey += value === undefined && optional ? '\u0000\u0001' : `\u0000${String(value ?? 'none')}`;
+    }
     const cached = this.#admitted.get(cacheKey);
     if (cached) return cached;
     const admitted: Attributes = {};
-    for (const [label, guard] of guards) admitted[label] = guard.admit(String(values[label] ?? 'none'));
+    for (const [label, { guard, attribute, optional }] of guards) {
+      const value = values[label];
+      if (value === undefined && optional) continue;
+      admitted[attribute] = guard.admit(String(value ?? 'none'));
+    }
     Object.freeze(admitted);
     if (this.#admitted.size < MAX_CACHED_LABEL_SETS) this.#admitted.set(cacheKey, admitted);
     return admitted;
@@ -223,16 +231,31 @@ export class Telemetry {
  * already holding its count (say, runs swept right after a restart under a new instance id) is a jump
  * that rate() and increase() cannot see, so alerts and ratios would miss it.
  */
-export function enumeratedLabelSets(labels: Readonly<Record<string, LabelSpec>>): Attributes[] {
+export function enumeratedLabelSets(spec: Pick<MetricSpec, 'labels' | 'attributes'>): Attributes[] {
   let sets: Attributes[] = [{}];
-  for (const [label, allowed] of Object.entries(labels)) {
-    if (!Array.isArray(allowed)) return [];
-    sets = sets.flatMap((set) => (allowed as readonly string[]).map((value) => ({ ...set, [label]: value })));
+  for (const [label, allowed] of Object.entries(spec.labels)) {
+    if (!Array.isArray(allowed) || spec.attributes?.[label]?.optional) return [];
+    const attribute = spec.attributes?.[label]?.name ?? label;
+    sets = sets.flatMap((set) => (allowed as readonly string[]).map((value) => ({ ...set, [attribute]: value })));
     if (sets.length > MAX_SEEDED_LABEL_SETS) return [];
   }
   return sets.map((set) => Object.freeze(set));
 }
 const MAX_SEEDED_LABEL_SETS = 64;
+
+interface GuardedLabel {
+  readonly guard: LabelGuard;
+  /** The OpenTelemetry attribute name the label is exported under (Prometheus turns its dots into underscores). */
+  readonly attribute: string;
+  readonly optional: boolean;
+}
+
+function guardedLabels(spec: MetricSpec): Map<string, GuardedLabel> {
+  return new Map(Object.entries(spec.labels).map(([label, allowed]: [string, LabelSpec]) => {
+    const attribute = spec.attributes?.[label];
+    return [label, { guard: new LabelGuard(allowed), attribute: attribute?.name ?? label, optional: attribute?.optional === true }];
+  }));
+}
 
 /** The W3C traceparent of a span (to store and continue later with `startSpan`); null for a no-op span. */
 export function traceparentOf(span: Span): string | null {

@@ -125,6 +125,7 @@ describe(`real Prometheus on the loopback layout${skipNote}`, () => {
   it.skipIf(skip)('loads every rule group and takes targets and the Alertmanager from the harness files', { timeout: 30_000 }, async () => {
     const rules = (await (await fetch(`${base}/api/v1/rules`)).json()) as { data: { groups: Array<{ name: string }> } };
     expect(rules.data.groups.map((g) => g.name).toSorted()).toEqual([
+      'switchyard.agents.alerts',
       'switchyard.executions.alerts',
       'switchyard.http-exec.rules',
       'switchyard.pipeline.alerts',

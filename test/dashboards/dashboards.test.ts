@@ -27,6 +27,7 @@ const EXPECTED = {
   'switchyard-execution-overview': 'Switchyard / Execution Overview',
   'switchyard-workflow-lifecycle': 'Switchyard / Workflow Lifecycle',
   'switchyard-pipeline-health': 'Switchyard / Pipeline Health',
+  'switchyard-agents': 'Switchyard / Agents & Models',
 };
 
 /** Series names a query may select: catalogue names (histograms by their series) and the stack's allowlist. */
@@ -75,7 +76,7 @@ describe('dashboards regenerate', () => {
   it('--check mode reports edited, missing and stray files and writes nothing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'switchyard-dashboards-gen-'));
     try {
-      expect(generate({ check: false, dir }).changed).toHaveLength(4);
+      expect(generate({ check: false, dir }).changed).toHaveLength(Object.keys(EXPECTED).length);
       expect(generate({ check: true, dir }).changed).toEqual([]);
       writeFileSync(join(dir, 'switchyard-runtime-tools.json'), '{}\n');
       rmSync(join(dir, 'switchyard-pipeline-health.json'));
@@ -94,7 +95,7 @@ describe('dashboards regenerate', () => {
     expect(JSON.stringify(buildDashboards())).toBe(JSON.stringify(dashboards));
   });
 
-  it('has the four dashboards with their fixed uids and titles', () => {
+  it('has the five dashboards with their fixed uids and titles', () => {
     expect(Object.fromEntries(dashboards.map((d) => [d['uid'], d['title']]))).toEqual(EXPECTED);
   });
 });

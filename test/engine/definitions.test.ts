@@ -1,9 +1,11 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DefinitionError, loadDefinitions } from '../../src/engine/definitions.ts';
-import { render } from '../../src/engine/templates.ts';
+import { DefinitionError, loadDefinitions, type LoadOptions } from '../../src/engine/definitions.ts';
+import { jsonSchemaProblems } from '../../src/engine/json-schema.ts';
+import { placeholdersOf, render } from '../../src/engine/templates.ts';
 
 let dir: string | undefined;
 afterEach(() => {
@@ -20,9 +22,9 @@ function project(files: Record<string, string>): string {
   return dir;
 }
 
-function problemsOf(root: string): string[] {
+function problemsOf(root: string, options?: LoadOptions): string[] {
   try {
-    loadDefinitions(root);
+    loadDefinitions(root, options);
   } catch (error) {
     if (error instanceof DefinitionError) return error.problems;
     throw error;
@@ -75,5 +77,139 @@ describe('templates', () => {
     expect(render({ n: '{{ input.n }}', o: '{{input.obj}}', t: 'n={{ input.n }} s={{ input.s }}', gone: '{{ input.missing }}' }, context))
       .toEqual({ n: 3, o: { a: 1 }, t: 'n=3 s=x' });
     expect(render('{{ input.__proto__ }}', context)).toBeUndefined();
+  });
+});
+
+/** A tool the other files can use (its script exists), an agent, and a workflow made of both. */
+const TOOL = 'id: lookup\ndescription: d\nscript: lookup.ts\n';
+const AGENT = 'id: classifier\ndescription: d\ninstructions: "Classify {{ input.subject }}"\nmodel: { provider: scripted, name: s }\n'
+  + 'tools: [lookup]\nscript:\n  - tool_calls: [{ tool: lookup, arguments: { q: "{{ input.subject }}" } }]\n'
+  + '  - final: { category: billing, seen: "{{ tool_results.lookup.hits }}" }\n';
+const workflow = (tasks: string, output = '') => 'id: triage\ndescription: d\n'
+  + 'input_schema: { type: object, properties: { subject: { type: string }, customer: { type: object, properties: { email: { type: string } } } } }\n'
+  + `tasks:\n${tasks}${output}`;
+const GOOD_TASKS = '  - id: classify\n    agent: classifier\n    input: { subject: "{{ input.subject }}" }\n'
+  + '  - id: approve\n    pause: true\n'
+  + '  - id: notify\n    tool: lookup\n    input: { category: "{{ tasks.classify.output.category }}", to: "{{ input.customer.email }}", all: "{{ tasks.classify }}" }\n';
+const GOOD_OUTPUT = 'output: { category: "{{ tasks.classify.output.category }}", sent: "{{ tasks.notify.output }}" }\n';
+
+function has(problems: string[], pattern: RegExp): void {
+  expect(problems.some((p) => pattern.test(p)), `${pattern} in\n${problems.join('\n')}`).toBe(true);
+}
+
+describe('definitions checked at start', () => {
+  it('a good project with templates over input fields and earlier tasks loads', () => {
+    const root = project({
+      'tools/lookup.yaml': TOOL, 'tools/lookup.ts': '', 'agents/classifier.yaml': AGENT,
+      'workflows/triage.yaml': workflow(GOOD_TASKS, GOOD_OUTPUT),
+      'tasks/search.yaml': 'id: search\ndescription: d\ntool: lookup\ninput: { q: "{{ input.q }}" }\n',
+    });
+    const d = loadDefinitions(root);
+    expect([...d.workflows.keys()]).toEqual(['triage']);
+    expect([...d.tasks.keys()]).toEqual(['search']);
+  });
+
+  it('template references: a misspelt task, a later task, a pause, an undeclared input field, an unknown root; all at once', () => {
+    const root = project({
+      'tools/lookup.yaml': TOOL, 'tools/lookup.ts': '', 'agents/classifier.yaml': AGENT.replace('tool_results.lookup.hits', 'tool_results.lokup.hits'),
+      'workflows/triage.yaml': workflow(
+        '  - id: classify\n    agent: classifier\n    input: { subject: "{{ input.subjct }}", to: "{{ input.customer.mail }}", later: "{{ tasks.notify.output }}" }\n'
+        + '  - id: approve\n    pause: true\n'
+        + '  - id: notify\n    tool: lookup\n    input: { category: "{{ tasks.clasify.output.category }}", ok: "{{ approve.output }}", p: "{{ tasks.approve.output }}", r: "{{ tasks.classify.result }}", bad: "{{ input.subject }" }\n',
+        'output: "{{ tasks.notfy.output }}"\n'),
+      'tasks/search.yaml': 'id: search\ndescription: d\ntool: lookup\ninput: { q: "{{ tasks.classify.output }}" }\n',
+    });
+    const problems = problemsOf(root);
+    const file = 'workflows/triage\\.yaml';
+    has(problems, new RegExp(`${file}: tasks\\.2\\.input\\.category: \\{\\{ tasks\\.clasify\\.output\\.category \\}\\}: no task "clasify" in this workflow; tasks that run before this one: classify$`));
+    has(problems, new RegExp(`${file}: tasks\\.0\\.input\\.subject: \\{\\{ input\\.subjct \\}\\}: the input_schema declares no property "subjct" \\(it declares: subject, customer\\)`));
+    has(problems, new RegExp(`${file}: tasks\\.0\\.input\\.to: .*no property "mail" under input\\.customer \\(it declares: email\\)`));
+    has(problems, new RegExp(`${file}: tasks\\.0\\.input\\.later: .*task "notify" has not run yet at this point \\(only earlier tasks' outputs exist: none\\)`));
+    has(problems, new RegExp(`${file}: tasks\\.2\\.input\\.ok: .*"approve" is not known here; a template here can name input, tasks`));
+    has(problems, new RegExp(`${file}: tasks\\.2\\.input\\.p: .*task "approve" is a pause and has no output`));
+    has(problems, new RegExp(`${file}: tasks\\.2\\.input\\.r: .*a task holds only its output: write \\{\\{ tasks\\.classify\\.output\\.\\.\\. \\}\\}`));
+    has(problems, new RegExp(`${file}: tasks\\.2\\.input\\.bad: "\\{\\{ input\\.subject \\}" is not a placeholder`));
+    has(problems, new RegExp(`${file}: output: \\{\\{ tasks\\.notfy\\.output \\}\\}: no task "notfy" in this workflow; tasks that run before this one: classify, notify`));
+    has(problems, /tasks\/search\.yaml: input\.q: \{\{ tasks\.classify\.output \}\}: "tasks" is not known here; a template here can name input$/);
+    has(problems, /agents\/classifier\.yaml: script\.1\.final\.seen: .*"lokup" is not one of this agent's tools \(lookup\)/);
+    expect(problems).toHaveLength(11);
+  });
+
+  it('env allowlists refuse loader and runtime variables, naming the file and the entry', () => {
+    const names = ['LD_PRELOAD', 'LD_LIBRARY_PATH', 'LD_AUDIT', 'DYLD_INSERT_LIBRARIES', 'NODE_OPTIONS', 'BUN_OPTIONS', 'GLIBC_TUNABLES'];
+    const root = project({
+      'tools/lookup.yaml': `${TOOL}env: [NOTIFY_SENDER, ${names.join(', ')}]\n`, 'tools/lookup.ts': '',
+      'tasks/search.yaml': 'id: search\ndescription: d\ntool: lookup\n',
+    });
+    const problems = problemsOf(root);
+    names.forEach((name, i) => has(problems, new RegExp(`tools/lookup\\.yaml: env\\.${i + 1}: ${name} can inject code into the tool process`)));
+    expect(problems).toHaveLength(names.length);
+    rmSync(root, { recursive: true });
+    expect(loadDefinitions(project({ 'tools/lookup.yaml': `${TOOL}env: [NOTIFY_SENDER]\n`, 'tools/lookup.ts': '', 'tasks/search.yaml': 'id: search\ndescription: d\ntool: lookup\n' })).tools.get('lookup')!.env)
+      .toEqual(['NOTIFY_SENDER']);
+  });
+
+  it('an openai-compatible agent needs a base URL: its own or SWITCHYARD_MODEL_BASE_URL', () => {
+    const agent = 'id: llm\ndescription: d\ninstructions: i\nmodel: { provider: openai-compatible, name: m }\n';
+    const root = project({ 'agents/llm.yaml': agent });
+    const problems = problemsOf(root);
+    expect(problems).toEqual([expect.stringMatching(/agents\/llm\.yaml: model\.base_url: an openai-compatible model needs a base URL: set model\.base_url in this file or SWITCHYARD_MODEL_BASE_URL/)]);
+    expect(loadDefinitions(root, { modelBaseUrl: 'http://127.0.0.1:11434/v1' }).agents.has('llm')).toBe(true);
+    writeFileSync(join(root, 'agents', 'llm.yaml'), agent.replace('name: m', 'name: m, base_url: "http://127.0.0.1:11434/v1"'));
+    expect(loadDefinitions(root).agents.has('llm')).toBe(true);
+  });
+
+  it('a tool\'s and a workflow\'s input_schema must be valid JSON Schemas, each problem with its path', () => {
+    const root = project({
+      'tools/lookup.yaml': `${TOOL}input_schema:\n  type: object\n  requried: [q]\n  properties:\n    q: { type: strin }\n    n: { type: integer, minimum: "1" }\n    p: { type: string, pattern: "(" }\n`,
+      'tools/lookup.ts': '',
+      'workflows/w.yaml': 'id: w\ndescription: d\ninput_schema: { type: object, properties: 5, required: a }\ntasks: [{ id: x, tool: lookup }]\n',
+    });
+    const problems = problemsOf(root);
+    has(problems, /tools\/lookup\.yaml: input_schema\.requried: not a JSON Schema keyword \(misspelt\?\)/);
+    has(problems, /tools\/lookup\.yaml: input_schema\.properties\.q\.type: must be one of null, boolean, object, array, number, string, integer/);
+    has(problems, /tools\/lookup\.yaml: input_schema\.properties\.n\.minimum: must be a number/);
+    has(problems, /tools\/lookup\.yaml: input_schema\.properties\.p\.pattern: must be a valid regular expression/);
+    has(problems, /workflows\/w\.yaml: input_schema\.properties: must be an object of schemas/);
+    has(problems, /workflows\/w\.yaml: input_schema\.required: must be a list of property names/);
+    expect(problems).toHaveLength(6);
+  });
+
+  it('the JSON Schema check agrees with ajv (strict) on valid and invalid schemas', () => {
+    const ajv = new Ajv2020({ strict: true, allErrors: true, validateFormats: false });
+    const schemas: unknown[] = [
+      { type: 'object', required: ['a'], properties: { a: { type: 'string', minLength: 1 }, b: { type: ['integer', 'null'], minimum: 0 } }, additionalProperties: false },
+      { type: 'array', items: { enum: ['x', 'y'] }, minItems: 1, uniqueItems: true },
+      { anyOf: [{ type: 'string', format: 'email' }, { const: 3 }], description: 'either' },
+      { type: 'object', patternProperties: { '^x-': { type: 'number', multipleOf: 0.5 } }, $defs: { n: { type: 'number' } } },
+      true,
+      { type: 'strin' }, { properties: 5 }, { required: 'a' }, { minimum: 'q' }, { requried: ['a'] }, { minLength: -1 },
+      { anyOf: [] }, { items: { type: 'nope' } }, { multipleOf: 0 }, { enum: 'a' }, 5,
+    ];
+    for (const schema of schemas) {
+      let ajvValid: boolean;
+      try {
+        ajv.compile(schema as object);
+        ajvValid = true;
+      } catch {
+        ajvValid = false;
+      }
+      expect(jsonSchemaProblems(schema).length === 0, JSON.stringify(schema)).toBe(ajvValid);
+    }
+  });
+
+  it('an empty or wrong project directory is an error, not an engine with nothing to run', () => {
+    const empty = project({ 'tools/lookup.yaml': TOOL, 'tools/lookup.ts': '', 'README.md': 'no definitions here' });
+    expect(problemsOf(empty)).toEqual([expect.stringMatching(/: no workflows, tasks or agents: a project holds YAML files under workflows\/, tasks\/ or agents\/.*is SWITCHYARD_PROJECT_DIR the right directory\?/)]);
+    expect(problemsOf(join(empty, 'missing'))).toEqual([expect.stringMatching(/missing: project directory does not exist/)]);
+    expect(problemsOf(join(empty, 'README.md'))).toEqual([expect.stringMatching(/README\.md: not a directory/)]);
+  });
+
+  it('placeholdersOf finds every placeholder with its field, and the malformed ones', () => {
+    expect(placeholdersOf({ a: ['x {{ input.a }} {{tasks.t.output}}', '{{ input.b }'], b: 1 }, 'input')).toEqual([
+      { field: 'input.a.0', text: '{{ input.a }}', path: ['input', 'a'] },
+      { field: 'input.a.0', text: '{{tasks.t.output}}', path: ['tasks', 't', 'output'] },
+      { field: 'input.a.1', text: '{{ input.b }', path: undefined },
+    ]);
   });
 });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ID_LABEL, METRICS, RECORDED_METRIC_KEYS } from '../../src/telemetry/catalog.ts';
+import { ID_LABEL, METRICS, RECORDED_METRIC_KEYS, prometheusLabelOf, type MetricSpec } from '../../src/telemetry/catalog.ts';
 import { FOLDED } from '../../src/telemetry/labels.ts';
 import { startTestEngine, TICKET, eventually, type TestEngine } from '../support/engine.ts';
 
@@ -40,14 +40,24 @@ afterAll(async () => t.close());
 
 describe('every metric of the contract', () => {
   it.each(RECORDED_METRIC_KEYS)('%s is recorded with its documented labels', async (key) => {
-    const spec = METRICS[key];
+    const spec: MetricSpec = METRICS[key];
     const points = await t.observed.metricPoints(spec.name);
     expect(points.length, `${spec.name} has no points`).toBeGreaterThan(0);
     const labels = Object.keys(spec.labels).sort();
+    const required = labels.filter((label) => !spec.attributes?.[label]?.optional);
+    // The SDK exports OpenTelemetry attribute names (gen_ai.token.type); Prometheus shows them with
+    // underscores (gen_ai_token_type), the catalogue's label names.
+    const attributeOf = (label: string) => spec.attributes?.[label]?.name ?? label;
+    const attributes = labels.map(attributeOf);
     for (const point of points) {
-      expect(Object.keys(point.attributes).sort()).toEqual(labels);
+      // Exported under the catalogue's attribute names, which Prometheus shows as the catalogue's labels.
+      expect(Object.keys(point.attributes).filter((name) => !attributes.includes(name)), `${spec.name}: attributes not in the catalogue`).toEqual([]);
+      expect(attributes.map(prometheusLabelOf)).toEqual(labels);
+      const shown = Object.keys(point.attributes).map(prometheusLabelOf);
+      expect(required.filter((label) => !shown.includes(label)), `${spec.name}: required labels missing`).toEqual([]);
       for (const [label, allowed] of Object.entries(spec.labels)) {
-        const value = String(point.attributes[label]);
+        if (!(attributeOf(label) in point.attributes)) continue;
+        const value = String(point.attributes[attributeOf(label)]);
         if (allowed === ID_LABEL) expect(value).toMatch(/^[a-zA-Z0-9_.-]{1,64}$/);
         else expect([...(allowed as readonly string[]), FOLDED]).toContain(value);
       }

@@ -1,5 +1,8 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OpenAiCompatibleProvider } from '../../src/engine/agent/openai-compatible.ts';
 import { ScriptedModelProvider } from '../../src/engine/agent/scripted.ts';
@@ -31,7 +34,28 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
 });
-afterAll(async () => new Promise((resolve) => server.close(resolve)));
+afterAll(async () => new Promise((done) => server.close(done)));
+
+/**
+ * The sample project's assistant_llm with its model.base_url pointed elsewhere (the sample's own is a
+ * local Ollama), and the two tools it uses.
+ */
+const projects: string[] = [];
+afterAll(() => projects.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+function projectWithModelAt(url: string): string {
+  const dir = mkdtempSync(join(tmpdir(), 'switchyard-llm-'));
+  projects.push(dir);
+  mkdirSync(join(dir, 'agents'));
+  mkdirSync(join(dir, 'tools'));
+  const agent = readFileSync('examples/agents/assistant_llm.yaml', 'utf8');
+  if (!/^  base_url: .*$/m.test(agent)) throw new Error('expected examples/agents/assistant_llm.yaml to set model.base_url');
+  writeFileSync(join(dir, 'agents', 'assistant_llm.yaml'), agent.replace(/^  base_url: .*$/m, `  base_url: ${url}`));
+  for (const tool of ['lookup_customer', 'fetch_kb_article']) {
+    const yaml = readFileSync(`examples/tools/${tool}.yaml`, 'utf8');
+    writeFileSync(join(dir, 'tools', `${tool}.yaml`), yaml.replace(/^script: (.*)$/m, (_, script: string) => `script: ${resolve('examples/tools', script)}`));
+  }
+  return dir;
+}
 
 describe('the openai-compatible provider', () => {
   let t: TestEngine;
@@ -39,6 +63,7 @@ describe('the openai-compatible provider', () => {
 
   it('runs the agent loop over HTTP: tool call, tool result, final answer, gen_ai usage', async () => {
     t = await startTestEngine({
+      projectDir: projectWithModelAt(baseUrl),
       providers: new Map<string, ModelProvider>([['scripted', new ScriptedModelProvider()], ['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: baseUrl, defaultApiKey: 'sk-test' })]]),
     });
     const { body } = await t.post('/api/v1/agents/assistant_llm/executions/sync', { input: 'what plan is grace on?' });
@@ -53,7 +78,8 @@ describe('the openai-compatible provider', () => {
 
   it('a model that is unreachable fails the run with a clear code', async () => {
     const t2 = await startTestEngine({
-      providers: new Map<string, ModelProvider>([['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: 'http://127.0.0.1:9/v1' })]]),
+      projectDir: projectWithModelAt('http://127.0.0.1:9/v1'),
+      providers: new Map<string, ModelProvider>([['openai-compatible', new OpenAiCompatibleProvider()]]),
     });
     try {
       const { body } = await t2.post('/api/v1/agents/assistant_llm/executions/sync', { input: 'hi' });

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite.ts';
 import { TICKET, eventually, childPids } from '../support/engine.ts';
@@ -31,6 +32,18 @@ async function startEngine(name: string, env: Record<string, string>): Promise<R
   const ready = await eventually(async () => logs().find((l) => l['msg'] === 'switchyard engine ready'), (l) => l !== undefined || child.exitCode !== null, 20_000);
   if (!ready) throw new Error(`engine did not start:\n${out}`);
   return { child, url: String(ready['url']), logs, exited };
+}
+
+/** The exit code of an engine that is expected to refuse to start; one that starts anyway is killed, not left behind. */
+async function exitCodeOf(child: ChildProcess, withinMs = 20_000): Promise<number | null | 'still running'> {
+  const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
+  const late = new Promise<'still running'>((resolve) => setTimeout(resolve, withinMs, 'still running').unref());
+  const result = await Promise.race([closed, late]);
+  if (result === 'still running') {
+    child.kill('SIGKILL');
+    await closed;
+  }
+  return result;
 }
 
 const post = (url: string, path: string, body: unknown, key?: string) =>
@@ -152,6 +165,69 @@ describe('the engine process', () => {
     const last = JSON.parse(out.trim().split('\n').at(-1)!) as { level: string; problems: string[] };
     expect(last.level).toBe('fatal');
     expect(last.problems.join('\n')).toMatch(/broken\.yaml: tasks: /);
+  }, 30_000);
+
+  it('refuses a project whose templates name a task that does not exist: exit 2, the file, the field and the known tasks in one fatal line', async () => {
+    const project = join(dir, 'typo-project');
+    mkdirSync(join(project, 'workflows'), { recursive: true });
+    mkdirSync(join(project, 'tools'), { recursive: true });
+    writeFileSync(join(project, 'tools', 'echo.yaml'), `id: echo\ndescription: d\nscript: ${join(process.cwd(), 'examples', 'tools', 'echo.ts')}\n`);
+    const tasks = (ref: string) => `tasks:\n  - id: classify\n    tool: echo\n  - id: notify\n    tool: echo\n    input: { category: "{{ ${ref} }}" }\n`;
+    writeFileSync(join(project, 'workflows', 'typo.yaml'), `id: typo\ndescription: d\n${tasks('tasks.clasify.output.category')}`);
+    const start = () => spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+      env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'typo.db'), SWITCHYARD_PROJECT_DIR: project, OTEL_SDK_DISABLED: 'true' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const child = start();
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+    expect(await exitCodeOf(child)).toBe(2);
+    const lines = out.trim().split('\n').map((line) => JSON.parse(line) as { level: string; msg: string; problems?: string[] });
+    expect(lines.filter((l) => l.level === 'fatal')).toHaveLength(1);
+    expect(lines.at(-1)!.problems).toEqual([
+      expect.stringMatching(/typo\.yaml: tasks\.1\.input\.category: \{\{ tasks\.clasify\.output\.category \}\}: no task "clasify" in this workflow; tasks that run before this one: classify$/),
+    ]);
+    expect(lines.some((l) => l.msg === 'switchyard engine ready')).toBe(false);
+
+    // The same project with the name right starts.
+    writeFileSync(join(project, 'workflows', 'typo.yaml'), `id: typo\ndescription: d\n${tasks('tasks.classify.output.category')}`);
+    const fixed = start();
+    let fixedOut = '';
+    fixed.stdout!.on('data', (chunk: Buffer) => (fixedOut += chunk));
+    const closed = new Promise<number | null>((resolve) => fixed.once('close', resolve));
+    try {
+      await eventually(async () => fixedOut, (text) => text.includes('switchyard engine ready') || fixed.exitCode !== null, 20_000);
+      expect(fixedOut).toContain('switchyard engine ready');
+    } finally {
+      fixed.kill('SIGKILL');
+      await closed;
+    }
+  }, 60_000);
+
+  it('on a port already in use: one fatal line that says so and what to set, exit 2, no "ready"', async () => {
+    const holder = createNetServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as AddressInfo).port;
+    try {
+      const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+        env: { ...process.env, SWITCHYARD_PORT: String(port), SWITCHYARD_DB: join(dir, 'port-in-use.db'), OTEL_SDK_DISABLED: 'true' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+      child.stderr!.on('data', (chunk: Buffer) => (out += chunk));
+      expect(await exitCodeOf(child)).toBe(2);
+      const lines = out.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+      const fatal = lines.filter((l) => l['level'] === 'fatal');
+      expect(fatal).toHaveLength(1);
+      expect(fatal[0]).toMatchObject({ code: 'EADDRINUSE', port });
+      expect(fatal[0]!['msg']).toBe(`cannot listen on 127.0.0.1:${port}: the address is already in use (another engine or program holds it); `
+        + 'set SWITCHYARD_PORT (or SWITCHYARD_HOST) to a free one, or stop what holds it');
+      expect(lines.at(-1)).toBe(fatal[0]);
+      expect(lines.some((l) => l['msg'] === 'switchyard engine ready')).toBe(false);
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
   }, 30_000);
 
   it('on SIGTERM with the Collector away, the last telemetry flush is cut off at its bound and the engine exits 0', async () => {

@@ -50,7 +50,7 @@ describe('a sync workflow run', () => {
     const classify = tasks[0]!;
     const [prepare] = named(spans, 'agent.prepare').filter((s) => parentOf(s) === classify.spanContext().spanId);
     const [loop] = named(spans, 'agent.execute_sync').filter((s) => parentOf(s) === classify.spanContext().spanId);
-    expect(prepare!.attributes).toMatchObject({ 'gen_ai.agent.name': 'triage_classifier', 'gen_ai.provider.name': 'scripted' });
+    expect(prepare!.attributes).toMatchObject({ 'gen_ai.agent.name': 'triage_classifier', 'gen_ai.provider.name': 'switchyard.scripted' });
     expect(loop!.attributes).toMatchObject({ 'gen_ai.operation.name': 'invoke_agent', 'gen_ai.agent.name': 'triage_classifier', 'switchyard.agent.iterations': 2 });
     const modelCalls = named(spans, 'agent.model_call').filter((s) => parentOf(s) === loop!.spanContext().spanId);
     expect(modelCalls).toHaveLength(2);
@@ -103,7 +103,7 @@ describe('failures', () => {
 
     const canceled = await t.post(`/api/v1/executions/${id}/cancel`);
     expect(canceled.status).toBe(200);
-    expect(canceled.body).toMatchObject({ status: 'canceled', diagnostics: { finalization_path: 'cancelled', last_started_task: 'lookup' } });
+    expect(canceled.body).toMatchObject({ status: 'canceled', diagnostics: { finalization_path: 'canceled', last_started_task: 'lookup' } });
     expect(t.runtime.liveProcesses()).toBe(0);
 
     const spans = spansOfTrace(started.body.trace_id);

@@ -22,7 +22,7 @@ import { traceqlToJaegerSearches } from '../support/traceql.ts';
 import { isErrorStatus, until, type Page, type TraceSpan } from './harness/clients.ts';
 import { TICKET, driveUntil, healthySync, send, type Outcome } from './harness/drive.ts';
 import { rssBytes } from './harness/processes.ts';
-import { SLOW_TASK, SLOW_TOOL, TRACED_TOOL } from './harness/project.ts';
+import { SLOW_TASK, SLOW_TOOL, TRACED_TOOL, UNREACHABLE_AGENT } from './harness/project.ts';
 import { REPO, Stack, type EngineHandle } from './harness/stack.ts';
 
 const JOB = 'switchyard/switchyard-engine';
@@ -536,6 +536,11 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
   }, 480_000);
 
   it('every catalogue metric is in Prometheus under its documented name with exactly its documented labels', async () => {
+    // A model call that fails, so that the GenAI duration metric's error_type label has a series.
+    const failedModel = await engineA.post(`/api/v1/agents/${UNREACHABLE_AGENT}/executions/sync`, { input: { question: 'anyone there?' } });
+    expect(failedModel.body.status).toBe('failed');
+    await until(async () => ((await stack.prom.series('{__name__="gen_ai_client_operation_duration_seconds_count", error_type!=""}', suiteStartS)).length > 0 ? true : undefined),
+      { timeoutMs: 60_000, what: 'the failed model call in Prometheus' });
     const engines = [...stack.engines.values()];
     const problems: string[] = [];
     for (const spec of Object.values(METRICS) as MetricSpec[]) {

@@ -17,6 +17,7 @@ import { ScriptedModelProvider } from '../../src/engine/agent/scripted.ts';
 import type { ModelProvider } from '../../src/engine/agent/model.ts';
 import { loadDefinitions } from '../../src/engine/definitions.ts';
 import { Engine, type EngineOptions } from '../../src/engine/engine.ts';
+import { loadPrices, type PriceTable } from '../../src/engine/prices.ts';
 import { ToolRuntime } from '../../src/engine/runtime/tool-runtime.ts';
 import { SqliteStore } from '../../src/store/sqlite.ts';
 import type { Telemetry } from '../../src/telemetry/recorder.ts';
@@ -48,6 +49,8 @@ export interface TestEngineOptions {
   readonly bodyLimit?: string;
   readonly serverLimits?: ServerLimits;
   readonly toolFaults?: boolean;
+  /** Default: the project directory's prices.yaml. */
+  readonly prices?: PriceTable;
 }
 
 /** The keys of test engines: a plain caller and the load generator (whose runs are labelled `loadgen`). */
@@ -81,8 +84,9 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
     ['scripted', new ScriptedModelProvider()],
     ['openai-compatible', new OpenAiCompatibleProvider()],
   ]);
+  const prices = options.prices ?? loadPrices(options.projectDir ?? 'examples');
   const engine = new Engine({
-    store, definitions, runtime, telemetry, providers, logger,
+    store, definitions, runtime, telemetry, providers, logger, prices,
     instanceId: 'test-engine', heartbeatMs: 1_000, staleAfterMs: 10_000, sweepIntervalMs: 60_000,
     ...options.engine,
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ID_LABEL, METRICS, SPANS } from '../../src/telemetry/catalog.ts';
+import { ID_LABEL, METRICS, SPANS, prometheusLabelOf, type MetricSpec } from '../../src/telemetry/catalog.ts';
 import { FOLDED, LabelGuard, MAX_DISTINCT_IDS } from '../../src/telemetry/labels.ts';
 import { createTestTelemetry } from '../support/telemetry.ts';
 
@@ -30,6 +30,44 @@ describe('the catalogue', () => {
       'workflow.execute', 'workflow.execute_sync', 'workflow.wait_completion', 'task.execute', 'task.execute_sync',
       'agent.prepare', 'agent.execute_sync', 'runtime.execute_tool',
     ]));
+  });
+});
+
+describe('labels from dotted attributes', () => {
+  it.each(Object.entries(METRICS).filter(([, spec]) => 'attributes' in spec))('%s: each attribute becomes its label in Prometheus', (_key, spec: MetricSpec) => {
+    for (const [label, attribute] of Object.entries(spec.attributes!)) {
+      expect(Object.keys(spec.labels)).toContain(label);
+      expect(prometheusLabelOf(attribute.name)).toBe(label);
+    }
+  });
+
+  it('the GenAI metrics carry the semantic conventions\' attribute names, shown by Prometheus with underscores', () => {
+    const shown = (spec: MetricSpec) => Object.values(spec.attributes!).map((a) => `${a.name} -> ${prometheusLabelOf(a.name)}`).sort();
+    expect(shown(METRICS.genAiClientTokenUsage)).toEqual([
+      'gen_ai.operation.name -> gen_ai_operation_name', 'gen_ai.provider.name -> gen_ai_provider_name', 'gen_ai.request.model -> gen_ai_request_model',
+      'gen_ai.response.model -> gen_ai_response_model', 'gen_ai.token.type -> gen_ai_token_type',
+    ]);
+    expect(shown(METRICS.genAiClientOperationDuration)).toContain('error.type -> error_type');
+    expect(prometheusLabelOf('gen_ai.token.type')).toBe('gen_ai_token_type');
+  });
+
+  it('the recorder exports the attribute names, guards their values, and leaves unknown optional ones off', async () => {
+    const observed = createTestTelemetry();
+    try {
+      observed.telemetry.record('genAiClientOperationDuration', 1, {
+        gen_ai_operation_name: 'chat', gen_ai_provider_name: 'openai', gen_ai_request_model: 'has space', gen_ai_response_model: 'gpt-4o-2024', error_type: 'model_http_500',
+      });
+      observed.telemetry.record('genAiClientOperationDuration', 1, {
+        gen_ai_operation_name: 'chat', gen_ai_provider_name: 'not-a-provider' as 'openai', gen_ai_request_model: 'gpt-4o',
+      });
+      const points = (await observed.metricPoints('gen_ai_client_operation_duration_seconds')).map((p) => p.attributes);
+      expect(points).toEqual([
+        { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': 'openai', 'gen_ai.request.model': FOLDED, 'gen_ai.response.model': 'gpt-4o-2024', 'error.type': 'model_http_500' },
+        { 'gen_ai.operation.name': 'chat', 'gen_ai.provider.name': FOLDED, 'gen_ai.request.model': 'gpt-4o' },
+      ]);
+    } finally {
+      await observed.shutdown();
+    }
   });
 });
 

@@ -1,3 +1,4 @@
+import type { GenAiProvider } from '../../telemetry/catalog.ts';
 import type { AgentDefinition } from '../definitions.ts';
 import type { ToolDefinition } from '../runtime/tool-runtime.ts';
 
@@ -19,6 +20,12 @@ export interface ModelTurn {
   readonly toolCalls: readonly ToolCallRequest[];
   readonly final?: unknown;
   readonly usage?: { readonly inputTokens: number; readonly outputTokens: number };
+  /** The model that answered, when the provider says (gen_ai.response.model). */
+  readonly responseModel?: string;
+  /** Why the model stopped, one per choice, when the provider says (gen_ai.response.finish_reasons). */
+  readonly finishReasons?: readonly string[];
+  /** The provider's id of the completion (gen_ai.response.id). */
+  readonly responseId?: string;
 }
 
 export interface ModelRequest {
@@ -35,7 +42,10 @@ export interface ModelSession {
 }
 
 export interface ModelProvider {
+  /** The provider's key in an agent's YAML (`model.provider`). */
   readonly name: string;
+  /** What telemetry reports as gen_ai.provider.name: the registry's value where one applies. */
+  readonly genAiProviderName: GenAiProvider;
   open(agent: AgentDefinition): ModelSession;
 }
 

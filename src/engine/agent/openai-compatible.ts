@@ -1,3 +1,5 @@
+import { GEN_AI_PROVIDER_NAME_VALUE_OPENAI } from '@opentelemetry/semantic-conventions/incubating';
+import type { GenAiProvider } from '../../telemetry/catalog.ts';
 import type { AgentDefinition } from '../definitions.ts';
 import { ModelError, type ChatMessage, type ModelProvider, type ModelRequest, type ModelSession, type ModelTurn } from './model.ts';
 
@@ -11,6 +13,11 @@ export interface OpenAiCompatibleOptions {
 /** Chat completions over HTTP: OpenAI, Ollama, vLLM and anything else that speaks the same protocol. */
 export class OpenAiCompatibleProvider implements ModelProvider {
   readonly name = 'openai-compatible';
+  /**
+   * `openai` whatever server answers (Ollama, vLLM, ...): the conventions set gen_ai.provider.name by the
+   * client's best knowledge, and this client speaks OpenAI's API; gen_ai.response.model tells the rest.
+   */
+  readonly genAiProviderName: GenAiProvider = GEN_AI_PROVIDER_NAME_VALUE_OPENAI;
   readonly #options: OpenAiCompatibleOptions;
 
   constructor(options: OpenAiCompatibleOptions = {}) {
@@ -55,9 +62,15 @@ export class OpenAiCompatibleProvider implements ModelProvider {
         const message = payload?.choices?.[0]?.message;
         if (!message) throw new ModelError('model answer has no choices[0].message', 'model_protocol');
         const usage = payload.usage && { inputTokens: payload.usage.prompt_tokens ?? 0, outputTokens: payload.usage.completion_tokens ?? 0 };
+        const answer = {
+          usage,
+          ...(typeof payload.model === 'string' && { responseModel: payload.model }),
+          ...(typeof payload.id === 'string' && { responseId: payload.id }),
+          finishReasons: payload.choices!.flatMap((choice) => (typeof choice.finish_reason === 'string' ? [choice.finish_reason] : [])),
+        };
         if (message.tool_calls?.length) {
           return {
-            usage,
+            ...answer,
             toolCalls: message.tool_calls.map((call) => ({
               id: call.id,
               name: call.function.name,
@@ -65,14 +78,16 @@ export class OpenAiCompatibleProvider implements ModelProvider {
             })),
           };
         }
-        return { usage, toolCalls: [], final: parseContent(message.content ?? '') };
+        return { ...answer, toolCalls: [], final: parseContent(message.content ?? '') };
       },
     };
   }
 }
 
 interface CompletionResponse {
-  choices?: Array<{ message?: { content?: string | null; tool_calls?: Array<{ id: string; function: { name: string; arguments: string } }> } }>;
+  id?: unknown;
+  model?: unknown;
+  choices?: Array<{ finish_reason?: unknown; message?: { content?: string | null; tool_calls?: Array<{ id: string; function: { name: string; arguments: string } }> } }>;
   usage?: { prompt_tokens?: number; completion_tokens?: number };
 }
 

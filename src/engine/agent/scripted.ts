@@ -1,5 +1,6 @@
 import { lookup, render, textOf } from '../templates.ts';
 import type { AgentDefinition } from '../definitions.ts';
+import type { GenAiProvider } from '../../telemetry/catalog.ts';
 import type { ModelProvider, ModelRequest, ModelSession, ModelTurn } from './model.ts';
 
 /**
@@ -9,6 +10,8 @@ import type { ModelProvider, ModelRequest, ModelSession, ModelTurn } from './mod
  */
 export class ScriptedModelProvider implements ModelProvider {
   readonly name = 'scripted';
+  /** No provider of the semantic conventions' registry: a custom value, namespaced as this engine's own. */
+  readonly genAiProviderName: GenAiProvider = 'switchyard.scripted';
 
   open(agent: AgentDefinition): ModelSession {
     let cursor = 0;
@@ -22,15 +25,18 @@ export class ScriptedModelProvider implements ModelProvider {
           const inputTokens = estimateTokens(request.messages.map((m) => m.content).join(' '));
           if (turn.final !== undefined) {
             const final = render(turn.final, request.context);
-            return { toolCalls: [], final, usage: { inputTokens, outputTokens: estimateTokens(JSON.stringify(final) ?? '') } };
+            return {
+              toolCalls: [], final, usage: { inputTokens, outputTokens: estimateTokens(JSON.stringify(final) ?? '') },
+              responseModel: agent.model.name, finishReasons: ['stop'],
+            };
           }
           const toolCalls = (turn.tool_calls ?? []).map((call) => ({
             id: `call_${++calls}`, name: call.tool, arguments: render(call.arguments, request.context),
           }));
-          return { toolCalls, usage: { inputTokens, outputTokens: estimateTokens(JSON.stringify(toolCalls)) } };
+          return { toolCalls, usage: { inputTokens, outputTokens: estimateTokens(JSON.stringify(toolCalls)) }, responseModel: agent.model.name, finishReasons: ['tool_calls'] };
         }
         // The script ran out: answer with what the tools returned last.
-        return { toolCalls: [], final: request.context['tool_results'] ?? null };
+        return { toolCalls: [], final: request.context['tool_results'] ?? null, responseModel: agent.model.name, finishReasons: ['stop'] };
       },
     };
   }

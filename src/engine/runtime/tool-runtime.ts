@@ -30,7 +30,8 @@
  * Error kinds (catalogue TOOL_ERROR_KINDS), first match wins:
  *   timeout       killed at its timeout
  *   output_limit  stdout exceeded outputLimitBytes; killed
- *   start         bad definition (env allowlist, relative script path), input not JSON-serializable,
+ *   start         bad definition (env allowlist, relative script path, input_schema), input not
+ *                 JSON-serializable or not matching the tool's input_schema (code TOOL_BAD_INPUT),
  *                 spawn failure (ENOENT/EACCES), runtime shut down before the call started
  *   stdout/stderr a read error on that pipe (engine side)
  *   unknown       a well-formed `{"error": ...}` response (origin 'tool': the tool's own application error,
@@ -58,6 +59,7 @@ import { performance } from 'node:perf_hooks';
 import { isSpanContextValid, type Attributes, type Span } from '@opentelemetry/api';
 import type { ToolErrorKind, ToolOutcome } from '../../telemetry/catalog.ts';
 import type { Telemetry } from '../../telemetry/recorder.ts';
+import { compileJsonSchema, type InputCheck } from '../json-schema.ts';
 import { redactText, secretForms, secretInputValues } from '../secrets.ts';
 
 export interface ToolDefinition {
@@ -71,6 +73,7 @@ export interface ToolDefinition {
   env: string[];
   /** Top-level input keys whose values are secret: scrubbed from stderr and error messages. */
   secretInputs?: string[];
+  /** A JSON Schema every call's input must match (checked before the tool starts: TOOL_BAD_INPUT, kind `start`). */
   inputSchema?: unknown;
 }
 
@@ -159,6 +162,17 @@ type TerminateReason = 'timeout' | 'output_limit' | 'canceled' | 'shutdown';
 interface PreparedTool {
   readonly env: Record<string, string>;
   readonly error?: string;
+  readonly validateInput?: (input: unknown) => InputCheck;
+}
+
+/**
+ * Why a name may not be on a tool's env allowlist, or undefined when it may. The definition loader
+ * refuses such names at start; the runtime refuses them again for definitions built elsewhere.
+ */
+export function envAllowlistProblem(name: string): string | undefined {
+  if (!ENV_NAME.test(name)) return `${JSON.stringify(name)} is not a variable name`;
+  if (FORBIDDEN_ENV.test(name)) return `${name} can inject code into the tool process (a loader, runtime or libc variable) or is managed by the runtime; remove it`;
+  return undefined;
 }
 
 /** Resolves the bun binary: env SWITCHYARD_BUN, then the platform package from npm `bun`, then PATH. */
@@ -269,6 +283,11 @@ export class ToolRuntime {
     if (prepared.error) return Promise.resolve(notStarted(new ToolError('start', prepared.error, { code: 'TOOL_BAD_DEFINITION' }), started));
     if (this.#closed) return Promise.resolve(notStarted(new ToolError('start', 'tool runtime is shut down', { code: 'SHUTDOWN' }), started));
     if (call.signal?.aborted) return Promise.resolve(notStarted(new ToolError('unknown', 'tool call canceled before it started', { code: 'CANCELED', origin: 'canceled' }), started));
+    const check = prepared.validateInput?.(call.input);
+    if (check && !check.ok) {
+      // The messages name the field and the expected type, never the value (which may be a secret).
+      return Promise.resolve(notStarted(new ToolError('start', `tool ${tool.id}: input does not match its input_schema: ${check.problems.join('; ')}`, { code: 'TOOL_BAD_INPUT' }), started));
+    }
     if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
       return Promise.resolve(notStarted(new ToolError('start', `tool ${tool.id}: timeout must be a positive number of ms, got ${timeoutMs}`, { code: 'TOOL_BAD_DEFINITION' }), started));
     }
@@ -346,14 +365,15 @@ function prepareTool(tool: ToolDefinition, baseEnv: NodeJS.ProcessEnv): Prepared
   const env = pickEnv(baseEnv, ALWAYS_PASSED_ENV);
   if (!isAbsolute(tool.script)) return { env, error: `tool ${tool.id}: script must be an absolute path, got ${JSON.stringify(tool.script)}` };
   for (const name of tool.env ?? []) {
-    if (!ENV_NAME.test(name)) return { env, error: `tool ${tool.id}: env allowlist entry ${JSON.stringify(name)} is not a variable name` };
-    if (FORBIDDEN_ENV.test(name)) {
-      return { env, error: `tool ${tool.id}: env allowlist names ${name}, which can inject code into the tool process or is managed by the runtime; remove it` };
-    }
+    const problem = envAllowlistProblem(name);
+    if (problem) return { env, error: `tool ${tool.id}: env allowlist: ${problem}` };
     const value = baseEnv[name];
     if (value !== undefined) env[name] = value;
   }
-  return { env };
+  if (tool.inputSchema === undefined) return { env };
+  const schema = compileJsonSchema(tool.inputSchema);
+  if (!schema.ok) return { env, error: `tool ${tool.id}: input_schema is not a valid JSON Schema: ${schema.problems.join('; ')}` };
+  return { env, validateInput: schema.validate };
 }
 
 function pickEnv(source: NodeJS.ProcessEnv, names: readonly string[]): Record<string, string> {

@@ -1,6 +1,7 @@
 /**
- * The project the stack's engines run: a copy of examples/ with one test-only addition, so that what
+ * The project the stack's engines run: a copy of examples/ with test-only additions, so that what
  * the sample project cannot show within a test's time still reaches the real stack:
+ *   An agent `unreachable_model` whose model calls fail (connection refused), for the GenAI error metrics.
  *   A tool `slow_sleeper` (the echo script with a 60 s timeout) and a task `slow_sleep` running it: calls
  *      that succeed after 32 s fall in the 30-60 s bucket, whose p95 (58.5 s) is above 80% of the timeout
  *      (SlowToolExecution), and each run lives long enough to pass the lowered ExecutionsStuck threshold.
@@ -13,6 +14,7 @@ const EXAMPLES = resolve(import.meta.dirname, '..', '..', '..', 'examples');
 export const SLOW_TOOL = 'slow_sleeper';
 export const SLOW_TASK = 'slow_sleep';
 export const TRACED_TOOL = 'lookup_customer';
+export const UNREACHABLE_AGENT = 'unreachable_model';
 
 export function writeStackProject(dir: string): string {
   cpSync(EXAMPLES, dir, { recursive: true });
@@ -35,6 +37,20 @@ export function writeStackProject(dir: string): string {
     `description: Stack tests only. Runs ${SLOW_TOOL}.`,
     `tool: ${SLOW_TOOL}`,
     'input: "{{ input }}"',
+    '',
+  ].join('\n'));
+  // An OpenAI-compatible model at a closed port: its calls fail, which is how the GenAI duration metric's
+  // error_type label reaches Prometheus (the scripted models never fail).
+  writeFileSync(join(dir, 'agents', `${UNREACHABLE_AGENT}.yaml`), [
+    `id: ${UNREACHABLE_AGENT}`,
+    'description: Stack tests only. A model nobody serves; every call fails.',
+    'instructions: Answer the question.',
+    'model:',
+    '  provider: openai-compatible',
+    '  base_url: http://127.0.0.1:9/v1',
+    '  name: unreachable',
+    'tools: []',
+    'max_iterations: 1',
     '',
   ].join('\n'));
   return dir;

@@ -1,0 +1,78 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import type { GenAiTokenType } from '../telemetry/catalog.ts';
+import { DefinitionError } from './definitions.ts';
+
+/**
+ * The project's price table, `prices.yaml` in the project directory: per model, US dollars per million
+ * input and output tokens. Validated at start like the other definitions (errors name the file and the
+ * field, and the engine refuses to start); a project without the file prices nothing.
+ *
+ *   models:
+ *     gpt-4o-mini: { input_usd_per_million: 0.15, output_usd_per_million: 0.60 }
+ *
+ * A model is looked up by the name the agent requests (`model.name` in its YAML, gen_ai.request.model):
+ * that is the name an operator prices by, and the one the cost metric is labelled with. A model without
+ * an entry has no cost, never a guessed one.
+ */
+export const PRICES_FILE = 'prices.yaml';
+
+const Price = z.number().finite().nonnegative();
+const PricesFile = z.strictObject({
+  models: z.record(
+    z.string().min(1).max(200),
+    z.strictObject({ input_usd_per_million: Price, output_usd_per_million: Price }),
+  ).default({}),
+});
+
+export interface ModelPrice {
+  readonly inputUsdPerMillion: number;
+  readonly outputUsdPerMillion: number;
+}
+
+export class PriceTable {
+  readonly #prices: ReadonlyMap<string, ModelPrice>;
+
+  constructor(prices: ReadonlyMap<string, ModelPrice> = new Map()) {
+    this.#prices = prices;
+  }
+
+  get size(): number {
+    return this.#prices.size;
+  }
+
+  priceOf(model: string): ModelPrice | undefined {
+    return this.#prices.get(model);
+  }
+
+  /** US dollars for `tokens` tokens of `type` on `model`; undefined when the model has no price. */
+  costOf(model: string, type: GenAiTokenType, tokens: number): number | undefined {
+    const price = this.#prices.get(model);
+    if (!price) return undefined;
+    return (tokens * (type === 'input' ? price.inputUsdPerMillion : price.outputUsdPerMillion)) / 1_000_000;
+  }
+}
+
+/** Reads `<projectDir>/prices.yaml`; throws DefinitionError (file and field named) when it is not valid. */
+export function loadPrices(projectDir: string): PriceTable {
+  const file = join(projectDir, PRICES_FILE);
+  if (!existsSync(file)) return new PriceTable();
+  const shown = relative(process.cwd(), file) || file;
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(file, 'utf8'));
+  } catch (error) {
+    const where = error instanceof YAMLParseError && error.linePos ? ` (line ${error.linePos[0].line})` : '';
+    throw new DefinitionError([`${shown}${where}: not valid YAML: ${(error as Error).message.split('\n')[0]}`]);
+  }
+  const parsed = PricesFile.safeParse(raw ?? {});
+  if (!parsed.success) {
+    throw new DefinitionError(parsed.error.issues.map((issue) => `${shown}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`));
+  }
+  return new PriceTable(new Map(Object.entries(parsed.data.models).map(([model, price]) => [model, {
+    inputUsdPerMillion: price.input_usd_per_million,
+    outputUsdPerMillion: price.output_usd_per_million,
+  }])));
+}
