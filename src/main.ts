@@ -76,7 +76,17 @@ try {
   throw error;
 }
 
-const store = new SqliteStore(config.dbPath);
+let store: InstanceType<typeof SqliteStore>;
+try {
+  store = new SqliteStore(config.dbPath);
+} catch (error) {
+  // A damaged or foreign file (say, one something else overwrote) must stop the start, not leave an
+  // engine that says "ready" and answers 500 to everything.
+  logger.fatal({ err: error, db: config.dbPath },
+    `the execution store ${config.dbPath} cannot be opened: ${(error as Error).message}; restore it from a backup, or point SWITCHYARD_DB at a new file`);
+  await exitAfterLogs(2);
+  throw error;
+}
 const runtime = new ToolRuntime({ telemetry, outputLimitBytes: config.toolOutputLimitBytes, logger, toolFaults: config.toolFaults });
 const providers = new Map<string, InstanceType<typeof ScriptedModelProvider> | InstanceType<typeof OpenAiCompatibleProvider>>([
   ['scripted', new ScriptedModelProvider()],

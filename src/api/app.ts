@@ -38,7 +38,11 @@ export function createApp(options: AppOptions): express.Express {
   });
   app.get('/readyz', async (_req, res) => {
     if (!options.isReady()) return sendProblem(res, problems.unavailable('the engine is shutting down'), '/readyz');
-    await engine.list({ limit: 1 });
+    try {
+      await engine.list({ limit: 1 });
+    } catch (error) {
+      return sendProblem(res, problems.unavailable(`the execution store cannot be read: ${(error as Error).message}`), '/readyz');
+    }
     res.json({ status: 'ready' });
   });
 
@@ -264,6 +268,10 @@ function toProblem(error: unknown, bodyLimit: string): Problem {
   if (error instanceof InvalidInputError) return problems.invalidInput(error.message, error.problems);
   if (error instanceof ConflictError) return problems.conflict(error.message, { execution: presentExecution(error.record) });
   if (error instanceof UnavailableError) return problems.unavailable(error.message);
+  // node:sqlite's errors: the store, not the request, is what failed.
+  if ((error as { code?: unknown } | null)?.code === 'ERR_SQLITE_ERROR') {
+    return problems.unavailable(`the execution store cannot be used: ${(error as Error).message}`);
+  }
   const type = (error as { type?: string } | null)?.type;
   if (type === 'entity.parse.failed') return problems.malformedJson(`the body is not valid JSON: ${(error as Error).message}`);
   if (type === 'entity.too.large') return problems.tooLarge(bodyLimit);

@@ -99,6 +99,20 @@ export interface Definitions {
   readonly workflows: ReadonlyMap<string, WorkflowDefinition>;
 }
 
+/**
+ * Reads one YAML file of the project. `shown` is its path as problems name it (relative to the working
+ * directory); a file that is not YAML gives a problem line with the line number instead of a value.
+ */
+export function readProjectYaml(file: string): { shown: string; raw?: unknown; problem?: string } {
+  const shown = relative(process.cwd(), file) || file;
+  try {
+    return { shown, raw: parseYaml(readFileSync(file, 'utf8')) };
+  } catch (error) {
+    const where = error instanceof YAMLParseError && error.linePos ? ` (line ${error.linePos[0].line})` : '';
+    return { shown, problem: `${shown}${where}: not valid YAML: ${(error as Error).message.split('\n')[0]}` };
+  }
+}
+
 export class DefinitionError extends Error {
   override name = 'DefinitionError';
   readonly problems: string[];
@@ -122,13 +136,9 @@ export function loadDefinitions(projectDir: string, options: LoadOptions = {}): 
     if (!existsSync(dir)) return out;
     for (const name of readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).sort()) {
       const file = join(dir, name);
-      const shown = relative(process.cwd(), file) || file;
-      let raw: unknown;
-      try {
-        raw = parseYaml(readFileSync(file, 'utf8'));
-      } catch (error) {
-        const where = error instanceof YAMLParseError && error.linePos ? ` (line ${error.linePos[0].line})` : '';
-        problems.push(`${shown}${where}: not valid YAML: ${(error as Error).message.split('\n')[0]}`);
+      const { shown, raw, problem } = readProjectYaml(file);
+      if (problem) {
+        problems.push(problem);
         continue;
       }
       const parsed = schema.safeParse(raw);

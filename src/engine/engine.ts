@@ -18,7 +18,7 @@ import type { Definitions, TaskDefinition } from './definitions.ts';
 import type { PriceTable } from './prices.ts';
 import { ConflictError, ExecutionFailure, InvalidInputError, NotFoundError, StopSignal, UnavailableError, stopReasonOf } from './errors.ts';
 import type { ToolRuntime } from './runtime/tool-runtime.ts';
-import { redactValue, secretForms, secretInputValues } from './secrets.ts';
+import { REDACTED, redactValue, secretForms, secretInputValues } from './secrets.ts';
 import { render } from './templates.ts';
 
 export interface EngineOptions {
@@ -127,8 +127,8 @@ export class Engine {
     if (!this.#accepting) throw new UnavailableError('the engine is shutting down and accepts no new executions');
     const input = this.#validate(request);
     const secrets = this.#secretsOfInput(request.kind, request.target, input);
-    // Stored, answered and later resumed from without its secrets (a run that pauses gets "[REDACTED]"
-    // after the pause: pass secrets a later task needs through its tool's env or config instead).
+    // Stored and answered without its secrets (a run that pauses holding one cannot resume: see resume;
+    // pass secrets a later task needs through its tool's env or config instead).
     const storedInput = redactValue(input, secretForms(secrets));
     const id = randomUUID();
     const createdAt = Date.now();
@@ -250,6 +250,11 @@ export class Engine {
     if (!record) throw new NotFoundError(`execution "${id}" does not exist`);
     const workflow = record.kind === 'workflow' ? this.#o.definitions.workflows.get(record.target) : undefined;
     if (record.status !== 'paused' || !workflow) throw new ConflictError(`execution "${id}" is ${record.status}, only a paused workflow can resume`, record);
+    // Secrets are never stored, so a run that held one resumes without it: refused, rather than going on
+    // with "[REDACTED]" where a later task expects the secret. It stays paused (cancel it, or start anew).
+    if (JSON.stringify([record.input, record.taskOutputs]).includes(REDACTED)) {
+      throw new ConflictError(`execution "${id}" held secret values, which are not kept across a pause (secrets are never stored): cancel it and start a new run, or give the task its secret through its tool's environment`, record);
+    }
     if (!(await this.#o.store.resume(id, this.#o.instanceId, Date.now()))) {
       throw new ConflictError(`execution "${id}" is no longer paused`, (await this.#o.store.getExecution(id))!);
     }

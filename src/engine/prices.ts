@@ -1,9 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import type { GenAiTokenType } from '../telemetry/catalog.ts';
-import { DefinitionError } from './definitions.ts';
+import { DefinitionError, readProjectYaml } from './definitions.ts';
 
 /**
  * The project's price table, `prices.yaml` in the project directory: per model, US dollars per million
@@ -59,14 +58,8 @@ export class PriceTable {
 export function loadPrices(projectDir: string): PriceTable {
   const file = join(projectDir, PRICES_FILE);
   if (!existsSync(file)) return new PriceTable();
-  const shown = relative(process.cwd(), file) || file;
-  let raw: unknown;
-  try {
-    raw = parseYaml(readFileSync(file, 'utf8'));
-  } catch (error) {
-    const where = error instanceof YAMLParseError && error.linePos ? ` (line ${error.linePos[0].line})` : '';
-    throw new DefinitionError([`${shown}${where}: not valid YAML: ${(error as Error).message.split('\n')[0]}`]);
-  }
+  const { shown, raw, problem } = readProjectYaml(file);
+  if (problem) throw new DefinitionError([problem]);
   const parsed = PricesFile.safeParse(raw ?? {});
   if (!parsed.success) {
     throw new DefinitionError(parsed.error.issues.map((issue) => `${shown}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`));

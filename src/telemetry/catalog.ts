@@ -139,6 +139,15 @@ function metric<const M extends MetricSpec>(spec: M): M {
   return spec;
 }
 
+/** Labels (and their attributes) of the agents' token and cost counters: whose tokens, on which model. */
+const AGENT_MODEL_USAGE = {
+  labels: { gen_ai_agent_name: ID_LABEL, workflow_id: ID_LABEL, gen_ai_request_model: ID_LABEL, gen_ai_token_type: GEN_AI_TOKEN_TYPES },
+  attributes: {
+    gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME }, gen_ai_request_model: { name: ATTR_GEN_AI_REQUEST_MODEL },
+    gen_ai_token_type: { name: ATTR_GEN_AI_TOKEN_TYPE },
+  },
+} as const;
+
 export const METRICS = {
   // --- Tool runtime -------------------------------------------------------------------------------
   toolExecuteSeconds: metric({
@@ -368,22 +377,12 @@ export const METRICS = {
   agentModelTokens: metric({
     name: 'agent_model_tokens_total', otelName: 'agent.model.tokens', kind: 'counter', unit: '{token}',
     description: 'Tokens used by model calls, by agent, workflow (none for an agent run on its own), requested model and token type.',
-    labels: { gen_ai_agent_name: ID_LABEL, workflow_id: ID_LABEL, gen_ai_request_model: ID_LABEL, gen_ai_token_type: GEN_AI_TOKEN_TYPES },
-    attributes: {
-      gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME }, gen_ai_request_model: { name: ATTR_GEN_AI_REQUEST_MODEL },
-      gen_ai_token_type: { name: ATTR_GEN_AI_TOKEN_TYPE },
-    },
-    cardinalityLimit: LARGE,
+    ...AGENT_MODEL_USAGE, cardinalityLimit: LARGE,
   }),
   agentModelCost: metric({
     name: 'agent_model_cost_usd_total', otelName: 'agent.model.cost.usd', kind: 'counter', unit: '{USD}',
     description: "Cost of model calls in US dollars (tokens x the project's price table), by agent, workflow, requested model and token type; models without a price are not counted.",
-    labels: { gen_ai_agent_name: ID_LABEL, workflow_id: ID_LABEL, gen_ai_request_model: ID_LABEL, gen_ai_token_type: GEN_AI_TOKEN_TYPES },
-    attributes: {
-      gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME }, gen_ai_request_model: { name: ATTR_GEN_AI_REQUEST_MODEL },
-      gen_ai_token_type: { name: ATTR_GEN_AI_TOKEN_TYPE },
-    },
-    cardinalityLimit: LARGE,
+    ...AGENT_MODEL_USAGE, cardinalityLimit: LARGE,
   }),
   telemetryFailures: metric({
     name: 'telemetry_failures_total', otelName: 'telemetry.failures', kind: 'counter', unit: '{failure}',

@@ -167,6 +167,23 @@ describe('the engine process', () => {
     expect(last.problems.join('\n')).toMatch(/broken\.yaml: tasks: /);
   }, 30_000);
 
+  it('refuses a store file that is not a database: exits 2 with one fatal line naming the file, never "ready"', async () => {
+    const db = join(dir, 'overwritten.db');
+    writeFileSync(db, Buffer.alloc(8192, 'garbage '));
+    const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+      env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: db, OTEL_SDK_DISABLED: 'true' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code).toBe(2);
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { level: string; msg: string });
+    expect(lines.at(-1)).toMatchObject({ level: 'fatal' });
+    expect(lines.at(-1)!.msg).toContain(`the execution store ${db} cannot be opened: file is not a database`);
+    expect(lines.some((l) => l.msg === 'switchyard engine ready')).toBe(false);
+  }, 30_000);
+
   it('refuses a project whose templates name a task that does not exist: exit 2, the file, the field and the known tasks in one fatal line', async () => {
     const project = join(dir, 'typo-project');
     mkdirSync(join(project, 'workflows'), { recursive: true });

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redactValue, secretForms } from '../../src/engine/secrets.ts';
-import { startTestEngine, TEST_API_KEY, type TestEngine } from '../support/engine.ts';
+import { eventually, startTestEngine, TEST_API_KEY, type TestEngine } from '../support/engine.ts';
 
 /**
  * The sample project plus tools that mishandle a secret input: one echoes it into its output, one puts
@@ -28,6 +28,11 @@ writeFileSync(join(project, 'workflows', 'keyed_notify.yaml'), [
   '  - id: echo', '    tool: echo_secret', '    input: { api_key: "{{ input.key }}", note: "key is {{ input.key }}" }',
   '  - id: notify', '    tool: send_notification', '    input: { to: "a@b.example", api_key: "{{ input.key }}" }',
   'output: { echoed: "{{ tasks.echo.output }}", sent: "{{ tasks.notify.output }}" }', '',
+].join('\n'));
+writeFileSync(join(project, 'workflows', 'keyed_approval.yaml'), [
+  'id: keyed_approval', 'description: test', 'tasks:',
+  '  - id: approval', '    pause: true',
+  '  - id: notify', '    tool: send_notification', '    input: { to: "a@b.example", api_key: "{{ input.key }}" }', '',
 ].join('\n'));
 
 // Quotes and a backslash: its JSON-escaped form differs from the raw one.
@@ -89,5 +94,19 @@ describe('secret inputs stay secret', () => {
     expect(text.match(/\[REDACTED\]/g)).toHaveLength(4);
     expect(readFileSync(join(project, 'tools', 'echo_secret.yaml'), 'utf8')).toContain('secret_inputs: [api_key]');
     expect(TEST_API_KEY).toBeTruthy();
+  });
+
+  it('a paused run that held a secret is not resumed with "[REDACTED]" in its place: 409, and it stays paused', async () => {
+    const paused = await t.post('/api/v1/workflows/keyed_approval/executions/sync', { input: { key: SECRET } });
+    expect(paused.body.status).toBe('paused');
+    const resumed = await t.post(`/api/v1/executions/${paused.body.id}/resume`);
+    expect(resumed.status).toBe(409);
+    expect(resumed.body.detail).toMatch(/secret values, which are not kept across a pause/);
+    expectNoSecret(JSON.stringify(resumed.body), 'the 409 answer');
+    expect((await t.get(`/api/v1/executions/${paused.body.id}`)).body.status).toBe('paused');
+    // The same workflow without a secret resumes and completes.
+    const plain = await t.post('/api/v1/workflows/keyed_approval/executions/sync', { input: { key: 'abc' } });
+    expect((await t.post(`/api/v1/executions/${plain.body.id}/resume`)).status).toBe(202);
+    await eventually(async () => (await t.get(`/api/v1/executions/${plain.body.id}`)).body.status, (status) => status === 'success');
   });
 });
