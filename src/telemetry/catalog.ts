@@ -139,6 +139,12 @@ function metric<const M extends MetricSpec>(spec: M): M {
   return spec;
 }
 
+/** Labels (and their attributes) of the agent loop metrics: which agent, and how its run ended. */
+const AGENT_RUN = {
+  labels: { gen_ai_agent_name: ID_LABEL, outcome: AGENT_OUTCOMES },
+  attributes: { gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME } },
+} as const;
+
 /** Labels (and their attributes) of the agents' token and cost counters: whose tokens, on which model. */
 const AGENT_MODEL_USAGE = {
   labels: { gen_ai_agent_name: ID_LABEL, workflow_id: ID_LABEL, gen_ai_request_model: ID_LABEL, gen_ai_token_type: GEN_AI_TOKEN_TYPES },
@@ -350,22 +356,19 @@ export const METRICS = {
   agentRunModelTurns: metric({
     name: 'agent_run_model_turns', otelName: 'agent.run.model_turns', kind: 'histogram', unit: '{turn}',
     description: 'Model calls one agent run made (its loop iterations), by agent and how the run ended.',
-    labels: { gen_ai_agent_name: ID_LABEL, outcome: AGENT_OUTCOMES },
-    attributes: { gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME } },
+    ...AGENT_RUN,
     buckets: PER_RUN, cardinalityLimit: SMALL,
   }),
   agentRunToolCalls: metric({
     name: 'agent_run_tool_calls', otelName: 'agent.run.tool_calls', kind: 'histogram', unit: '{call}',
     description: 'Tool calls the model asked for in one agent run, by agent and how the run ended.',
-    labels: { gen_ai_agent_name: ID_LABEL, outcome: AGENT_OUTCOMES },
-    attributes: { gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME } },
+    ...AGENT_RUN,
     buckets: PER_RUN, cardinalityLimit: SMALL,
   }),
   agentRuns: metric({
     name: 'agent_runs_total', otelName: 'agent.runs', kind: 'counter', unit: '{run}',
     description: 'Agent runs that ended, by agent and outcome (final_answer, iteration_limit, model_error, tool_error, canceled).',
-    labels: { gen_ai_agent_name: ID_LABEL, outcome: AGENT_OUTCOMES },
-    attributes: { gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME } },
+    ...AGENT_RUN,
     cardinalityLimit: SMALL,
   }),
   // Cost as a counter the engine adds to at each model call (tokens x the price table's price), not a
