@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.ts';
 import { ConflictError, InvalidInputError, NotFoundError, UnavailableError } from '../engine/errors.ts';
 import type { ExecutionRecord } from '../store/store.ts';
-import { EXECUTION_STATUSES, type ExecutionKind, type ExecutionStatus } from '../telemetry/catalog.ts';
+import { EXECUTION_STATUSES, type ExecutionKind, type ExecutionStatus } from '../domain.ts';
 import type { Telemetry } from '../telemetry/recorder.ts';
 import { callerOf, requireApiKey, type Authenticator } from './auth.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH, parseByteLimit } from './limits.ts';

@@ -3,13 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { ExecutionRecord, ExecutionError, Store } from '../store/store.ts';
-import {
-  EXECUTION_KINDS,
-  type ExecutionKind,
-  type FinalizationPath,
-  type TerminalStatus,
-  type Trigger,
-} from '../telemetry/catalog.ts';
+import { EXECUTION_KINDS, type ExecutionKind, type FinalizationPath, type TerminalStatus, type Trigger } from '../domain.ts';
 import { traceparentOf, type GaugeReading, type Telemetry } from '../telemetry/recorder.ts';
 import { runAgent } from './agent/run-agent.ts';
 import type { ModelProvider } from './agent/model.ts';

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type { ExecutionKind, ExecutionStatus, FinalizationPath, Trigger } from '../telemetry/catalog.ts';
+import type { ExecutionKind, ExecutionStatus, FinalizationPath, Trigger } from '../domain.ts';
 import type { ExecutionError, ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store } from './store.ts';
 
 const SCHEMA = `

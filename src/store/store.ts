@@ -1,4 +1,4 @@
-import type { ExecutionKind, ExecutionStatus, FinalizationPath, TerminalStatus, Trigger } from '../telemetry/catalog.ts';
+import type { ExecutionKind, ExecutionStatus, FinalizationPath, TerminalStatus, Trigger } from '../domain.ts';
 
 export interface ExecutionError {
   readonly message: string;

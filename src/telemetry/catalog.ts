@@ -27,6 +27,17 @@ import {
   METRIC_GEN_AI_CLIENT_OPERATION_DURATION,
   METRIC_GEN_AI_CLIENT_TOKEN_USAGE,
 } from '@opentelemetry/semantic-conventions/incubating';
+import {
+  AGENT_OUTCOMES,
+  EXECUTION_KINDS,
+  LIVE_STATUSES,
+  TASK_OUTCOMES,
+  TASK_TYPES,
+  TERMINAL_STATUSES,
+  TOOL_ERROR_KINDS,
+  TOOL_OUTCOMES,
+  TRIGGERS,
+} from '../domain.ts';
 
 /** A label that carries a definition id (tool, workflow, agent): guarded by pattern and folded beyond a limit. */
 export const ID_LABEL = 'id' as const;
@@ -69,34 +80,11 @@ export function prometheusLabelOf(attribute: string): string {
   return attribute.replace(/[^a-zA-Z0-9_]/g, '_');
 }
 
-export const EXECUTION_KINDS = ['workflow', 'task', 'agent'] as const;
-export type ExecutionKind = (typeof EXECUTION_KINDS)[number];
-
-export const EXECUTION_STATUSES = ['pending', 'running', 'success', 'failed', 'timed_out', 'canceled', 'paused'] as const;
-export type ExecutionStatus = (typeof EXECUTION_STATUSES)[number];
-export const TERMINAL_STATUSES = ['success', 'failed', 'timed_out', 'canceled'] as const;
-export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
-
-export const TRIGGERS = ['api', 'api_sync', 'loadgen'] as const;
-export type Trigger = (typeof TRIGGERS)[number];
-
-export const TOOL_ERROR_KINDS = ['start', 'stdin', 'stdout', 'stderr', 'wait', 'parse', 'timeout', 'output_limit', 'unknown'] as const;
-export type ToolErrorKind = (typeof TOOL_ERROR_KINDS)[number];
-
-export const TOOL_OUTCOMES = ['success', 'error', 'timeout'] as const;
-export type ToolOutcome = (typeof TOOL_OUTCOMES)[number];
-
 export const SYNC_OUTCOMES = ['success', 'failed', 'timed_out', 'canceled', 'timeout', 'error'] as const;
 export const POLL_OUTCOMES = ['completed', 'timeout', 'error'] as const;
-export const TASK_TYPES = ['tool', 'agent', 'pause'] as const;
-export const TASK_OUTCOMES = ['success', 'failed', 'timed_out', 'canceled', 'paused'] as const;
-export const IN_FLIGHT_STATES = ['pending', 'running'] as const;
 export const PROCESS_EXIT_STATUSES = ['exit', 'signal'] as const;
 export const TELEMETRY_STAGES = ['export_traces', 'export_metrics', 'instrument', 'gauge_callback', 'span', 'log'] as const;
 export type TelemetryStage = (typeof TELEMETRY_STAGES)[number];
-
-export const FINALIZATION_PATHS = ['completed', 'fallback_completed', 'force_failed', 'canceled', 'paused', 'stale_swept'] as const;
-export type FinalizationPath = (typeof FINALIZATION_PATHS)[number];
 
 /** GenAI (semantic conventions, gen_ai.*): the operations, providers and token types the engine reports. */
 export const GEN_AI_OPERATIONS = [GEN_AI_OPERATION_NAME_VALUE_CHAT] as const;
@@ -109,9 +97,6 @@ export const GEN_AI_PROVIDERS = [GEN_AI_PROVIDER_NAME_VALUE_OPENAI, 'switchyard.
 export type GenAiProvider = (typeof GEN_AI_PROVIDERS)[number];
 export const GEN_AI_TOKEN_TYPES = [GEN_AI_TOKEN_TYPE_VALUE_INPUT, GEN_AI_TOKEN_TYPE_VALUE_OUTPUT] as const;
 export type GenAiTokenType = (typeof GEN_AI_TOKEN_TYPES)[number];
-/** How an agent run ended: a final answer, its iteration bound, a failing model call or tool call, a cancel (or timeout). */
-export const AGENT_OUTCOMES = ['final_answer', 'iteration_limit', 'model_error', 'tool_error', 'canceled'] as const;
-export type AgentOutcome = (typeof AGENT_OUTCOMES)[number];
 
 /** The semantic conventions' advisory boundaries for gen_ai.client.token.usage. */
 export const GEN_AI_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864] as const;
@@ -259,7 +244,7 @@ export const METRICS = {
   workflowExecutionsSwept: metric({
     name: 'workflow_executions_swept_total', otelName: 'workflow.executions.swept', kind: 'counter', unit: '{execution}',
     description: 'Executions whose heartbeat went stale (their engine died) and that the sweeper finalized as failed.',
-    labels: { previous_status: IN_FLIGHT_STATES }, cardinalityLimit: SMALL,
+    labels: { previous_status: LIVE_STATUSES }, cardinalityLimit: SMALL,
   }),
   executionQueueWait: metric({
     name: 'execution_queue_wait_seconds', otelName: 'execution.queue.wait', kind: 'histogram', unit: 's',
@@ -269,7 +254,7 @@ export const METRICS = {
   executionsInFlight: metric({
     name: 'executions_in_flight', otelName: 'executions.in_flight', kind: 'gauge', unit: '{execution}',
     description: 'Executions this engine process is running now, read from its live registry.',
-    labels: { kind: EXECUTION_KINDS, state: IN_FLIGHT_STATES }, cardinalityLimit: SMALL,
+    labels: { kind: EXECUTION_KINDS, state: LIVE_STATUSES }, cardinalityLimit: SMALL,
   }),
   executionsOldestRunningAge: metric({
     name: 'executions_oldest_running_age_seconds', otelName: 'executions.oldest_running_age', kind: 'gauge', unit: 's',

@@ -13,7 +13,8 @@ import {
   GEN_AI_OPERATION_NAME_VALUE_INVOKE_AGENT,
 } from '@opentelemetry/semantic-conventions/incubating';
 import type { Attributes } from '@opentelemetry/api';
-import type { AgentOutcome, GenAiProvider, GenAiTokenType } from '../../telemetry/catalog.ts';
+import type { GenAiProvider, GenAiTokenType } from '../../telemetry/catalog.ts';
+import type { AgentOutcome } from '../../domain.ts';
 import { errorTypeOf, type Telemetry } from '../../telemetry/recorder.ts';
 import type { Definitions } from '../definitions.ts';
 import { ExecutionFailure, stopReasonOf } from '../errors.ts';

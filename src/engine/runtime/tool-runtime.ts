@@ -57,7 +57,7 @@ import { createRequire } from 'node:module';
 import { dirname, isAbsolute, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { isSpanContextValid, type Attributes, type Span } from '@opentelemetry/api';
-import type { ToolErrorKind, ToolOutcome } from '../../telemetry/catalog.ts';
+import type { ToolErrorKind, ToolOutcome } from '../../domain.ts';
 import type { Telemetry } from '../../telemetry/recorder.ts';
 import { compileJsonSchema, type InputCheck } from '../json-schema.ts';
 import { redactText, secretForms, secretInputValues } from '../secrets.ts';
