@@ -311,6 +311,7 @@ export function presentExecution(record: ExecutionRecord) {
       last_completed_task: record.lastCompletedTask,
       last_completed_success: record.lastCompletedSuccess,
       finalization_path: record.finalizationPath,
+      previous_status: record.previousStatus,
       completion_failure: record.completionFailure,
     },
   };

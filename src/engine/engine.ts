@@ -1,30 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Span } from '@opentelemetry/api';
-import type { Logger } from 'pino';
-import type { ExecutionRecord, ExecutionError, Store } from '../store/store.ts';
-import { EXECUTION_KINDS, type ExecutionKind, type FinalizationPath, type TerminalStatus, type Trigger } from '../domain.ts';
-import { traceparentOf, type GaugeReading, type Telemetry } from '../telemetry/recorder.ts';
-import { runAgent } from './agent/run-agent.ts';
-import type { ModelProvider } from './agent/model.ts';
+import { EXECUTION_KINDS, STOP_ENDINGS, isTerminal, type ExecutionKind, type Trigger } from '../domain.ts';
+import type { ExecutionRecord, Store } from '../store/store.ts';
+import { traceparentOf, type GaugeReading } from '../telemetry/recorder.ts';
 import { CompletionNotifier } from './completion.ts';
-import type { Definitions, TaskDefinition } from './definitions.ts';
-import type { PriceTable } from './prices.ts';
-import { ConflictError, ExecutionFailure, InvalidInputError, NotFoundError, StopSignal, UnavailableError, stopReasonOf } from './errors.ts';
-import type { ToolRuntime } from './runtime/tool-runtime.ts';
+import type { Definitions } from './definitions.ts';
+import { ConflictError, InvalidInputError, NotFoundError, StopSignal, UnavailableError } from './errors.ts';
+import { Finalizer } from './finalizer.ts';
+import { ENDED_ELSEWHERE, Interpreter, type LiveExecution, type RunDependencies, type RunPlan } from './interpreter.ts';
 import { REDACTED, redactValue, secretForms, secretInputValues } from './secrets.ts';
+import { waitForCompletion, type WaitResult } from './sync-wait.ts';
 import { render } from './templates.ts';
 
-export interface EngineOptions {
-  readonly store: Store;
-  readonly definitions: Definitions;
-  readonly runtime: ToolRuntime;
-  readonly telemetry: Telemetry;
-  readonly providers: ReadonlyMap<string, ModelProvider>;
-  /** Model prices (the project's prices.yaml), for the cost of agents' model calls. */
-  readonly prices?: PriceTable;
-  readonly logger: Logger;
-  readonly instanceId: string;
+export type { WaitResult } from './sync-wait.ts';
+
+export interface EngineOptions extends RunDependencies {
   readonly heartbeatMs: number;
   readonly staleAfterMs: number;
   readonly sweepIntervalMs: number;
@@ -42,54 +33,28 @@ export interface StartRequest {
   readonly callerKeyId?: string | null;
 }
 
-export interface WaitResult {
-  readonly record: ExecutionRecord;
-  /** False when the wait ran out before the run reached a terminal or paused state. */
-  readonly completed: boolean;
-}
-
-interface LiveExecution {
-  readonly id: string;
-  readonly kind: ExecutionKind;
-  readonly target: string;
-  readonly trigger: Trigger;
-  readonly createdAt: number;
-  state: 'pending' | 'running';
-  startedAt: number;
-  readonly abort: AbortController;
-  done: Promise<void>;
-  /** Secret values seen so far (tools' secret_inputs), redacted from everything stored about the run. */
-  readonly secrets: Set<string>;
-}
-
-interface RunPlan {
-  readonly input: unknown;
-  /** Index of the first task to run (beyond 0 when a paused workflow resumes). */
-  readonly fromTask: number;
-  readonly taskOutputs: Record<string, unknown>;
-}
-
 const RUN_SPANS = { workflow: 'workflowExecute', task: 'taskExecute', agent: 'agentExecute' } as const;
 const TARGET_ATTRIBUTES = { workflow: 'switchyard.workflow.id', task: 'switchyard.task.id', agent: 'gen_ai.agent.name' } as const;
-const WAIT_FALLBACK_FIRST_MS = 250;
-const WAIT_FALLBACK_MAX_MS = 2_000;
-const TERMINAL = new Set(['success', 'failed', 'timed_out', 'canceled']);
 
 /**
- * Starts, runs, waits for, cancels and finalizes executions. Every way a run can end goes through
- * `#finalize`, which writes the store conditionally and counts the completion only when its write won,
- * so a run is recorded and counted exactly once, whoever else (a cancel, a sweeper on another process)
- * races it.
+ * The engine's lifecycle: starts, waits for, cancels, resumes and sweeps executions, and shuts down. The
+ * interpreter runs them; every ending goes through the one finalizer, which writes the store conditionally
+ * and counts only when its write won, so a run is recorded and counted exactly once whoever races it (a
+ * cancel, the run itself, a sweeper or a cancel on another process sharing the database).
  */
 export class Engine {
   readonly #o: EngineOptions;
   readonly #live = new Map<string, LiveExecution>();
   readonly #completions = new CompletionNotifier();
+  readonly #finalizer: Finalizer;
+  readonly #interpreter: Interpreter;
   readonly #timers: NodeJS.Timeout[] = [];
   #accepting = true;
 
   constructor(options: EngineOptions) {
     this.#o = options;
+    this.#finalizer = new Finalizer({ store: options.store, telemetry: options.telemetry, logger: options.logger, completions: this.#completions });
+    this.#interpreter = new Interpreter({ ...options, finalizer: this.#finalizer });
     options.telemetry.setGaugeSource(() => this.#gaugeReadings());
   }
 
@@ -104,7 +69,7 @@ export class Engine {
   /** Starts the heartbeat of this process's runs and the sweeper of everyone's stale runs. */
   startBackgroundWork(): void {
     const { heartbeatMs, sweepIntervalMs } = this.#o;
-    this.#timers.push(setInterval(() => void this.#heartbeat(), heartbeatMs).unref());
+    this.#timers.push(setInterval(() => void this.heartbeat(), heartbeatMs).unref());
     this.#timers.push(setInterval(() => void this.sweepStale(), sweepIntervalMs).unref());
   }
 
@@ -134,28 +99,23 @@ export class Engine {
     });
     const traceparent = traceparentOf(runSpan);
     const traceId = traceparent && runSpan.spanContext().traceId;
+    const execution = {
+      id, kind: request.kind, target: request.target, trigger: request.trigger, input: storedInput,
+      traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null, callerKeyId, ownerId: this.#o.instanceId, createdAt,
+    };
     try {
-      await this.#o.store.createExecution({
-        id, kind: request.kind, target: request.target, trigger: request.trigger, input: storedInput,
-        traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null, callerKeyId, ownerId: this.#o.instanceId, createdAt,
-      });
+      await this.#o.store.createExecution(execution);
     } catch (error) {
       this.#o.telemetry.markFailed(runSpan, error);
       this.#o.telemetry.endSpan(runSpan);
       throw error;
     }
-    const live: LiveExecution = {
-      id, kind: request.kind, target: request.target, trigger: request.trigger, createdAt,
-      state: 'pending', startedAt: createdAt, abort: new AbortController(), done: Promise.resolve(), secrets: new Set(secrets),
-    };
-    this.#live.set(id, live);
-    live.done = this.#run(live, { input, fromTask: 0, taskOutputs: {} }, runSpan);
+    this.#launch({ id, kind: request.kind, target: request.target, trigger: request.trigger, createdAt, state: 'pending', secrets: new Set(secrets) },
+      { input, fromTask: 0, taskOutputs: {} }, runSpan);
     // The run has not started yet (it waits for the next tick): the record is what was just written.
     return {
-      id, kind: request.kind, target: request.target, status: 'pending', trigger: request.trigger, input: storedInput, output: null, error: null,
-      createdAt, startedAt: null, endedAt: null, heartbeatAt: createdAt, traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null, callerKeyId,
-      ownerId: this.#o.instanceId, lastStartedTask: null, lastCompletedTask: null, lastCompletedSuccess: null,
-      finalizationPath: null, completionFailure: null, taskOutputs: {},
+      ...execution, status: 'pending', output: null, error: null, startedAt: null, endedAt: null, heartbeatAt: createdAt,
+      lastStartedTask: null, lastCompletedTask: null, lastCompletedSuccess: null, finalizationPath: null, previousStatus: null, completionFailure: null, taskOutputs: {},
     };
   }
 
@@ -173,68 +133,31 @@ export class Engine {
     return syncSpan ? this.#o.telemetry.inSpan(syncSpan, attributes, startAndWait) : startAndWait();
   }
 
-  /**
-   * Waits until the execution is terminal or paused, or `timeoutMs` passes. Woken by the completion
-   * itself; a fallback poll with backoff covers completions this process cannot see (a sweeper or a
-   * cancel on another engine sharing the database) and a wake-up that was somehow missed.
-   */
+  /** Waits until the execution is terminal or paused, or `timeoutMs` passes (see sync-wait.ts). */
   async waitForCompletion(id: string, timeoutMs: number, workflowId?: string): Promise<WaitResult> {
-    const { telemetry, store } = this.#o;
-    const startedAt = performance.now();
-    return telemetry.inSpan('workflowWaitCompletion', { 'switchyard.execution.id': id }, async (span) => {
-      const deadline = Date.now() + timeoutMs;
-      let attempt = 0;
-      let backoff = this.#o.waitFallbackFirstMs ?? WAIT_FALLBACK_FIRST_MS;
-      let outcome: 'completed' | 'timeout' | 'error' = 'error';
-      try {
-        for (;;) {
-          const subscription = this.#completions.subscribe(id);
-          try {
-            const record = await store.getExecution(id);
-            attempt++;
-            if (!record) throw new NotFoundError(`execution "${id}" does not exist`);
-            span.addEvent('poll_iteration', { attempt, state: record.status });
-            const remaining = deadline - Date.now();
-            if (TERMINAL.has(record.status) || record.status === 'paused' || remaining <= 0) {
-              outcome = remaining <= 0 && !(TERMINAL.has(record.status) || record.status === 'paused') ? 'timeout' : 'completed';
-              return { record, completed: outcome === 'completed' };
-            }
-            let timer: NodeJS.Timeout | undefined;
-            const fallback = new Promise<void>((resolve) => {
-              timer = setTimeout(resolve, Math.min(backoff, remaining));
-            });
-            await Promise.race([subscription.completed, fallback]);
-            clearTimeout(timer);
-            backoff = Math.max(backoff, Math.min(backoff * 2, WAIT_FALLBACK_MAX_MS));
-          } finally {
-            subscription.unsubscribe();
-          }
-        }
-      } finally {
-        span.setAttributes({ total_iterations: attempt, outcome });
-        if (workflowId !== undefined) {
-          telemetry.add('workflowSyncPolls', attempt, { workflow_id: workflowId, outcome });
-          telemetry.record('workflowSyncPollDuration', (performance.now() - startedAt) / 1000, { workflow_id: workflowId });
-        }
-      }
-    });
+    const { store, telemetry, waitFallbackFirstMs } = this.#o;
+    return waitForCompletion({ store, telemetry, completions: this.#completions, fallbackFirstMs: waitFallbackFirstMs }, id, timeoutMs, workflowId);
   }
 
-  /** Cancels a pending, running or paused execution; resolves with its final record. */
+  /**
+   * Cancels a pending, running or paused execution, wherever it runs; resolves with its final record. The
+   * cancel is written first, conditionally: once it is in the store, the run's owner (this process or
+   * another) can start or record no further task, whatever raced the cancel (a resume, the run's own
+   * progress). A run of this process is then stopped at once (its tools killed); another process's run
+   * stops at its next store write or heartbeat.
+   */
   async cancel(id: string): Promise<ExecutionRecord> {
     const record = await this.#o.store.getExecution(id);
     if (!record) throw new NotFoundError(`execution "${id}" does not exist`);
-    if (TERMINAL.has(record.status)) throw new ConflictError(`execution "${id}" already finished with status ${record.status}`, record);
+    if (isTerminal(record.status)) throw new ConflictError(`execution "${id}" already finished with status ${record.status}`, record);
+    const { status, path, code } = STOP_ENDINGS.canceled;
     const live = this.#live.get(id);
-    if (live) {
-      live.abort.abort(new StopSignal('canceled', 'canceled by request'));
-      await live.done;
-    } else {
-      // Paused, or owned by another engine process: the conditional write decides; the owner's own
-      // finalize will then find the run terminal and change nothing.
-      await this.#finalize(record, { status: 'canceled', path: 'canceled', error: { message: 'canceled by request', code: 'canceled' } });
-    }
-    return (await this.#o.store.getExecution(id))!;
+    const won = await this.#finalizer.finalize({ ...record, ...(live ?? {}) }, { status, path, error: { message: 'canceled by request', code } });
+    this.#live.get(id)?.abort.abort(new StopSignal('canceled', 'canceled by request'));
+    await this.#live.get(id)?.done;
+    const final = (await this.#o.store.getExecution(id))!;
+    if (!won && final.status !== 'canceled') throw new ConflictError(`execution "${id}" finished with status ${final.status} before the cancel`, final);
+    return final;
   }
 
   /** Continues a paused workflow from the task after its pause. */
@@ -253,35 +176,50 @@ export class Engine {
       throw new ConflictError(`execution "${id}" is no longer paused`, (await this.#o.store.getExecution(id))!);
     }
     const pausedAt = workflow.tasks.findIndex((task) => task.id === record.lastCompletedTask);
-    const live: LiveExecution = {
-      id, kind: record.kind, target: record.target, trigger: record.trigger, createdAt: Date.now(),
-      state: 'running', startedAt: Date.now(), abort: new AbortController(), done: Promise.resolve(), secrets: new Set(),
-    };
-    this.#live.set(id, live);
     // The resumed leg continues the run's trace (the record's trace id stays the one to look up).
     const runSpan = this.#o.telemetry.startSpan('workflowExecute', {
       'switchyard.execution.id': id, 'switchyard.workflow.id': record.target, 'switchyard.trigger': record.trigger, 'switchyard.resumed': true,
       ...(record.callerKeyId === null ? {} : { 'switchyard.caller.key_id': record.callerKeyId }),
     }, record.traceparent);
-    live.done = this.#run(live, { input: record.input, fromTask: pausedAt + 1, taskOutputs: record.taskOutputs }, runSpan);
+    this.#launch({ id, kind: record.kind, target: record.target, trigger: record.trigger, createdAt: Date.now(), state: 'running', secrets: new Set() },
+      { input: record.input, fromTask: pausedAt + 1, taskOutputs: record.taskOutputs }, runSpan);
     return (await this.#o.store.getExecution(id))!;
   }
 
   /** Finalizes every run whose engine stopped sending heartbeats. Safe on several processes at once. */
   async sweepStale(now = Date.now()): Promise<number> {
-    const { store, telemetry, logger, staleAfterMs } = this.#o;
+    const { store, logger, staleAfterMs } = this.#o;
+    const { status, path, code } = STOP_ENDINGS.stale;
     try {
-      const swept = await store.sweepStale(now - staleAfterMs, now);
-      for (const { record, previousStatus } of swept) {
-        telemetry.add('workflowExecutionsSwept', 1, { previous_status: previousStatus });
-        if (record.kind === 'workflow') telemetry.add('workflowExecutionsCompleted', 1, { trigger: record.trigger, status: 'failed' });
-        logger.warn({ execution_id: record.id, previous_status: previousStatus, last_started_task: record.lastStartedTask }, 'swept a stale execution: its engine stopped sending heartbeats');
-        this.#completions.notify(record.id);
-      }
+      const swept = await store.sweepStale(now - staleAfterMs, {
+        status, path, endedAt: now, error: { message: 'the engine running this execution stopped sending heartbeats', code },
+      });
+      this.#finalizer.swept(swept);
       return swept.length;
     } catch (error) {
       logger.error({ err: error }, 'sweeping stale executions failed');
       return 0;
+    }
+  }
+
+  /**
+   * Refreshes the heartbeat of this process's runs, and stops those the store says are no longer its own
+   * (canceled by another process, or swept while this one was stalled): they do nothing more.
+   */
+  async heartbeat(): Promise<void> {
+    if (this.#live.size === 0) return;
+    // Only runs registered before the write can be judged by it (a run resumed meanwhile is not in its answer).
+    const checked = [...this.#live.values()];
+    try {
+      const owned = new Set(await this.#o.store.heartbeat(this.#o.instanceId, Date.now()));
+      for (const live of checked) {
+        if (!owned.has(live.id) && this.#live.get(live.id) === live && !live.abort.signal.aborted) {
+          this.#o.logger.warn({ execution_id: live.id }, 'stopping an execution that was ended elsewhere (canceled, or swept as stale)');
+          live.abort.abort(new StopSignal('canceled', ENDED_ELSEWHERE));
+        }
+      }
+    } catch (error) {
+      this.#o.logger.error({ err: error }, 'heartbeat write failed');
     }
   }
 
@@ -298,6 +236,13 @@ export class Engine {
         await Promise.all([...this.#live.values()].map((live) => live.done));
       }
     }
+  }
+
+  /** Registers a run as live on this process and hands it to the interpreter; it leaves the registry when done. */
+  #launch(run: Omit<LiveExecution, 'abort' | 'done' | 'startedAt'>, plan: RunPlan, span: Span): void {
+    const live: LiveExecution = { ...run, startedAt: run.createdAt, abort: new AbortController(), done: Promise.resolve() };
+    this.#live.set(live.id, live);
+    live.done = this.#interpreter.run(live, plan, span).finally(() => this.#live.delete(live.id));
   }
 
   #validate(request: StartRequest): unknown {
@@ -332,202 +277,6 @@ export class Engine {
     return secrets;
   }
 
-  async #run(live: LiveExecution, plan: RunPlan, span: Span): Promise<void> {
-    // Let start() answer first: the run proceeds on the next turn of the event loop.
-    await new Promise((resolve) => setImmediate(resolve));
-    const { telemetry, store } = this.#o;
-    const deadline = this.#deadline(live);
-    try {
-      await telemetry.runInSpan(span, async () => {
-        try {
-          live.state = 'running';
-          live.startedAt = Date.now();
-          if (plan.fromTask === 0) {
-            await store.markRunning(live.id, live.startedAt);
-            telemetry.record('executionQueueWait', (live.startedAt - live.createdAt) / 1000, { kind: live.kind });
-            if (live.kind === 'workflow') telemetry.add('workflowExecutionsStarted', 1, { trigger: live.trigger });
-          }
-          const result = await this.#execute(live, plan);
-          span.setAttribute('switchyard.execution.status', result.paused ? 'paused' : 'success');
-          if (result.paused) await this.#finalize(live, { status: 'paused', path: 'paused' });
-          else await this.#finalize(live, { status: 'success', path: 'completed', output: result.output });
-        } catch (error) {
-          const ending = this.#endingFor(live, error);
-          span.setAttribute('switchyard.execution.status', ending.status);
-          await this.#finalize(live, ending);
-          throw error;
-        }
-      });
-    } catch {
-      // Already finalized as failed; the span recorded the error.
-    } finally {
-      clearTimeout(deadline);
-      this.#live.delete(live.id);
-    }
-  }
-
-  /** Arms the run's own timeout (a workflow's timeout_ms, an agent's timeout_ms; a task enforces its own). */
-  #deadline(live: LiveExecution): NodeJS.Timeout | undefined {
-    const timeoutMs = live.kind === 'task' ? undefined : this.#timeoutMs(live);
-    if (timeoutMs === undefined) return undefined;
-    return setTimeout(() => live.abort.abort(new StopSignal('timed_out', `execution exceeded its timeout of ${timeoutMs} ms`)), timeoutMs).unref();
-  }
-
-  async #execute(live: LiveExecution, plan: RunPlan): Promise<{ output?: unknown; paused?: boolean }> {
-    const { definitions } = this.#o;
-    if (live.kind === 'agent') return { output: await runAgent(live.target, plan.input, this.#agentContext(live, live.abort.signal)) };
-    if (live.kind === 'task') {
-      const task = definitions.tasks.get(live.target)!;
-      return { output: await this.#runTask(live, task, render(task.input ?? '{{ input }}', { input: plan.input }), 0) };
-    }
-    const workflow = definitions.workflows.get(live.target)!;
-    const tasks: Record<string, { output: unknown }> = {};
-    for (const [taskId, output] of Object.entries(plan.taskOutputs)) tasks[taskId] = { output };
-    let last: unknown = null;
-    for (let index = plan.fromTask; index < workflow.tasks.length; index++) {
-      live.abort.signal.throwIfAborted();
-      const task = workflow.tasks[index]!;
-      const context = { input: plan.input, tasks };
-      if (task.pause) {
-        await this.#o.store.markTaskStarted(live.id, task.id, index);
-        await this.#o.store.markTaskCompleted(live.id, task.id, index, true, null);
-        this.#o.telemetry.add('workflowTaskExecutions', 1, { task_type: 'pause', operation: task.id, outcome: 'paused' });
-        this.#o.telemetry.add('workflowExecutionsPaused', 1, { trigger: live.trigger });
-        return { paused: true };
-      }
-      last = await this.#o.telemetry.inSpan('taskExecute', {
-        'switchyard.task.id': task.id, 'switchyard.task.type': task.tool ? 'tool' : 'agent', 'switchyard.execution.id': live.id,
-      }, () => this.#runTask(live, task, render(task.input ?? {}, context), index));
-      tasks[task.id] = { output: last };
-    }
-    return { output: workflow.output === undefined ? last : render(workflow.output, { input: plan.input, tasks }) };
-  }
-
-  /** Runs one tool or agent task with its markers, metrics and timeout. */
-  async #runTask(live: LiveExecution, task: TaskDefinition, input: unknown, sequence: number): Promise<unknown> {
-    const { store, telemetry, definitions, runtime } = this.#o;
-    const taskType = task.tool ? 'tool' : 'agent';
-    const operation = task.tool ?? task.agent ?? task.id;
-    const started = performance.now();
-    await store.markTaskStarted(live.id, task.id, sequence);
-    const timeout = new AbortController();
-    const timer = task.timeout_ms === undefined || task.tool
-      ? undefined
-      : setTimeout(() => timeout.abort(new StopSignal('timed_out', `task "${task.id}" exceeded its timeout of ${task.timeout_ms} ms`)), task.timeout_ms).unref();
-    const signal = AbortSignal.any([live.abort.signal, timeout.signal]);
-    let outcome: 'success' | 'failed' | 'timed_out' | 'canceled' = 'failed';
-    try {
-      let output: unknown;
-      if (task.tool) {
-        const tool = definitions.tools.get(task.tool)!;
-        for (const secret of secretInputValues(tool.secretInputs, input)) live.secrets.add(secret);
-        const result = await runtime.execute({ tool, executionId: live.id, input, timeoutMs: task.timeout_ms ?? tool.timeoutMs, signal });
-        signal.throwIfAborted();
-        if (!result.ok) {
-          if (result.error.kind === 'timeout') outcome = 'timed_out';
-          throw new ExecutionFailure(`task "${task.id}": tool "${tool.id}" failed (${result.error.kind}): ${result.error.message}`, `tool_${result.error.kind}`, task.id);
-        }
-        output = result.result;
-      } else {
-        output = await runAgent(task.agent!, input, this.#agentContext(live, signal));
-      }
-      outcome = 'success';
-      await store.markTaskCompleted(live.id, task.id, sequence, true, redactValue(output, secretForms(live.secrets)));
-      return output;
-    } catch (error) {
-      const stop = stopReasonOf(signal);
-      if (stop) outcome = stop === 'timed_out' ? 'timed_out' : 'canceled';
-      await store.markTaskCompleted(live.id, task.id, sequence, false, null);
-      if (timeout.signal.aborted && !live.abort.signal.aborted) {
-        throw new ExecutionFailure((timeout.signal.reason as Error).message, 'task_timeout', task.id);
-      }
-      throw error;
-    } finally {
-      clearTimeout(timer);
-      telemetry.add('workflowTaskExecutions', 1, { task_type: taskType, operation, outcome });
-      telemetry.record('workflowTaskDuration', (performance.now() - started) / 1000, { task_type: taskType, outcome });
-    }
-  }
-
-  #agentContext(live: LiveExecution, signal: AbortSignal) {
-    const { telemetry, runtime, definitions, providers, prices } = this.#o;
-    const workflowId = live.kind === 'workflow' ? live.target : undefined;
-    return { telemetry, runtime, definitions, providers, executionId: live.id, signal, prices, workflowId };
-  }
-
-  /** How a run that threw ends: the abort reason if it was stopped, else failed with the error's code. */
-  #endingFor(live: LiveExecution, error: unknown): { status: TerminalStatus; path: FinalizationPath; error: ExecutionError } {
-    const stop = stopReasonOf(live.abort.signal);
-    const message = stop ? (live.abort.signal.reason as Error).message : error instanceof Error ? error.message : String(error);
-    if (stop === 'canceled') return { status: 'canceled', path: 'canceled', error: { message, code: 'canceled' } };
-    if (stop === 'timed_out') return { status: 'timed_out', path: 'completed', error: { message, code: 'timeout' } };
-    if (stop === 'shutdown') return { status: 'failed', path: 'force_failed', error: { message, code: 'shutdown' } };
-    if (error instanceof ExecutionFailure) {
-      return { status: 'failed', path: 'completed', error: { message, code: error.code, ...(error.taskId ? { taskId: error.taskId } : {}) } };
-    }
-    // Not a failure the engine knows how to name: a bug. Fail the run rather than leave it running.
-    this.#o.logger.error({ err: error, execution_id: live.id }, 'execution failed unexpectedly');
-    return { status: 'failed', path: 'force_failed', error: { message, code: 'internal' } };
-  }
-
-  /**
-   * The one way a run ends. The store write is conditional; only the caller whose write changed the run
-   * counts it. If the write itself fails (say, an output that cannot be stored), a fallback write
-   * without the output records the run as failed, with what went wrong as its completion failure.
-   */
-  async #finalize(
-    run: Pick<LiveExecution, 'id' | 'kind' | 'trigger'> & { startedAt?: number | null; secrets?: ReadonlySet<string> },
-    unredacted: { status: TerminalStatus | 'paused'; path: FinalizationPath; output?: unknown; error?: ExecutionError },
-  ): Promise<void> {
-    const { store, telemetry, logger } = this.#o;
-    // What is stored (and so answered) carries no secret the run saw, in any escaped form.
-    const forms = secretForms(run.secrets ?? []);
-    const ending = forms.length === 0 ? unredacted : { ...unredacted, output: redactValue(unredacted.output, forms), error: redactValue(unredacted.error, forms) };
-    const endedAt = Date.now();
-    let applied = false;
-    let status = ending.status;
-    try {
-      applied = await store.finalize(run.id, { ...ending, endedAt });
-    } catch (error) {
-      const failure = `recording the ${ending.status} completion failed: ${(error as Error).message}`;
-      logger.error({ err: error, execution_id: run.id }, 'finalizing an execution failed; recording a fallback completion');
-      status = 'failed';
-      try {
-        applied = await store.finalize(run.id, {
-          status, path: 'fallback_completed', endedAt, completionFailure: failure,
-          error: { message: failure, code: 'completion_failed' },
-        });
-      } catch (fallbackError) {
-        logger.error({ err: fallbackError, execution_id: run.id }, 'fallback completion failed too; the sweeper will finalize the execution');
-      }
-    }
-    if (applied && run.kind === 'workflow' && status !== 'paused') {
-      telemetry.add('workflowExecutionsCompleted', 1, { trigger: run.trigger, status });
-      if (run.startedAt) telemetry.record('workflowExecutionDuration', (endedAt - run.startedAt) / 1000, { trigger: run.trigger, status });
-    }
-    this.#completions.notify(run.id);
-  }
-
-  async #heartbeat(): Promise<void> {
-    if (this.#live.size === 0) return;
-    try {
-      await this.#o.store.heartbeat(this.#o.instanceId, Date.now());
-    } catch (error) {
-      this.#o.logger.error({ err: error }, 'heartbeat write failed');
-    }
-  }
-
-  /** A run's own time limit: a workflow's or an agent's timeout_ms; a task's, else its tool's or agent's. */
-  #timeoutMs(live: LiveExecution): number | undefined {
-    const { definitions } = this.#o;
-    if (live.kind === 'workflow') return definitions.workflows.get(live.target)?.timeout_ms;
-    if (live.kind === 'agent') return definitions.agents.get(live.target)?.timeout_ms;
-    const task = definitions.tasks.get(live.target);
-    if (task?.timeout_ms !== undefined) return task.timeout_ms;
-    if (task?.tool) return definitions.tools.get(task.tool)?.timeoutMs;
-    return task?.agent ? definitions.agents.get(task.agent)?.timeout_ms : undefined;
-  }
-
   #gaugeReadings() {
     const now = Date.now();
     const inFlight: GaugeReading<'executionsInFlight'>[] = [];
@@ -544,7 +293,7 @@ export class Engine {
         else {
           running++;
           oldestStart = Math.min(oldestStart, live.startedAt);
-          const timeoutMs = this.#timeoutMs(live);
+          const timeoutMs = this.#interpreter.timeoutMs(live);
           if (timeoutMs) mostUsed = Math.max(mostUsed, (now - live.startedAt) / timeoutMs);
         }
       }

@@ -1,3 +1,4 @@
+import type { StopReason } from '../domain.ts';
 import type { ExecutionRecord } from '../store/store.ts';
 
 /** A run failed for a reason worth naming: `code` is short and stable (tool error kind, timeout, ...). */
@@ -12,9 +13,7 @@ export class ExecutionFailure extends Error {
   }
 }
 
-/** Why an abort signal fired, as the status the run ends with. */
-export type StopReason = 'canceled' | 'timed_out' | 'shutdown';
-
+/** The reason an execution's abort signal fires with: why it was stopped (domain STOP_ENDINGS maps it to an ending). */
 export class StopSignal extends Error {
   override name = 'StopSignal';
   readonly reason: StopReason;

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { ExecutionKind, ExecutionStatus, FinalizationPath, Trigger } from '../domain.ts';
-import type { ExecutionError, ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store } from './store.ts';
+import type { ExecutionError, ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store, SweepEnding } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS executions (
@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS executions (
   last_completed_seq INTEGER NOT NULL DEFAULT -1,
   last_completed_success INTEGER,
   finalization_path TEXT,
+  previous_status TEXT,
   completion_failure TEXT,
   task_outputs TEXT NOT NULL DEFAULT '{}'
 );
@@ -44,7 +45,7 @@ interface Row {
   created_at: number; started_at: number | null; ended_at: number | null; heartbeat_at: number;
   trace_id: string | null; traceparent: string | null; parent_execution_id: string | null; caller_key_id: string | null; owner_id: string;
   last_started_task: string | null; last_completed_task: string | null; last_completed_success: number | null;
-  finalization_path: string | null; completion_failure: string | null; task_outputs: string;
+  finalization_path: string | null; previous_status: string | null; completion_failure: string | null; task_outputs: string;
 }
 
 /**
@@ -68,7 +69,8 @@ export class SqliteStore implements Store {
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#db = new DatabaseSync(path);
-    this.#db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+    // busy_timeout first: two engines opening one new file at once wait for each other's switch to WAL.
+    this.#db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
     this.#db.exec(SCHEMA);
     migrate(this.#db);
     const db = this.#db;
@@ -81,19 +83,28 @@ export class SqliteStore implements Store {
       // List pages: newest first; a page after a cursor starts below (created_at, id) in that order.
       ...listStatements(db, true),
       ...listStatements(db, false),
-      running: db.prepare(`UPDATE executions SET status = 'running', started_at = COALESCE(started_at, ?), heartbeat_at = ? WHERE id = ? AND status = 'pending'`),
-      taskStarted: db.prepare('UPDATE executions SET last_started_task = ?, last_started_seq = ? WHERE id = ? AND last_started_seq < ?'),
-      taskCompleted: db.prepare(`UPDATE executions SET last_completed_task = ?, last_completed_seq = ?, last_completed_success = ?,
-        task_outputs = json_set(task_outputs, '$.' || json_quote(?), json(?)) WHERE id = ? AND last_completed_seq < ?`),
-      finalize: db.prepare(`UPDATE executions SET status = ?, finalization_path = ?, output = ?, error = ?, ended_at = ?,
+      running: db.prepare(`UPDATE executions SET status = 'running', started_at = COALESCE(started_at, ?), heartbeat_at = ?
+        WHERE id = ? AND owner_id = ? AND status = 'pending'`),
+      // A marker moves only forwards; the change counts (and so tells the owner it still owns the run) either way.
+      taskStarted: db.prepare(`UPDATE executions SET
+          last_started_task = CASE WHEN last_started_seq < ?1 THEN ?2 ELSE last_started_task END,
+          last_started_seq = MAX(last_started_seq, ?1)
+        WHERE id = ?3 AND owner_id = ?4 AND status = 'running'`),
+      taskCompleted: db.prepare(`UPDATE executions SET
+          last_completed_task = CASE WHEN last_completed_seq < ?1 THEN ?2 ELSE last_completed_task END,
+          last_completed_success = CASE WHEN last_completed_seq < ?1 THEN ?3 ELSE last_completed_success END,
+          task_outputs = CASE WHEN last_completed_seq < ?1 THEN json_set(task_outputs, '$.' || json_quote(?2), json(?4)) ELSE task_outputs END,
+          last_completed_seq = MAX(last_completed_seq, ?1)
+        WHERE id = ?5 AND owner_id = ?6 AND status = 'running'`),
+      // SET expressions read the row as it was, so previous_status gets the status before this write. A paused
+      // run gets no end time (the caller passes null): it has not ended.
+      finalize: db.prepare(`UPDATE executions SET previous_status = status, status = ?, finalization_path = ?, output = ?, error = ?, ended_at = ?,
         completion_failure = COALESCE(?, completion_failure) WHERE id = ? AND status IN ('pending', 'running', 'paused')`),
-      resume: db.prepare(`UPDATE executions SET status = 'running', owner_id = ?, heartbeat_at = ?, finalization_path = NULL, ended_at = NULL
+      resume: db.prepare(`UPDATE executions SET status = 'running', owner_id = ?, heartbeat_at = ?, finalization_path = NULL, previous_status = NULL, ended_at = NULL
         WHERE id = ? AND status = 'paused'`),
       completionFailure: db.prepare('UPDATE executions SET completion_failure = ? WHERE id = ?'),
-      heartbeat: db.prepare(`UPDATE executions SET heartbeat_at = ? WHERE owner_id = ? AND ${LIVE}`),
-      // SET expressions read the row as it was, so `status` below is the status before the sweep.
-      sweep: db.prepare(`UPDATE executions SET status = 'failed', finalization_path = 'stale_swept', ended_at = ?,
-          error = json_object('message', 'the engine running this execution stopped sending heartbeats', 'code', 'stale', 'previous_status', status)
+      heartbeat: db.prepare(`UPDATE executions SET heartbeat_at = ? WHERE owner_id = ? AND ${LIVE} RETURNING id`),
+      sweep: db.prepare(`UPDATE executions SET previous_status = status, status = ?, finalization_path = ?, error = ?, ended_at = ?
         WHERE ${LIVE} AND heartbeat_at < ? RETURNING *`),
     };
   }
@@ -118,21 +129,22 @@ export class SqliteStore implements Store {
     return (rows as unknown as Row[]).map(toRecord);
   }
 
-  async markRunning(id: string, at: number): Promise<void> {
-    await this.#write(() => this.#statements.running!.run(at, at, id));
+  async markRunning(id: string, ownerId: string, at: number): Promise<boolean> {
+    return (await this.#write(() => this.#statements.running!.run(at, at, id, ownerId))).changes === 1;
   }
 
-  async markTaskStarted(id: string, taskId: string, sequence: number): Promise<void> {
-    await this.#write(() => this.#statements.taskStarted!.run(taskId, sequence, id, sequence));
+  async markTaskStarted(id: string, ownerId: string, taskId: string, sequence: number): Promise<boolean> {
+    return (await this.#write(() => this.#statements.taskStarted!.run(sequence, taskId, id, ownerId))).changes === 1;
   }
 
-  async markTaskCompleted(id: string, taskId: string, sequence: number, success: boolean, output: unknown): Promise<void> {
-    await this.#write(() => this.#statements.taskCompleted!.run(taskId, sequence, success ? 1 : 0, taskId, json(output) ?? 'null', id, sequence));
+  async markTaskCompleted(id: string, ownerId: string, taskId: string, sequence: number, success: boolean, output: unknown): Promise<boolean> {
+    const result = await this.#write(() => this.#statements.taskCompleted!.run(sequence, taskId, success ? 1 : 0, json(output) ?? 'null', id, ownerId));
+    return result.changes === 1;
   }
 
   async finalize(id: string, f: Finalization): Promise<boolean> {
     const result = await this.#write(() => this.#statements.finalize!.run(
-      f.status, f.path, json(f.output), f.error ? JSON.stringify(f.error) : null, f.endedAt, f.completionFailure ?? null, id,
+      f.status, f.path, json(f.output), f.error ? JSON.stringify(f.error) : null, f.status === 'paused' ? null : f.endedAt, f.completionFailure ?? null, id,
     ));
     return result.changes === 1;
   }
@@ -145,17 +157,16 @@ export class SqliteStore implements Store {
     await this.#write(() => this.#statements.completionFailure!.run(failure, id));
   }
 
-  async heartbeat(ownerId: string, at: number): Promise<void> {
-    await this.#write(() => this.#statements.heartbeat!.run(at, ownerId));
+  async heartbeat(ownerId: string, at: number): Promise<string[]> {
+    const rows = await this.#write(() => this.#statements.heartbeat!.all(at, ownerId) as Array<{ id: string }>);
+    return rows.map((row) => row.id);
   }
 
-  async sweepStale(staleBefore: number, now: number) {
-    const rows = await this.#write(() => this.#statements.sweep!.all(now, staleBefore) as unknown as Row[]);
-    return rows.map((row) => {
-      const record = toRecord(row);
-      const previous = (record.error as { previous_status?: string } | null)?.previous_status;
-      return { record, previousStatus: previous === 'pending' ? 'pending' as const : 'running' as const };
-    });
+  async sweepStale(staleBefore: number, ending: SweepEnding): Promise<ExecutionRecord[]> {
+    const rows = await this.#write(() => this.#statements.sweep!.all(
+      ending.status, ending.path, JSON.stringify(ending.error), ending.endedAt, staleBefore,
+    ) as unknown as Row[]);
+    return rows.map(toRecord);
   }
 
   async close(): Promise<void> {
@@ -217,13 +228,14 @@ function listStatements(db: DatabaseSync, withData: boolean): Record<string, Sta
 
 const LIST_COLUMNS = ['id', 'kind', 'target', 'status', 'trigger', 'error', 'created_at', 'started_at', 'ended_at', 'heartbeat_at', 'trace_id',
   'traceparent', 'parent_execution_id', 'caller_key_id', 'owner_id', 'last_started_task', 'last_completed_task', 'last_completed_success',
-  'finalization_path', 'completion_failure'].join(', ');
+  'finalization_path', 'previous_status', 'completion_failure'].join(', ');
 
 /** Brings a database created by an earlier version up to the current schema (columns are only ever added). */
 function migrate(db: DatabaseSync): void {
   const columns = new Set((db.prepare('PRAGMA table_info(executions)').all() as Array<{ name: string }>).map((c) => c.name));
   if (!columns.has('traceparent')) db.exec('ALTER TABLE executions ADD COLUMN traceparent TEXT');
   if (!columns.has('caller_key_id')) db.exec('ALTER TABLE executions ADD COLUMN caller_key_id TEXT');
+  if (!columns.has('previous_status')) db.exec('ALTER TABLE executions ADD COLUMN previous_status TEXT');
 }
 
 function json(value: unknown): string | null {
@@ -262,6 +274,7 @@ function toRecord(row: Row): ExecutionRecord {
     lastCompletedTask: row.last_completed_task,
     lastCompletedSuccess: row.last_completed_success === null ? null : row.last_completed_success === 1,
     finalizationPath: finalizationPathOf(row.finalization_path),
+    previousStatus: row.previous_status as ExecutionStatus | null,
     completionFailure: row.completion_failure,
     taskOutputs: parse(row.task_outputs) as Record<string, unknown>,
   };

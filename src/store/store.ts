@@ -33,6 +33,8 @@ export interface ExecutionRecord {
   readonly lastCompletedTask: string | null;
   readonly lastCompletedSuccess: boolean | null;
   readonly finalizationPath: FinalizationPath | null;
+  /** The status the run had when it was last finalized (ended or paused): pending, running or paused; null until then. */
+  readonly previousStatus: ExecutionStatus | null;
   readonly completionFailure: string | null;
   /** Outputs of the tasks completed so far, by task id (lets a paused run resume). */
   readonly taskOutputs: Record<string, unknown>;
@@ -45,8 +47,17 @@ export interface Finalization {
   readonly path: FinalizationPath;
   readonly output?: unknown;
   readonly error?: ExecutionError | null;
+  /** When the run ended (ignored for a pause: a paused run has not ended). */
   readonly endedAt: number;
   readonly completionFailure?: string;
+}
+
+/** How the sweep ends a stale run (the domain's STOP_ENDINGS.stale, with its message and time). */
+export interface SweepEnding {
+  readonly status: TerminalStatus;
+  readonly path: FinalizationPath;
+  readonly error: ExecutionError;
+  readonly endedAt: number;
 }
 
 export interface ExecutionQuery {
@@ -73,22 +84,27 @@ export interface Store {
   createExecution(execution: NewExecution): Promise<void>;
   getExecution(id: string): Promise<ExecutionRecord | undefined>;
   listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]>;
-  markRunning(id: string, at: number): Promise<void>;
-  markTaskStarted(id: string, taskId: string, sequence: number): Promise<void>;
-  markTaskCompleted(id: string, taskId: string, sequence: number, success: boolean, output: unknown): Promise<void>;
-  /** Finalizes a run that is pending, running or paused; false when it was already terminal (someone else won). */
+  /** pending -> running, only while the run is pending and owned by `ownerId`; false otherwise (canceled or swept: stop). */
+  markRunning(id: string, ownerId: string, at: number): Promise<boolean>;
+  /**
+   * Records the task marker (monotonic by sequence) if the run is running under `ownerId`, and says whether it
+   * is: false means the run was canceled, swept or finalized by someone else, and its owner must stop.
+   */
+  markTaskStarted(id: string, ownerId: string, taskId: string, sequence: number): Promise<boolean>;
+  markTaskCompleted(id: string, ownerId: string, taskId: string, sequence: number, success: boolean, output: unknown): Promise<boolean>;
+  /** Finalizes a run that is pending, running or paused (keeping the status it had as previous_status); false when it was already terminal. */
   finalize(id: string, finalization: Finalization): Promise<boolean>;
   /** Sets a paused run running again under a new owner; false when it was not paused. */
   resume(id: string, ownerId: string, at: number): Promise<boolean>;
   /** Records that completing the run went wrong, without touching its status. */
   recordCompletionFailure(id: string, failure: string): Promise<void>;
-  /** Refreshes the heartbeat of every live run of one owner. */
-  heartbeat(ownerId: string, at: number): Promise<void>;
+  /** Refreshes the heartbeat of every live run of one owner; returns the ids of the live runs it still owns. */
+  heartbeat(ownerId: string, at: number): Promise<string[]>;
   /**
-   * Finalizes as failed (path stale_swept) every pending or running run whose heartbeat is older than
-   * `staleBefore`, atomically, and returns them with the status they had. Safe to call concurrently from
-   * several processes: each run is returned to exactly one caller.
+   * Finalizes with `ending` every pending or running run whose heartbeat is older than `staleBefore`,
+   * atomically, and returns them (with their previous status). Safe to call concurrently from several
+   * processes: each run is returned to exactly one caller.
    */
-  sweepStale(staleBefore: number, now: number): Promise<Array<{ record: ExecutionRecord; previousStatus: 'pending' | 'running' }>>;
+  sweepStale(staleBefore: number, ending: SweepEnding): Promise<ExecutionRecord[]>;
   close(): Promise<void>;
 }

@@ -58,7 +58,8 @@ describe('the stale sweeper', () => {
 
       const record = (await store.getExecution(started.id))!;
       expect(record).toMatchObject({ status: 'failed', finalizationPath: 'stale_swept', lastStartedTask: 'lookup', lastCompletedTask: 'classify' });
-      expect(record.error).toMatchObject({ code: 'stale', previous_status: 'running' });
+      expect(record).toMatchObject({ previousStatus: 'running', error: { code: 'stale', message: expect.any(String) } });
+      expect(record.error).not.toHaveProperty('previous_status');
 
       const counted = [...(await a.observed.metricPoints('workflow_executions_swept_total')), ...(await b.observed.metricPoints('workflow_executions_swept_total'))];
       expect(counted.reduce((sum, p) => sum + p.value, 0)).toBe(1);

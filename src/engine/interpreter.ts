@@ -1,0 +1,229 @@
+import type { Span } from '@opentelemetry/api';
+import type { Logger } from 'pino';
+import { STOP_ENDINGS, type ExecutionKind, type TaskOutcome, type Trigger } from '../domain.ts';
+import type { Store } from '../store/store.ts';
+import type { Telemetry } from '../telemetry/recorder.ts';
+import type { ModelProvider } from './agent/model.ts';
+import { runAgent } from './agent/run-agent.ts';
+import type { Definitions, TaskDefinition } from './definitions.ts';
+import { ExecutionFailure, StopSignal, stopReasonOf } from './errors.ts';
+import type { Ending, Finalizer } from './finalizer.ts';
+import type { PriceTable } from './prices.ts';
+import type { ToolRuntime } from './runtime/tool-runtime.ts';
+import { redactValue, secretForms, secretInputValues } from './secrets.ts';
+import { render } from './templates.ts';
+
+/** A run this engine process is working on. */
+export interface LiveExecution {
+  readonly id: string;
+  readonly kind: ExecutionKind;
+  readonly target: string;
+  readonly trigger: Trigger;
+  readonly createdAt: number;
+  state: 'pending' | 'running';
+  startedAt: number;
+  readonly abort: AbortController;
+  done: Promise<void>;
+  /** Secret values seen so far (tools' secret_inputs), redacted from everything stored about the run. */
+  readonly secrets: Set<string>;
+}
+
+export interface RunPlan {
+  readonly input: unknown;
+  /** Index of the first task to run (beyond 0 when a paused workflow resumes). */
+  readonly fromTask: number;
+  readonly taskOutputs: Record<string, unknown>;
+}
+
+/** What running executions needs: the engine's options share them. */
+export interface RunDependencies {
+  readonly store: Store;
+  readonly definitions: Definitions;
+  readonly runtime: ToolRuntime;
+  readonly telemetry: Telemetry;
+  readonly providers: ReadonlyMap<string, ModelProvider>;
+  /** Model prices (the project's prices.yaml), for the cost of agents' model calls. */
+  readonly prices?: PriceTable;
+  readonly logger: Logger;
+  /** This engine process: a run goes on only while the store says this process owns it. */
+  readonly instanceId: string;
+}
+
+export interface InterpreterOptions extends RunDependencies {
+  readonly finalizer: Finalizer;
+}
+
+/** Why an owner stops a run it no longer owns: someone else ended it, and its write stands. */
+export const ENDED_ELSEWHERE = 'the execution was ended elsewhere (canceled, or swept as stale) and does nothing more';
+
+/**
+ * Runs one execution: a workflow's tasks in order, a task, or an agent; writes its task markers; ends it
+ * through the finalizer. Every marker write is conditional on this process still owning a running run, so
+ * the moment a cancel or a sweep has ended the run in the store, the run starts and records no further task.
+ */
+export class Interpreter {
+  readonly #o: InterpreterOptions;
+
+  constructor(options: InterpreterOptions) {
+    this.#o = options;
+  }
+
+  async run(live: LiveExecution, plan: RunPlan, span: Span): Promise<void> {
+    // Let start() answer first: the run proceeds on the next turn of the event loop.
+    await new Promise((resolve) => setImmediate(resolve));
+    const { telemetry, store, finalizer } = this.#o;
+    const deadline = this.#deadline(live);
+    try {
+      await telemetry.runInSpan(span, async () => {
+        try {
+          live.abort.signal.throwIfAborted();
+          live.state = 'running';
+          live.startedAt = Date.now();
+          if (plan.fromTask === 0) {
+            this.#stillOwned(live, await store.markRunning(live.id, this.#o.instanceId, live.startedAt));
+            telemetry.record('executionQueueWait', (live.startedAt - live.createdAt) / 1000, { kind: live.kind });
+            if (live.kind === 'workflow') telemetry.add('workflowExecutionsStarted', 1, { trigger: live.trigger });
+          }
+          const result = await this.#execute(live, plan);
+          span.setAttribute('switchyard.execution.status', result.paused ? 'paused' : 'success');
+          await finalizer.finalize(live, result.paused ? { status: 'paused', path: 'paused' } : { status: 'success', path: 'completed', output: result.output });
+        } catch (error) {
+          const ending = this.#endingFor(live, error);
+          span.setAttribute('switchyard.execution.status', ending.status);
+          // Conditional: when a cancel or a sweep ended the run first, this write changes nothing.
+          await finalizer.finalize(live, ending);
+          throw error;
+        }
+      });
+    } catch {
+      // Finalized above; the span recorded the error.
+    } finally {
+      clearTimeout(deadline);
+    }
+  }
+
+  /** A run's own time limit: a workflow's or an agent's timeout_ms; a task's, else its tool's or agent's. */
+  timeoutMs(live: Pick<LiveExecution, 'kind' | 'target'>): number | undefined {
+    const { definitions } = this.#o;
+    if (live.kind === 'workflow') return definitions.workflows.get(live.target)?.timeout_ms;
+    if (live.kind === 'agent') return definitions.agents.get(live.target)?.timeout_ms;
+    const task = definitions.tasks.get(live.target);
+    if (task?.timeout_ms !== undefined) return task.timeout_ms;
+    if (task?.tool) return definitions.tools.get(task.tool)?.timeoutMs;
+    return task?.agent ? definitions.agents.get(task.agent)?.timeout_ms : undefined;
+  }
+
+  /** Stops the run when the store refused a write because the run is no longer this process's to run. */
+  #stillOwned(live: LiveExecution, owned: boolean): void {
+    if (owned) return;
+    if (!live.abort.signal.aborted) live.abort.abort(new StopSignal('canceled', ENDED_ELSEWHERE));
+    live.abort.signal.throwIfAborted();
+  }
+
+  /** Arms the run's own timeout (a workflow's timeout_ms, an agent's timeout_ms; a task enforces its own). */
+  #deadline(live: LiveExecution): NodeJS.Timeout | undefined {
+    const timeoutMs = live.kind === 'task' ? undefined : this.timeoutMs(live);
+    if (timeoutMs === undefined) return undefined;
+    return setTimeout(() => live.abort.abort(new StopSignal('timed_out', `execution exceeded its timeout of ${timeoutMs} ms`)), timeoutMs).unref();
+  }
+
+  async #execute(live: LiveExecution, plan: RunPlan): Promise<{ output?: unknown; paused?: boolean }> {
+    const { definitions, store, telemetry } = this.#o;
+    if (live.kind === 'agent') return { output: await runAgent(live.target, plan.input, this.#agentContext(live, live.abort.signal)) };
+    if (live.kind === 'task') {
+      const task = definitions.tasks.get(live.target)!;
+      return { output: await this.#runTask(live, task, render(task.input ?? '{{ input }}', { input: plan.input }), 0) };
+    }
+    const workflow = definitions.workflows.get(live.target)!;
+    const tasks: Record<string, { output: unknown }> = {};
+    for (const [taskId, output] of Object.entries(plan.taskOutputs)) tasks[taskId] = { output };
+    let last: unknown = null;
+    for (let index = plan.fromTask; index < workflow.tasks.length; index++) {
+      live.abort.signal.throwIfAborted();
+      const task = workflow.tasks[index]!;
+      const context = { input: plan.input, tasks };
+      if (task.pause) {
+        this.#stillOwned(live, await store.markTaskStarted(live.id, this.#o.instanceId, task.id, index));
+        this.#stillOwned(live, await store.markTaskCompleted(live.id, this.#o.instanceId, task.id, index, true, null));
+        telemetry.add('workflowTaskExecutions', 1, { task_type: 'pause', operation: task.id, outcome: 'paused' });
+        telemetry.add('workflowExecutionsPaused', 1, { trigger: live.trigger });
+        return { paused: true };
+      }
+      last = await telemetry.inSpan('taskExecute', {
+        'switchyard.task.id': task.id, 'switchyard.task.type': task.tool ? 'tool' : 'agent', 'switchyard.execution.id': live.id,
+      }, () => this.#runTask(live, task, render(task.input ?? {}, context), index));
+      tasks[task.id] = { output: last };
+    }
+    return { output: workflow.output === undefined ? last : render(workflow.output, { input: plan.input, tasks }) };
+  }
+
+  /** Runs one tool or agent task with its markers, metrics and timeout. */
+  async #runTask(live: LiveExecution, task: TaskDefinition, input: unknown, sequence: number): Promise<unknown> {
+    const { store, telemetry, definitions, runtime, instanceId } = this.#o;
+    const taskType = task.tool ? 'tool' : 'agent';
+    const operation = task.tool ?? task.agent ?? task.id;
+    const started = performance.now();
+    // Nothing runs unless the store still has the run running under this process.
+    this.#stillOwned(live, await store.markTaskStarted(live.id, instanceId, task.id, sequence));
+    const timeout = new AbortController();
+    const timer = task.timeout_ms === undefined || task.tool
+      ? undefined
+      : setTimeout(() => timeout.abort(new StopSignal('timed_out', `task "${task.id}" exceeded its timeout of ${task.timeout_ms} ms`)), task.timeout_ms).unref();
+    const signal = AbortSignal.any([live.abort.signal, timeout.signal]);
+    let outcome: TaskOutcome = 'failed';
+    try {
+      let output: unknown;
+      if (task.tool) {
+        const tool = definitions.tools.get(task.tool)!;
+        for (const secret of secretInputValues(tool.secretInputs, input)) live.secrets.add(secret);
+        const result = await runtime.execute({ tool, executionId: live.id, input, timeoutMs: task.timeout_ms ?? tool.timeoutMs, signal });
+        signal.throwIfAborted();
+        if (!result.ok) {
+          if (result.error.kind === 'timeout') outcome = 'timed_out';
+          throw new ExecutionFailure(`task "${task.id}": tool "${tool.id}" failed (${result.error.kind}): ${result.error.message}`, `tool_${result.error.kind}`, task.id);
+        }
+        output = result.result;
+      } else {
+        output = await runAgent(task.agent!, input, this.#agentContext(live, signal));
+      }
+      this.#stillOwned(live, await store.markTaskCompleted(live.id, instanceId, task.id, sequence, true, redactValue(output, secretForms(live.secrets))));
+      outcome = 'success';
+      return output;
+    } catch (error) {
+      const stop = stopReasonOf(signal);
+      if (stop) outcome = stop === 'timed_out' ? 'timed_out' : 'canceled';
+      // Refused when the run was ended elsewhere: the failure marker is not this process's to write then.
+      if (!live.abort.signal.aborted) await store.markTaskCompleted(live.id, instanceId, task.id, sequence, false, null);
+      if (timeout.signal.aborted && !live.abort.signal.aborted) {
+        throw new ExecutionFailure((timeout.signal.reason as Error).message, 'task_timeout', task.id);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+      telemetry.add('workflowTaskExecutions', 1, { task_type: taskType, operation, outcome });
+      telemetry.record('workflowTaskDuration', (performance.now() - started) / 1000, { task_type: taskType, outcome });
+    }
+  }
+
+  #agentContext(live: LiveExecution, signal: AbortSignal) {
+    const { telemetry, runtime, definitions, providers, prices } = this.#o;
+    const workflowId = live.kind === 'workflow' ? live.target : undefined;
+    return { telemetry, runtime, definitions, providers, executionId: live.id, signal, prices, workflowId };
+  }
+
+  /** How a run that threw ends: the stop reason's ending if it was stopped, else failed with the error's code. */
+  #endingFor(live: LiveExecution, error: unknown): Ending {
+    const stop = stopReasonOf(live.abort.signal);
+    if (stop) {
+      const { status, path, code } = STOP_ENDINGS[stop];
+      return { status, path, error: { message: (live.abort.signal.reason as Error).message, code } };
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    if (error instanceof ExecutionFailure) {
+      return { status: 'failed', path: 'completed', error: { message, code: error.code, ...(error.taskId ? { taskId: error.taskId } : {}) } };
+    }
+    // Not a failure the engine knows how to name: a bug. Fail the run rather than leave it running.
+    this.#o.logger.error({ err: error, execution_id: live.id }, 'execution failed unexpectedly');
+    return { status: 'failed', path: 'force_failed', error: { message, code: 'internal' } };
+  }
+}

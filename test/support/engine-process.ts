@@ -1,0 +1,43 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { eventually } from './engine.ts';
+
+/** A real engine process, as users run it: `node --import ./src/telemetry/instrumentation.ts src/main.ts`. */
+export interface EngineProcess {
+  readonly child: ChildProcess;
+  readonly url: string;
+  /** The JSON log lines it has written so far. */
+  readonly logs: () => Array<Record<string, unknown>>;
+  /** Resolves with the exit code once its pipes are drained. */
+  readonly exited: Promise<number | null>;
+  /** SIGKILL (if still running) and wait for the exit. */
+  readonly kill: () => Promise<void>;
+}
+
+/** Starts the engine with `env` on top of this process's environment (port 0, tool faults on) and waits for "ready". */
+export async function startEngineProcess(env: Record<string, string>): Promise<EngineProcess> {
+  const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+    env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_TOOL_FAULTS: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+  child.stderr!.on('data', (chunk: Buffer) => (out += chunk));
+  // 'close', not 'exit': only then has everything the engine wrote to its pipes been read.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const logs = () => out.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const ready = await eventually(async () => logs().find((l) => l['msg'] === 'switchyard engine ready'), (l) => l !== undefined || child.exitCode !== null, 20_000);
+  if (!ready) throw new Error(`engine did not start:\n${out}`);
+  const kill = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  };
+  return { child, url: String(ready['url']), logs, exited, kill };
+}
+
+/** A JSON request to an engine (no API key: test engines listen on loopback without keys). */
+export async function call(url: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const response = await fetch(url + path, {
+    method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() };
+}
