@@ -7,7 +7,8 @@ export const FAULTS = ['slow', 'fail', 'crash', 'hang', 'flood', 'garbage', 'ver
 export type Fault = (typeof FAULTS)[number];
 
 export interface LoadOptions {
-  readonly baseUrl: string;
+  /** The engine's URL, or the URLs of several replicas sharing one database: requests go round-robin. */
+  readonly baseUrl: string | readonly string[];
   /**
    * The load generator's API key, sent as `Authorization: Bearer <key>`. The engine labels the runs of a
    * key configured with `trigger=loadgen` as `loadgen`; undefined sends no key (an engine without keys).
@@ -122,6 +123,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
   const pending = new Set<Promise<void>>();
   const startedAt = Date.now();
   const intervalMs = 1000 / options.rate;
+  const baseUrls = typeof options.baseUrl === 'string' ? [options.baseUrl] : options.baseUrl;
 
   const fire = async (n: number) => {
     const scenario = pickScenario(n);
@@ -130,7 +132,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadSummary> {
     const began = performance.now();
     let status = 0;
     try {
-      const response = await fetch(options.baseUrl + path, {
+      const response = await fetch(baseUrls[n % baseUrls.length] + path, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(options.apiKey === undefined ? {} : { authorization: `Bearer ${options.apiKey}` }) },
         body: JSON.stringify(body),

@@ -1,6 +1,6 @@
 /**
  * The load generator's entry point (docker compose runs it beside the engine):
- *   SWITCHYARD_URL=http://127.0.0.1:8080 LOADGEN_RATE=5 LOADGEN_FAULTS=slow=0.05,fail=0.02 node src/loadgen/main.ts
+ *   SWITCHYARD_URL=http://127.0.0.1:8080[,http://...] LOADGEN_RATE=5 LOADGEN_FAULTS=slow=0.05,fail=0.02 node src/loadgen/main.ts
  * LOADGEN_DURATION_S and LOADGEN_MAX_REQUESTS bound the run (0 = until stopped).
  * The API key: SWITCHYARD_API_KEY_FILE (a file holding the key) or SWITCHYARD_API_KEY; the engine should
  * configure that key with `trigger=loadgen` so its runs are labelled as the load generator's.
@@ -40,7 +40,8 @@ try {
   process.exit(2);
 }
 
-const baseUrl = (process.env.SWITCHYARD_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
+// One engine, or several replicas (comma-separated): the requests are spread over them in turn.
+const baseUrl = (process.env.SWITCHYARD_URL ?? 'http://127.0.0.1:8080').split(',').map((url) => url.trim().replace(/\/+$/, '')).filter(Boolean);
 const rate = number('LOADGEN_RATE', 5);
 if (rate <= 0) {
   process.stderr.write('LOADGEN_RATE must be above 0\n');

@@ -32,6 +32,21 @@ describe('the load generator', () => {
     expect(records.some((r) => r.status === 'failed')).toBe(true);
   }, 60_000);
 
+  it('spreads its requests over several replicas in turn', async () => {
+    const other = await startTestEngine();
+    try {
+      const before = (await t.engine.list({ limit: 1000 })).length;
+      const summary = await runLoad({ baseUrl: [t.url, other.url], apiKey: TEST_LOADGEN_KEY, rate: 50, faults: {}, durationMs: 10_000, maxRequests: 10, concurrency: 4 });
+      expect(summary.sent).toBe(10);
+      // The bad_input scenario is refused before a record exists: count the answered requests instead.
+      const accepted = (engine: TestEngine) => engine.engine.list({ limit: 1000 }).then((records) => records.length);
+      expect((await accepted(t)) - before).toBeGreaterThanOrEqual(4);
+      expect(await accepted(other)).toBeGreaterThanOrEqual(4);
+    } finally {
+      await other.close();
+    }
+  }, 60_000);
+
   it('the loadgen label comes from the key, not from a header: another key gets api, no key gets 401', async () => {
     const byOther = await runLoad({ baseUrl: t.url, apiKey: TEST_API_KEY, rate: 50, faults: {}, durationMs: 10_000, maxRequests: 6, concurrency: 4 });
     expect(byOther.byStatus['401']).toBeUndefined();
