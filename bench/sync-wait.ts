@@ -21,14 +21,14 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import express from 'express';
 import pino from 'pino';
-import { createApp, presentExecution } from '../src/api/app.ts';
+import { presentExecution } from '../src/api/app.ts';
+import { DEFAULT_SERVER_LIMITS } from '../src/api/server.ts';
+import { assembleSwitchyard } from '../src/assemble.ts';
 import { ScriptedModelProvider } from '../src/engine/agent/scripted.ts';
 import { loadDefinitions } from '../src/engine/definitions.ts';
-import { Engine } from '../src/engine/engine.ts';
-import { ToolRuntime } from '../src/engine/runtime/tool-runtime.ts';
+import { loadPrices } from '../src/engine/prices.ts';
 import type { Finalization } from '../src/store/store.ts';
 import { SqliteStore } from '../src/store/sqlite.ts';
-import { Authenticator } from '../src/api/auth.ts';
 import { BENCH_API_KEY, closedLoop, createAgent } from './lib/http.ts';
 import { REPO } from './lib/processes.ts';
 import { createBenchTelemetry } from './lib/sdk.ts';
@@ -69,9 +69,9 @@ export interface SyncWaitResult {
   readonly failures: number;
 }
 
-async function listen(app: express.Express): Promise<Server> {
+async function listen(target: express.Express | Server): Promise<Server> {
   return new Promise((resolve) => {
-    const server = app.listen(0, '127.0.0.1', () => resolve(server));
+    const server: Server = target.listen(0, '127.0.0.1', () => resolve(server));
   });
 }
 
@@ -80,13 +80,16 @@ export async function measureSyncWait(options: SyncWaitOptions): Promise<SyncWai
   const { sdk, telemetry } = createBenchTelemetry();
   const logger = pino({ level: 'silent' });
   const store = new TimingStore(join(dir, 'switchyard.db'));
-  const runtime = new ToolRuntime({ telemetry, logger });
-  const engine = new Engine({
-    store, definitions: loadDefinitions(join(REPO, 'examples')), runtime, telemetry, logger,
+  const { engine, runtime, server: engineServer } = assembleSwitchyard({
+    telemetry, logger, store, definitions: loadDefinitions(join(REPO, 'examples')), prices: loadPrices(join(REPO, 'examples')),
+    engine: { instanceId: 'bench-sync-wait', heartbeatMs: 2_000, staleAfterMs: 15_000, sweepIntervalMs: 60_000 },
+    tools: {},
     providers: new Map([['scripted', new ScriptedModelProvider()]]),
-    instanceId: 'bench-sync-wait', heartbeatMs: 2_000, staleAfterMs: 15_000, sweepIntervalMs: 60_000,
+    api: {
+      apiKeys: [{ id: 'bench', key: BENCH_API_KEY, trigger: undefined }], bodyLimit: '1mb', syncTimeoutMs: 60_000, syncTimeoutMaxMs: 300_000,
+      isReady: () => true, server: DEFAULT_SERVER_LIMITS,
+    },
   });
-  const app = createApp({ engine, telemetry, logger, authenticator: new Authenticator([{ id: 'bench', key: BENCH_API_KEY, trigger: undefined }]), bodyLimit: '1mb', syncTimeoutMs: 60_000, syncTimeoutMaxMs: 300_000, isReady: () => true });
 
   // The design this replaces: poll the store with a backoff whose first step is 200 ms.
   const pollingApp = express();
@@ -105,7 +108,7 @@ export async function measureSyncWait(options: SyncWaitOptions): Promise<SyncWai
     }
   });
 
-  const [server, pollingServer] = [await listen(app), await listen(pollingApp)];
+  const [server, pollingServer] = [await listen(engineServer), await listen(pollingApp)];
   let failures = 0;
   const measure = async (port: number, path: string, requests: number, concurrency: number) => {
     const waits: number[] = [];

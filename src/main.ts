@@ -3,7 +3,6 @@
  * Run with `node --import ./src/telemetry/instrumentation.ts src/main.ts` (npm start does).
  */
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
@@ -57,11 +56,8 @@ const sdk = startTelemetrySdk({
 const { telemetry } = sdk;
 
 // Loaded after the SDK and the instrumentations are in place.
-const [{ SqliteStore }, { loadDefinitions, DefinitionError }, { ToolRuntime }, { Engine }, { createApp },
-  { ScriptedModelProvider }, { OpenAiCompatibleProvider }, { createHttpServer }, { Authenticator }, { loadPrices }] = await Promise.all([
-  import('./store/sqlite.ts'), import('./engine/definitions.ts'), import('./engine/runtime/tool-runtime.ts'),
-  import('./engine/engine.ts'), import('./api/app.ts'), import('./engine/agent/scripted.ts'), import('./engine/agent/openai-compatible.ts'),
-  import('./api/server.ts'), import('./api/auth.ts'), import('./engine/prices.ts'),
+const [{ SqliteStore }, { loadDefinitions, DefinitionError }, { assembleSwitchyard }, { loadPrices }] = await Promise.all([
+  import('./store/sqlite.ts'), import('./engine/definitions.ts'), import('./assemble.ts'), import('./engine/prices.ts'),
 ]);
 
 let definitions, prices;
@@ -87,17 +83,16 @@ try {
   await exitAfterLogs(2);
   throw error;
 }
-const runtime = new ToolRuntime({ telemetry, outputLimitBytes: config.toolOutputLimitBytes, logger, toolFaults: config.toolFaults });
-const providers = new Map<string, InstanceType<typeof ScriptedModelProvider> | InstanceType<typeof OpenAiCompatibleProvider>>([
-  ['scripted', new ScriptedModelProvider()],
-  ['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: config.modelBaseUrl, defaultApiKey: config.modelApiKey })],
-]);
-const engine = new Engine({
-  store, definitions, runtime, telemetry, providers, logger, prices,
-  instanceId: config.instanceId,
-  heartbeatMs: config.heartbeatMs,
-  staleAfterMs: config.staleAfterMs,
-  sweepIntervalMs: config.sweepIntervalMs,
+let shuttingDown = false;
+const { engine, runtime, server } = assembleSwitchyard({
+  telemetry, logger, store, definitions, prices,
+  engine: { instanceId: config.instanceId, heartbeatMs: config.heartbeatMs, staleAfterMs: config.staleAfterMs, sweepIntervalMs: config.sweepIntervalMs },
+  tools: { outputLimitBytes: config.toolOutputLimitBytes, toolFaults: config.toolFaults },
+  models: { baseUrl: config.modelBaseUrl, apiKey: config.modelApiKey },
+  api: {
+    apiKeys: config.apiKeys, bodyLimit: config.bodyLimit, syncTimeoutMs: config.syncTimeoutMs, syncTimeoutMaxMs: config.syncTimeoutMaxMs,
+    isReady: () => !shuttingDown, server: config,
+  },
 });
 // The counters' start-up zeros go out before the first sweep can move them: a swept run counted in the
 // first point a new instance exports would be invisible to increase() and to the SLO ratio. Bounded, as
@@ -105,17 +100,6 @@ const engine = new Engine({
 await Promise.race([sdk.forceFlush(), new Promise((resolve) => setTimeout(resolve, config.telemetryFlushMs).unref())]);
 engine.startBackgroundWork();
 
-let shuttingDown = false;
-const app = createApp({
-  engine, telemetry, logger,
-  authenticator: new Authenticator(config.apiKeys),
-  bodyLimit: config.bodyLimit,
-  syncTimeoutMs: config.syncTimeoutMs,
-  syncTimeoutMaxMs: config.syncTimeoutMaxMs,
-  isReady: () => !shuttingDown,
-});
-
-const server: Server = createHttpServer(app, config);
 server.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

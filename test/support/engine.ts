@@ -5,20 +5,17 @@
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { createApp } from '../../src/api/app.ts';
-import { Authenticator, type ApiKey } from '../../src/api/auth.ts';
-import { createHttpServer, DEFAULT_SERVER_LIMITS, type ServerLimits } from '../../src/api/server.ts';
-import { OpenAiCompatibleProvider } from '../../src/engine/agent/openai-compatible.ts';
-import { ScriptedModelProvider } from '../../src/engine/agent/scripted.ts';
+import type { ApiKey } from '../../src/api/auth.ts';
+import { DEFAULT_SERVER_LIMITS, type ServerLimits } from '../../src/api/server.ts';
+import { assembleSwitchyard } from '../../src/assemble.ts';
 import type { ModelProvider } from '../../src/engine/agent/model.ts';
 import { loadDefinitions } from '../../src/engine/definitions.ts';
-import { Engine, type EngineOptions } from '../../src/engine/engine.ts';
+import type { Engine, EngineOptions } from '../../src/engine/engine.ts';
 import { loadPrices, type PriceTable } from '../../src/engine/prices.ts';
-import { ToolRuntime } from '../../src/engine/runtime/tool-runtime.ts';
+import type { ToolRuntime } from '../../src/engine/runtime/tool-runtime.ts';
 import { SqliteStore } from '../../src/store/sqlite.ts';
 import type { Telemetry } from '../../src/telemetry/recorder.ts';
 import { createTestTelemetry, type TestTelemetry } from './telemetry.ts';
@@ -79,23 +76,17 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
   const logger = pino({ level: 'silent' });
   const store = new SqliteStore(dbPath);
   const definitions = loadDefinitions(options.projectDir ?? 'examples');
-  const runtime = new ToolRuntime({ telemetry, logger, killGraceMs: 300, toolFaults: options.toolFaults ?? true });
-  const providers = options.providers ?? new Map<string, ModelProvider>([
-    ['scripted', new ScriptedModelProvider()],
-    ['openai-compatible', new OpenAiCompatibleProvider()],
-  ]);
-  const prices = options.prices ?? loadPrices(options.projectDir ?? 'examples');
-  const engine = new Engine({
-    store, definitions, runtime, telemetry, providers, logger, prices,
-    instanceId: 'test-engine', heartbeatMs: 1_000, staleAfterMs: 10_000, sweepIntervalMs: 60_000,
-    ...options.engine,
-  });
   const apiKeys = options.apiKeys ?? TEST_KEYS;
-  const app = createApp({
-    engine, telemetry, logger, authenticator: new Authenticator(apiKeys),
-    bodyLimit: options.bodyLimit ?? '100kb', syncTimeoutMs: options.syncTimeoutMs ?? 20_000, syncTimeoutMaxMs: 300_000, isReady: () => true,
+  const { engine, runtime, server } = assembleSwitchyard({
+    telemetry, logger, store, definitions, prices: options.prices ?? loadPrices(options.projectDir ?? 'examples'),
+    engine: { instanceId: 'test-engine', heartbeatMs: 1_000, staleAfterMs: 10_000, sweepIntervalMs: 60_000, ...options.engine },
+    tools: { killGraceMs: 300, toolFaults: options.toolFaults ?? true },
+    ...(options.providers ? { providers: options.providers } : {}),
+    api: {
+      apiKeys, bodyLimit: options.bodyLimit ?? '100kb', syncTimeoutMs: options.syncTimeoutMs ?? 20_000, syncTimeoutMaxMs: 300_000,
+      isReady: () => true, server: options.serverLimits ?? DEFAULT_SERVER_LIMITS,
+    },
   });
-  const server: Server = createHttpServer(app, options.serverLimits ?? DEFAULT_SERVER_LIMITS);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
