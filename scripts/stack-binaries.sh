@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the real stack binaries at the pinned versions and prints where they are:
 #
-#   export OTELCOL_BIN=... PROMETHEUS_BIN=... PROMTOOL_BIN=... JAEGER_BIN=... ALERTMANAGER_BIN=... AMTOOL_BIN=...
+#   export OTELCOL_BIN=... PROMETHEUS_BIN=... PROMTOOL_BIN=... JAEGER_BIN=... OTELCOL_TIER_BIN=... ALERTMANAGER_BIN=... AMTOOL_BIN=...
 #
 # Usage: scripts/stack-binaries.sh [--print | --no-build] [--help]
 #   eval "$(scripts/stack-binaries.sh)"
@@ -11,7 +11,8 @@
 #
 # Everything is built from Go modules through the Go module proxy (no Docker, no GitHub downloads), with
 # Go's checksum verification as configured on the machine (this script never turns it off):
-#   - Collector: OpenTelemetry Collector Builder from collector/builder-config.yaml;
+#   - Collector: OpenTelemetry Collector Builder from collector/builder-config.yaml; the Collector tier
+#     (agent + tail-sampling gateways) from collector/builder-tier.yaml, at a release of its own;
 #   - Prometheus + promtool, Alertmanager + amtool, Jaeger v2 (the stack tests' trace store; users run
 #     Tempo, whose AGPL module is never built): wrapper modules in scripts/build/<name>/ that require the
 #     upstream module and repeat its replace directives.
@@ -39,6 +40,10 @@ OTELCOL_VERSION=0.165.0          # core v0.165.0 + contrib v0.165.1 (collector/b
 PROMETHEUS_VERSION=3.16.0        # prom/prometheus:v3.16.0 (Go module github.com/prometheus/prometheus v0.316.0)
 ALERTMANAGER_VERSION=0.34.2      # prom/alertmanager:v0.34.2
 JAEGER_VERSION=1.75.0            # github.com/jaegertracing/jaeger/cmd/jaeger (Jaeger v2 binary)
+# The Collector tier (agent + gateways, tail sampling): core v0.161.0 + stable v1.67.0 + contrib v0.161.0
+# (collector/builder-tier.yaml), the one release at which the tail sampling processor passes and the
+# loadbalancing exporter is served. Not in the `pins:` line of inputs_hash: the manifest carries it.
+OTELCOL_TIER_VERSION=0.161.0
 
 # The Go toolchain: be gentle on small machines (2 cores) and never touch a repo-local go.work.
 export GOFLAGS="-mod=mod -buildvcs=false"
@@ -165,14 +170,16 @@ build_alertmanager() {
   finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
 }
 
-# ---- OpenTelemetry Collector (builder) -------------------------------------------------------
-build_otelcol() {
-  local name=otelcol version=$OTELCOL_VERSION
+# ---- OpenTelemetry Collectors (builder) ------------------------------------------------------
+# build_collector NAME VERSION MANIFEST BINARY : the builder of release VERSION generates the distribution of
+# MANIFEST (a file under collector/), then go build compiles it into $CACHE/NAME-VERSION/BINARY.
+build_collector() {
+  local name=$1 version=$2 manifest=$3 binary=$4
   local out="$CACHE/$name-$version" logfile="$CACHE/logs/$name-$version.log"
-  local hash; hash=$(inputs_hash collector/builder-config.yaml)
-  is_fresh "$out" "$hash" otelcol && return 0
+  local hash; hash=$(inputs_hash "$manifest")
+  is_fresh "$out" "$hash" "$binary" && return 0
   skip_build "$name" "$version" && return 0
-  log "building the OpenTelemetry Collector $version with the builder (log: $logfile)"
+  log "building the OpenTelemetry Collector $name $version from $manifest with the builder (log: $logfile)"
   local started; started=$(date +%s); : >"$logfile"
   local builder_dir="$CACHE/tools/builder-$version"
   if [ ! -x "$builder_dir/builder" ]; then
@@ -181,15 +188,21 @@ build_otelcol() {
   fi
   local work="$CACHE/build/$name-$version" tmp="$out.tmp"
   rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
-  cp "$REPO/collector/builder-config.yaml" "$work/builder-config.yaml"
+  cp "$REPO/$manifest" "$work/builder-config.yaml"
   # Generate the sources and resolve modules (into $work/_build, the manifest's output_path), then compile
   # with our go flags.
   (cd "$work" && run_logged "$name" "$version" "$logfile" "$builder_dir/builder" \
     --config builder-config.yaml --skip-compilation)
   (cd "$work/_build" &&
-    run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" -ldflags "-s -w" -o "$tmp/otelcol" .)
+    run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" -ldflags "-s -w" -o "$tmp/$binary" .)
   finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
 }
+
+# The Collector of docker-compose.yml (collector/otelcol.yaml).
+build_otelcol() { build_collector otelcol "$OTELCOL_VERSION" collector/builder-config.yaml otelcol; }
+
+# The Collector tier (collector/agent.yaml, collector/gateway.yaml): its own release, see the pin above.
+build_otelcol_tier() { build_collector otelcol-tier "$OTELCOL_TIER_VERSION" collector/builder-tier.yaml otelcol-tier; }
 
 # ---- Jaeger v2 (the stack tests' trace store) -------------------------------------------------
 build_jaeger() {
@@ -208,10 +221,10 @@ build_jaeger() {
   finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
 }
 
-# Order matters: other work waits on promtool/amtool first, the Collector next, Jaeger last.
+# Order matters: other work waits on promtool/amtool first, the Collector next, Jaeger, then the tier.
 # SWITCHYARD_STACK_ONLY="alertmanager otelcol" restricts building to those (a development aid).
-only="${SWITCHYARD_STACK_ONLY:-prometheus alertmanager otelcol jaeger}"
-for target in prometheus alertmanager otelcol jaeger; do
+only="${SWITCHYARD_STACK_ONLY:-prometheus alertmanager otelcol jaeger otelcol_tier}"
+for target in prometheus alertmanager otelcol jaeger otelcol_tier; do
   case " $only " in *" $target "*) "build_$target" ;; esac
 done
 
@@ -219,6 +232,7 @@ echo "export OTELCOL_BIN=$CACHE/otelcol-$OTELCOL_VERSION/otelcol" \
   "PROMETHEUS_BIN=$CACHE/prometheus-$PROMETHEUS_VERSION/prometheus" \
   "PROMTOOL_BIN=$CACHE/prometheus-$PROMETHEUS_VERSION/promtool" \
   "JAEGER_BIN=$CACHE/jaeger-$JAEGER_VERSION/jaeger" \
+  "OTELCOL_TIER_BIN=$CACHE/otelcol-tier-$OTELCOL_TIER_VERSION/otelcol-tier" \
   "ALERTMANAGER_BIN=$CACHE/alertmanager-$ALERTMANAGER_VERSION/alertmanager" \
   "AMTOOL_BIN=$CACHE/alertmanager-$ALERTMANAGER_VERSION/amtool"
 

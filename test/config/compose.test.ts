@@ -27,13 +27,18 @@ interface Compose {
 const compose = readYaml<Compose>('docker-compose.yml');
 const services = Object.entries(compose.services);
 
-/** The contrib release of the Collector we build (collector/builder-config.yaml): the image must be the same. */
-const CONTRIB_VERSION = (() => {
-  const manifest = readFileSync(repoPath('collector/builder-config.yaml'), 'utf8');
+/** The contrib release a builder manifest pins (one throughout): the Collector images must be the same. */
+function contribRelease(manifestFile: string): string {
+  const manifest = readFileSync(repoPath(manifestFile), 'utf8');
   const versions = new Set([...manifest.matchAll(/opentelemetry-collector-contrib\/\S+ v(\S+)/g)].map((match) => match[1]!));
-  if (versions.size !== 1) throw new Error(`collector/builder-config.yaml: contrib modules at ${[...versions].join(', ') || 'no version'}; expected one release`);
+  if (versions.size !== 1) throw new Error(`${manifestFile}: contrib modules at ${[...versions].join(', ') || 'no version'}; expected one release`);
   return [...versions][0]!;
-})();
+}
+
+/** The contrib release of the Collector we build (collector/builder-config.yaml): the image must be the same. */
+const CONTRIB_VERSION = contribRelease('collector/builder-config.yaml');
+/** The Collector tier's release (collector/builder-tier.yaml): docker-compose.scale.yml's tier images. */
+const TIER_CONTRIB_VERSION = contribRelease('collector/builder-tier.yaml');
 
 /** Image versions every part of the project uses (scripts/stack-binaries.sh builds the same releases, Tempo aside). */
 const PINNED: Record<string, string> = {
@@ -45,14 +50,18 @@ const PINNED: Record<string, string> = {
   'grafana/tempo': '2.8.0',
 };
 
+/** Checks a compose document against the Compose Specification JSON schema (vendored). */
+function expectValidCompose(document: unknown): void {
+  const schema = JSON.parse(readFileSync(repoPath('test/config/fixtures/compose-spec.json'), 'utf8')) as object;
+  const validate = new Ajv2020({ allErrors: true, strict: false }).compile(schema);
+  const valid = validate(document);
+  expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
+  expect(valid).toBe(true);
+}
+
 describe('docker-compose.yml', () => {
   it('is valid against the Compose Specification JSON schema', () => {
-    const schema = JSON.parse(readFileSync(repoPath('test/config/fixtures/compose-spec.json'), 'utf8')) as object;
-    const ajv = new Ajv2020({ allErrors: true, strict: false });
-    const validate = ajv.compile(schema);
-    const valid = validate(compose);
-    expect(validate.errors ?? [], JSON.stringify(validate.errors, null, 2)).toEqual([]);
-    expect(valid).toBe(true);
+    expectValidCompose(compose);
   });
 
   it('is rejected by the schema when broken (the validation is real)', () => {
@@ -151,5 +160,87 @@ describe('docker-compose.yml', () => {
       expect.arrayContaining(['--web.enable-otlp-receiver', '--web.enable-remote-write-receiver', '--enable-feature=exemplar-storage']),
     );
     expect(compose.services['tempo']?.command).toContain('-config.expand-env=true');
+  });
+});
+
+// ---- docker-compose.scale.yml: the Collector tier (agent + two tail-sampling gateways) ----------
+
+const scale = readYaml<Compose>('docker-compose.scale.yml');
+const TIER_SERVICES = ['otel-agent', 'otel-gateway-1', 'otel-gateway-2'];
+const GATEWAYS = TIER_SERVICES.filter((name) => name.startsWith('otel-gateway-'));
+
+/** `docker compose -f docker-compose.yml -f docker-compose.scale.yml`: maps merge, lists add up (a volume by its target), the rest is replaced. */
+function mergeCompose(base: Compose, override: Compose): Compose {
+  const merged: Compose = structuredClone(base);
+  for (const [name, over] of Object.entries(override.services)) {
+    const service: Service = { ...merged.services[name] };
+    for (const [key, value] of Object.entries(over) as [keyof Service, unknown][]) {
+      const current = service[key];
+      if (key === 'volumes') {
+        const byTarget = new Map([...(current as string[] | undefined ?? []), ...(value as string[])].map((v) => [v.split(':')[1], v]));
+        service.volumes = [...byTarget.values()];
+      } else if (Array.isArray(value) || typeof value !== 'object' || value === null) {
+        (service as Record<string, unknown>)[key] = value;
+      } else {
+        (service as Record<string, unknown>)[key] = { ...(current as object | undefined), ...(value as object) };
+      }
+    }
+    merged.services[name] = service;
+  }
+  return merged;
+}
+const merged = mergeCompose(compose, scale);
+
+describe('docker-compose.scale.yml', () => {
+  it('is valid against the Compose Specification JSON schema, alone and merged over docker-compose.yml', () => {
+    expectValidCompose(scale);
+    expectValidCompose(merged);
+  });
+
+  it('runs the agent and two gateways from the image of the tier release (collector/builder-tier.yaml), each with its config mounted', () => {
+    expect(Object.keys(scale.services).filter((name) => name.startsWith('otel-') && name !== 'otel-collector')).toEqual(TIER_SERVICES);
+    for (const name of TIER_SERVICES) {
+      const service = scale.services[name]!;
+      expect(service.image, name).toBe(`otel/opentelemetry-collector-contrib:${TIER_CONTRIB_VERSION}`);
+      const config = name === 'otel-agent' ? 'agent.yaml' : 'gateway.yaml';
+      expect(service.command, name).toEqual([`--config=/etc/otelcol/${config}`]);
+      expect(service.volumes, name).toEqual([`./collector/${config}:/etc/otelcol/${config}:ro`]);
+      expect(service.deploy?.resources?.limits?.memory, name).toMatch(/^\d+[MG]$/);
+      expect(service.ports ?? [], `${name} publishes nothing`).toEqual([]);
+    }
+  });
+
+  it('sends the traces of otel-collector through the agent, by trace id to every gateway, and from the gateways to Tempo', () => {
+    expect(merged.services['otel-collector']?.environment?.['TRACES_OTLP_GRPC_ENDPOINT']).toBe('otel-agent:4317');
+    // Everything else of otel-collector is as in docker-compose.yml (span metrics and metrics unchanged).
+    expect(merged.services['otel-collector']?.environment?.['PROMETHEUS_HOST']).toBe('prometheus:9090');
+    expect(scale.services['otel-agent']?.environment?.['OTELCOL_GATEWAYS']).toBe(`[${GATEWAYS.map((g) => `${g}:4317`).join(', ')}]`);
+    for (const name of GATEWAYS) {
+      expect(scale.services[name]?.environment, name).toMatchObject({ OTELCOL_GATEWAY_ID: name, TRACES_OTLP_GRPC_ENDPOINT: 'tempo:4317' });
+    }
+  });
+
+  it('starts each Collector after what it sends to, healthy wherever there is a healthcheck', () => {
+    for (const [name, service] of Object.entries(scale.services)) {
+      for (const [dep, { condition }] of Object.entries(service.depends_on ?? {})) {
+        const target = merged.services[dep];
+        expect(target, `${name} depends on unknown ${dep}`).toBeDefined();
+        expect(condition, `${name} -> ${dep}`).toBe(target?.healthcheck ? 'service_healthy' : 'service_started');
+      }
+    }
+    expect(Object.keys(merged.services['otel-collector']?.depends_on ?? {})).toContain('otel-agent');
+    expect(Object.keys(scale.services['otel-agent']?.depends_on ?? {}).sort()).toEqual(GATEWAYS);
+  });
+
+  it('has Prometheus scrape the tier Collectors in the otel-collector job, from a file that exists', () => {
+    const volumes = merged.services['prometheus']?.volumes ?? [];
+    const mount = volumes.find((v) => v.split(':')[1] === '/etc/prometheus/targets/otel-collector.json');
+    expect(mount).toBeDefined();
+    const source = mount!.split(':')[0]!;
+    expect(existsSync(repoPath(source)), source).toBe(true);
+    const targets = (JSON.parse(readFileSync(repoPath(source), 'utf8')) as { targets: string[] }[]).flatMap((g) => g.targets);
+    expect(targets.sort()).toEqual(['otel-collector', ...TIER_SERVICES].map((name) => `${name}:8888`).sort());
+    // The base mounts stay (prometheus.yml, rules, alerts).
+    expect(volumes).toEqual(expect.arrayContaining(['./prometheus:/etc/prometheus:ro', './alerts:/etc/alerts:ro']));
   });
 });

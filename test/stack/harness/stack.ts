@@ -90,6 +90,28 @@ interface Ports {
   pagerSink: number;
 }
 
+export interface JaegerPorts {
+  readonly otlpGrpc: number;
+  readonly queryHttp: number;
+  readonly queryGrpc: number;
+  readonly health: number;
+}
+
+/** Jaeger v2 with harness/jaeger.yaml on 127.0.0.1 (in memory); ready at http://127.0.0.1:<health>/status. */
+export function jaegerProcess(bin: string, logFile: string, ports: JaegerPorts): ManagedProcess {
+  return new ManagedProcess({
+    name: 'jaeger', command: bin, logFile,
+    args: ['--config', join(REPO, 'test/stack/harness/jaeger.yaml')],
+    env: {
+      ...process.env,
+      JAEGER_OTLP_GRPC_ENDPOINT: `127.0.0.1:${ports.otlpGrpc}`,
+      JAEGER_QUERY_HTTP_ENDPOINT: `127.0.0.1:${ports.queryHttp}`,
+      JAEGER_QUERY_GRPC_ENDPOINT: `127.0.0.1:${ports.queryGrpc}`,
+      JAEGER_HEALTH_ENDPOINT: `127.0.0.1:${ports.health}`,
+    },
+  });
+}
+
 function replaceChecked(text: string, pattern: RegExp, replacement: string, what: string): string {
   if (!pattern.test(text)) throw new Error(`stack harness: ${what} not found (pattern ${pattern}); did the committed file change?`);
   return text.replace(pattern, replacement);
@@ -226,16 +248,8 @@ export class Stack {
           `--web.listen-address=127.0.0.1:${p.prometheus}`, '--web.enable-otlp-receiver', '--web.enable-remote-write-receiver',
           '--enable-feature=exemplar-storage'],
       }),
-      jaeger: new ManagedProcess({
-        name: 'jaeger', command: this.bins.jaeger, logFile: log('jaeger'),
-        args: ['--config', join(REPO, 'test/stack/harness/jaeger.yaml')],
-        env: {
-          ...process.env,
-          JAEGER_OTLP_GRPC_ENDPOINT: `127.0.0.1:${p.jaegerOtlpGrpc}`,
-          JAEGER_QUERY_HTTP_ENDPOINT: `127.0.0.1:${p.jaegerQueryHttp}`,
-          JAEGER_QUERY_GRPC_ENDPOINT: `127.0.0.1:${p.jaegerQueryGrpc}`,
-          JAEGER_HEALTH_ENDPOINT: `127.0.0.1:${p.jaegerHealth}`,
-        },
+      jaeger: jaegerProcess(this.bins.jaeger, log('jaeger'), {
+        otlpGrpc: p.jaegerOtlpGrpc, queryHttp: p.jaegerQueryHttp, queryGrpc: p.jaegerQueryGrpc, health: p.jaegerHealth,
       }),
       otelcol: this.collectorProcess({}),
     };
