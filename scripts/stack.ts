@@ -14,7 +14,7 @@
  * temporary directory (logs, data) after exit.
  */
 import { parseFaults, runLoad } from '../src/loadgen/load.ts';
-import { Stack } from '../test/stack/harness/stack.ts';
+import { Stack } from '../scripts/stack/stack.ts';
 
 const rate = Number(process.env['STACK_LOAD_RATE'] ?? '3');
 const faults = parseFaults(process.env['STACK_FAULTS']);

@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findStackBinary, missingBinaryPolicy } from '../support/stack-binaries.ts';
+import { findStackBinary, missingBinaryPolicy } from '../../scripts/stack/binaries.ts';
 import {
   CONTRIB_PREFIX, DEPRECATED_EXPORTER_TYPES, binaryTypes, expectDefinedEqualsUsed, killStarted, loopbackCollector, manifestModules, manifestTypes,
   startAndStop, typeOf, usedTypes, type CollectorConfig, type Manifest,

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findStackBinary, missingBinaryPolicy } from '../support/stack-binaries.ts';
+import { findStackBinary, missingBinaryPolicy } from '../../scripts/stack/binaries.ts';
 import {
   CONTRIB_PREFIX, DEPRECATED_EXPORTER_TYPES, KINDS, binaryTypes, expectDefinedEqualsUsed, killStarted, loopbackCollector, manifestTypes, startAndStop, typeOf, usedTypes,
   type CollectorConfig, type Manifest,

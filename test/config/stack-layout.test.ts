@@ -1,5 +1,5 @@
 /**
- * The loopback layout of test/config/stack-layout.ts: the committed prometheus.yml, copied unchanged,
+ * The loopback layout of scripts/stack/layout.ts: the committed prometheus.yml, copied unchanged,
  * runs on the real Prometheus with harness-written targets, loads every rule group, and translates OTLP
  * metric names as the telemetry catalogue says. Shortened alert rules stay valid and keep their names.
  */
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { METRICS } from '../../src/telemetry/catalog.ts';
-import { overrideAlertRules, writePrometheusLayout } from './stack-layout.ts';
+import { overrideAlertRules, writePrometheusLayout } from '../../scripts/stack/layout.ts';
 import { findTool, missingBinaryPolicy, repoPath, run } from './tools.ts';
 
 interface RuleFile {

@@ -1,6 +1,6 @@
 /**
  * Shared helpers of the config tests: repository paths, YAML loading, running binaries, and the stack
- * binaries (test/support/stack-binaries.ts: env PROMTOOL_BIN, AMTOOL_BIN, ... or scripts/stack-binaries.sh).
+ * binaries (scripts/stack/binaries.ts: env PROMTOOL_BIN, AMTOOL_BIN, ... or scripts/stack-binaries.sh).
  * When a binary is missing the tests that need it fail with a clear message under CI (process.env.CI set)
  * and are skipped with a visible reason otherwise.
  */
@@ -10,7 +10,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
-import { findStackBinary, missingBinaryPolicy, type StackBinaryLookup, type StackBinaryName } from '../support/stack-binaries.ts';
+import { findStackBinary, missingBinaryPolicy, type StackBinaryLookup, type StackBinaryName } from '../../scripts/stack/binaries.ts';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const repoPath = (...parts: string[]): string => join(REPO, ...parts);
@@ -42,7 +42,7 @@ export async function run(bin: string, args: readonly string[], cwd = REPO, env:
 
 export type ToolLookup = StackBinaryLookup;
 
-/** A stack binary by name (env var first, then scripts/stack-binaries.sh; see test/support/stack-binaries.ts). */
+/** A stack binary by name (env var first, then scripts/stack-binaries.sh; see scripts/stack/binaries.ts). */
 export async function findTool(name: StackBinaryName): Promise<ToolLookup> {
   return findStackBinary(name);
 }

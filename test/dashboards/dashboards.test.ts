@@ -247,7 +247,7 @@ describe('dashboard lint', () => {
 });
 
 /**
- * promtool from PROMTOOL_BIN or the binaries helper (test/support/stack-binaries.ts, which builds a
+ * promtool from PROMTOOL_BIN or the binaries helper (scripts/stack/binaries.ts, which builds a
  * missing binary only under CI or SWITCHYARD_STACK_BUILD=1).
  */
 async function findPromtool(): Promise<{ path?: string; reason: string }> {
@@ -256,8 +256,8 @@ async function findPromtool(): Promise<{ path?: string; reason: string }> {
       ? { path: process.env['PROMTOOL_BIN'], reason: '' }
       : { reason: `PROMTOOL_BIN=${process.env['PROMTOOL_BIN']} does not exist` };
   }
-  const support = resolve(import.meta.dirname, '../support/stack-binaries.ts');
-  if (!existsSync(support)) return { reason: 'PROMTOOL_BIN is not set and test/support/stack-binaries.ts does not exist yet' };
+  const support = resolve(import.meta.dirname, '../../scripts/stack/binaries.ts');
+  if (!existsSync(support)) return { reason: 'PROMTOOL_BIN is not set and scripts/stack/binaries.ts does not exist yet' };
   try {
     const mod = (await import(pathToFileURL(support).href)) as {
       findStackBinary?: (name: 'promtool') => { path?: string; reason?: string };

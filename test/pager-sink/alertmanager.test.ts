@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPagerSink, type PagerSink } from '../../src/pager-sink/server.ts';
 import type { Page } from '../../src/pager-sink/store.ts';
-import { writeAlertmanagerConfig } from '../config/stack-layout.ts';
+import { writeAlertmanagerConfig } from '../../scripts/stack/layout.ts';
 import { findTool, missingBinaryPolicy } from '../config/tools.ts';
 
 const alertmanager = await findTool('alertmanager');

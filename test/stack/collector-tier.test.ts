@@ -23,9 +23,9 @@ import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { AlwaysOnSampler, BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { findStackBinary, type StackBinaryName } from '../support/stack-binaries.ts';
-import { isErrorStatus, until, type TraceSpan } from './harness/clients.ts';
-import { CollectorTier } from './harness/tier.ts';
+import { findStackBinary, type StackBinaryName } from '../../scripts/stack/binaries.ts';
+import { isErrorStatus, until, type TraceSpan } from '../../scripts/stack/clients.ts';
+import { CollectorTier } from '../../scripts/stack/tier.ts';
 
 /** The gateways' tail sampling knobs for this test (collector/gateway.yaml reads them). */
 const SHARE_PERCENT = 25;

@@ -4,7 +4,7 @@
  * config files, the pager sink, engine processes and the load generator; every assertion is on what a
  * real component returns. One stack for the whole file, in phases that build on each
  * other (healthy -> 408s -> faults -> Collector outage -> Collector restart -> what the data shows ->
- * metrics absent). See test/stack/harness/stack.ts for what differs from the committed files and why.
+ * metrics absent). See scripts/stack/stack.ts for what differs from the committed files and why.
  *
  * Run: npm run test:stack (vitest.stack.config.ts). Binaries: scripts/stack-binaries.sh (under CI a
  * missing binary fails the suite; elsewhere it is skipped with the reason).
@@ -17,13 +17,13 @@ import { allDashboardQueries, allVariableQueries, substituteVariables } from '..
 import { runLoad, type LoadSummary } from '../../src/loadgen/load.ts';
 import { METRICS, type MetricSpec } from '../../src/telemetry/catalog.ts';
 import { readYaml } from '../config/tools.ts';
-import { findStackBinary, type StackBinaryName } from '../support/stack-binaries.ts';
+import { findStackBinary, type StackBinaryName } from '../../scripts/stack/binaries.ts';
 import { traceqlToJaegerSearches } from '../support/traceql.ts';
-import { isErrorStatus, until, type Page, type TraceSpan } from './harness/clients.ts';
-import { TICKET, driveUntil, healthySync, send, type Outcome } from './harness/drive.ts';
-import { rssBytes } from './harness/processes.ts';
-import { SLOW_TASK, SLOW_TOOL, TRACED_TOOL, UNREACHABLE_AGENT } from './harness/project.ts';
-import { REPO, Stack, type EngineHandle } from './harness/stack.ts';
+import { isErrorStatus, until, type Page, type TraceSpan } from '../../scripts/stack/clients.ts';
+import { TICKET, driveUntil, healthySync, send, type Outcome } from '../../scripts/stack/drive.ts';
+import { rssBytes } from '../../scripts/stack/processes.ts';
+import { SLOW_TASK, SLOW_TOOL, TRACED_TOOL, UNREACHABLE_AGENT } from '../../scripts/stack/project.ts';
+import { REPO, Stack, type EngineHandle } from '../../scripts/stack/stack.ts';
 
 const JOB = 'switchyard/switchyard-engine';
 const ENGINE_ENV = 'stack-test';

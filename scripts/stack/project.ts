@@ -9,7 +9,7 @@
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-const EXAMPLES = resolve(import.meta.dirname, '..', '..', '..', 'examples');
+const EXAMPLES = resolve(import.meta.dirname, '..', '..', 'examples');
 
 export const SLOW_TOOL = 'slow_sleeper';
 export const SLOW_TASK = 'slow_sleep';

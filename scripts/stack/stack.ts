@@ -22,13 +22,13 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { stackBinaries, type StackBinaries } from '../../support/stack-binaries.ts';
+import { stackBinaries, type StackBinaries } from './binaries.ts';
 import { JaegerClient, PagerSinkClient, PrometheusClient, bodyOf, isOk, until } from './clients.ts';
 import { ManagedProcess, freePort, killAllSync, startReaper, stopReaper } from './processes.ts';
-import { overrideAlertRules } from '../../config/stack-layout.ts';
+import { overrideAlertRules } from './layout.ts';
 import { writeStackProject } from './project.ts';
 
-export const REPO = resolve(import.meta.dirname, '..', '..', '..');
+export const REPO = resolve(import.meta.dirname, '..', '..');
 
 export interface StackOptions {
   /** Root of the temporary directory (default: a new one under the OS temp dir). */
@@ -101,7 +101,7 @@ export interface JaegerPorts {
 export function jaegerProcess(bin: string, logFile: string, ports: JaegerPorts): ManagedProcess {
   return new ManagedProcess({
     name: 'jaeger', command: bin, logFile,
-    args: ['--config', join(REPO, 'test/stack/harness/jaeger.yaml')],
+    args: ['--config', join(REPO, 'scripts/stack/jaeger.yaml')],
     env: {
       ...process.env,
       JAEGER_OTLP_GRPC_ENDPOINT: `127.0.0.1:${ports.otlpGrpc}`,

@@ -7,8 +7,10 @@
  *   writeAlertmanagerConfig(join(tmp, 'alertmanager.yml'), 'http://127.0.0.1:19095');
  */
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { repoPath } from './tools.ts';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repoPath = (...parts: string[]): string => join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), ...parts);
 
 /** The scrape jobs (and the Alertmanager) of prometheus.yml, each read from targets/<job>.json. */
 export const PROMETHEUS_TARGET_JOBS = ['prometheus', 'otel-collector', 'tempo', 'alertmanager', 'pager-sink'] as const;
