@@ -11,7 +11,10 @@ const EnvSchema = z.object({
   SWITCHYARD_HOST: z.string().default('127.0.0.1'),
   SWITCHYARD_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   SWITCHYARD_PROJECT_DIR: z.string().default('examples'),
-  SWITCHYARD_DB: z.string().default('data/switchyard.db'),
+  SWITCHYARD_DB: z.string().min(1).default('data/switchyard.db'),
+  SWITCHYARD_DB_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
+  SWITCHYARD_DB_STATEMENT_TIMEOUT_MS: milliseconds(5_000),
+  SWITCHYARD_DB_CONNECT_TIMEOUT_MS: milliseconds(5_000),
   SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SWITCHYARD_INSTANCE_ID: z.string().optional(),
   SWITCHYARD_SYNC_TIMEOUT_MS: milliseconds(60_000),
@@ -38,7 +41,8 @@ export interface Config {
   readonly host: string;
   readonly port: number;
   readonly projectDir: string;
-  readonly dbPath: string;
+  /** Where executions are kept: a SQLite file (the default), or a PostgreSQL database (SWITCHYARD_DB=postgres://...). */
+  readonly store: StoreConfig;
   readonly logLevel: z.infer<typeof EnvSchema>['SWITCHYARD_LOG_LEVEL'];
   /** Identifies this engine process: owner of its executions' heartbeats and service.instance.id. */
   readonly instanceId: string;
@@ -62,6 +66,22 @@ export interface Config {
   readonly requestTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
+}
+
+export type StoreConfig =
+  | { readonly kind: 'sqlite'; readonly path: string }
+  | {
+    readonly kind: 'postgres';
+    /** The URL as given, password included: pass it to the driver only; log `redactUrl(url)`. */
+    readonly url: string;
+    readonly poolMax: number;
+    readonly statementTimeoutMs: number;
+    readonly connectTimeoutMs: number;
+  };
+
+/** `postgres://` or `postgresql://` (any case) selects PostgreSQL; anything else is a SQLite file path. */
+export function isPostgresUrl(value: string): boolean {
+  return /^postgres(?:ql)?:\/\//i.test(value);
 }
 
 export class ConfigError extends Error {
@@ -95,7 +115,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.SWITCHYARD_HOST,
     port: e.SWITCHYARD_PORT,
     projectDir: resolve(e.SWITCHYARD_PROJECT_DIR),
-    dbPath: e.SWITCHYARD_DB === ':memory:' ? e.SWITCHYARD_DB : resolve(e.SWITCHYARD_DB),
+    store: storeConfig(e),
     logLevel: e.SWITCHYARD_LOG_LEVEL,
     instanceId: e.SWITCHYARD_INSTANCE_ID ?? randomUUID(),
     syncTimeoutMs: Math.min(e.SWITCHYARD_SYNC_TIMEOUT_MS, e.SWITCHYARD_SYNC_TIMEOUT_MAX_MS),
@@ -116,6 +136,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     requestTimeoutMs: e.SWITCHYARD_REQUEST_TIMEOUT_MS,
     headersTimeoutMs: e.SWITCHYARD_HEADERS_TIMEOUT_MS,
     keepAliveTimeoutMs: e.SWITCHYARD_KEEP_ALIVE_TIMEOUT_MS,
+  };
+}
+
+function storeConfig(e: z.infer<typeof EnvSchema>): StoreConfig {
+  const db = e.SWITCHYARD_DB;
+  if (!isPostgresUrl(db)) return { kind: 'sqlite', path: db === ':memory:' ? db : resolve(db) };
+  try {
+    // Only a shape check: the value itself (it holds a password) is never repeated in the error.
+    if (!new URL(db).hostname && !new URL(db).searchParams.has('host')) throw new Error('no host');
+  } catch {
+    throw new ConfigError('invalid configuration: SWITCHYARD_DB looks like a PostgreSQL URL but is not one: '
+      + 'postgres://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password)');
+  }
+  return {
+    kind: 'postgres', url: db, poolMax: e.SWITCHYARD_DB_POOL_MAX,
+    statementTimeoutMs: e.SWITCHYARD_DB_STATEMENT_TIMEOUT_MS, connectTimeoutMs: e.SWITCHYARD_DB_CONNECT_TIMEOUT_MS,
   };
 }
 

@@ -56,8 +56,8 @@ const sdk = startTelemetrySdk({
 const { telemetry } = sdk;
 
 // Loaded after the SDK and the instrumentations are in place.
-const [{ SqliteStore }, { loadDefinitions, DefinitionError }, { assembleSwitchyard }, { loadPrices }] = await Promise.all([
-  import('./store/sqlite.ts'), import('./engine/definitions.ts'), import('./assemble.ts'), import('./engine/prices.ts'),
+const [{ openStore, storeLabel, openFailureHint }, { loadDefinitions, DefinitionError }, { assembleSwitchyard }, { loadPrices }] = await Promise.all([
+  import('./store/open.ts'), import('./engine/definitions.ts'), import('./assemble.ts'), import('./engine/prices.ts'),
 ]);
 
 let definitions, prices;
@@ -72,14 +72,18 @@ try {
   throw error;
 }
 
-let store: InstanceType<typeof SqliteStore>;
+const db = storeLabel(config.store);
+let store: Awaited<ReturnType<typeof openStore>>;
 try {
-  store = new SqliteStore(config.dbPath);
+  store = await openStore(config.store, {
+    instanceId: config.instanceId,
+    onIdleError: (error) => logger.warn({ err: error, db }, 'a PostgreSQL connection failed while idle; the pool replaces it'),
+  });
 } catch (error) {
-  // A damaged or foreign file (say, one something else overwrote) must stop the start, not leave an
-  // engine that says "ready" and answers 500 to everything.
-  logger.fatal({ err: error, db: config.dbPath },
-    `the execution store ${config.dbPath} cannot be opened: ${(error as Error).message}; restore it from a backup, or point SWITCHYARD_DB at a new file`);
+  // A damaged or foreign file (say, one something else overwrote), or a database that cannot be reached,
+  // must stop the start, not leave an engine that says "ready" and answers 500 or 503 to everything.
+  // The PostgreSQL URL is logged without its password, and the store's errors carry none.
+  logger.fatal({ err: error, db }, `the execution store ${db} cannot be opened: ${(error as Error).message}; ${openFailureHint(config.store)}`);
   await exitAfterLogs(2);
   throw error;
 }
@@ -104,7 +108,7 @@ server.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({
-    url: `http://${config.host}:${port}`, project: config.projectDir, db: config.dbPath, instance_id: config.instanceId,
+    url: `http://${config.host}:${port}`, project: config.projectDir, db, store: config.store.kind, instance_id: config.instanceId,
     workflows: [...definitions.workflows.keys()], priced_models: prices.size, telemetry: sdk.enabled ? 'otlp' : 'disabled',
     api_keys: config.apiKeys.map((k) => k.id), tool_faults: config.toolFaults,
   }, 'switchyard engine ready');

@@ -2,6 +2,7 @@ import express, { type NextFunction, type Request, type Response } from 'express
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.ts';
 import { ConflictError, InvalidInputError, NotFoundError, UnavailableError } from '../engine/errors.ts';
+import { StoreUnavailableError } from '../store/errors.ts';
 import type { ExecutionRecord } from '../store/store.ts';
 import { EXECUTION_STATUSES, type ExecutionKind, type ExecutionStatus } from '../domain.ts';
 import type { Telemetry } from '../telemetry/recorder.ts';
@@ -268,8 +269,8 @@ function toProblem(error: unknown, bodyLimit: string): Problem {
   if (error instanceof InvalidInputError) return problems.invalidInput(error.message, error.problems);
   if (error instanceof ConflictError) return problems.conflict(error.message, { execution: presentExecution(error.record) });
   if (error instanceof UnavailableError) return problems.unavailable(error.message);
-  // node:sqlite's errors: the store, not the request, is what failed.
-  if ((error as { code?: unknown } | null)?.code === 'ERR_SQLITE_ERROR') {
+  // node:sqlite's errors and PostgreSQL's (connection, timeout, refusal): the store, not the request, is what failed.
+  if (error instanceof StoreUnavailableError || (error as { code?: unknown } | null)?.code === 'ERR_SQLITE_ERROR') {
     return problems.unavailable(`the execution store cannot be used: ${(error as Error).message}`);
   }
   const type = (error as { type?: string } | null)?.type;

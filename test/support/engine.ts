@@ -1,6 +1,6 @@
 /**
  * A real engine for tests: the sample project (or another project directory), the embedded SQLite store
- * in a temporary file, real Bun tool subprocesses, in-memory telemetry, and the HTTP API on a loopback
+ * in a temporary file (or a store of the test's own, such as PostgreSQL), real Bun tool subprocesses, in-memory telemetry, and the HTTP API on a loopback
  * port.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -17,12 +17,13 @@ import type { Engine, EngineOptions } from '../../src/engine/engine.ts';
 import { loadPrices, type PriceTable } from '../../src/engine/prices.ts';
 import type { ToolRuntime } from '../../src/engine/runtime/tool-runtime.ts';
 import { SqliteStore } from '../../src/store/sqlite.ts';
+import type { Store } from '../../src/store/store.ts';
 import type { Telemetry } from '../../src/telemetry/recorder.ts';
 import { createTestTelemetry, type TestTelemetry } from './telemetry.ts';
 
 export interface TestEngine {
   readonly engine: Engine;
-  readonly store: SqliteStore;
+  readonly store: Store;
   readonly runtime: ToolRuntime;
   readonly observed: TestTelemetry;
   readonly dbPath: string;
@@ -36,6 +37,8 @@ export interface TestEngine {
 export interface TestEngineOptions {
   readonly projectDir?: string;
   readonly dbPath?: string;
+  /** The store to run on instead of a SQLite file (closed with the engine). */
+  readonly store?: Store;
   /** Replaces the in-memory telemetry's recorder (e.g. one whose meter throws). */
   readonly telemetry?: Telemetry;
   readonly engine?: Partial<Pick<EngineOptions, 'instanceId' | 'heartbeatMs' | 'staleAfterMs' | 'sweepIntervalMs' | 'waitFallbackFirstMs'>>;
@@ -74,7 +77,7 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
   const observed = createTestTelemetry();
   const telemetry = options.telemetry ?? observed.telemetry;
   const logger = pino({ level: 'silent' });
-  const store = new SqliteStore(dbPath);
+  const store = options.store ?? new SqliteStore(dbPath);
   const definitions = loadDefinitions(options.projectDir ?? 'examples');
   const apiKeys = options.apiKeys ?? TEST_KEYS;
   const { engine, runtime, server } = assembleSwitchyard({
