@@ -29,6 +29,9 @@ if (process.env.SWITCHYARD_MODEL_API_KEY !== undefined || process.env.SWITCHYARD
   // /proc/<pid>/environ shows the environment the process started with, to anything running as its user.
   logger.warn('a secret is configured through the environment (SWITCHYARD_MODEL_API_KEY or SWITCHYARD_API_KEYS); processes of the same user, tools included, can read it from /proc: prefer the _FILE variables');
 }
+if (config.store.kind === 'postgres' && URL.canParse(config.store.url) && new URL(config.store.url).password !== '') {
+  logger.warn('SWITCHYARD_DB carries a password; processes of the same user, tools included, can read it from /proc: prefer a URL without one and the password in a pgpass file (PGPASSFILE)');
+}
 
 /**
  * Exits once the log lines written so far are out (pino writes asynchronously, and process.exit drops

@@ -3,7 +3,9 @@
  * 503s, without credentials), and the engine running on it (in-process and as the real process).
  */
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { redactCredentials, redactUrl, StoreUnavailableError } from '../../src/store/errors.ts';
@@ -198,8 +200,11 @@ if (policy !== 'run') {
       }
     }, 60_000);
 
-    it('the engine process: SWITCHYARD_DB=postgres://... runs on it, logs the URL without its password; a wrong password is one fatal line and exit 2', async () => {
+    it('the engine process: SWITCHYARD_DB=postgres://... runs on it (password from a pgpass file); a wrong password in the URL is one fatal line and exit 2, the password in no line', async () => {
       const url = await cluster.createDatabase();
+      const withoutPassword = url.replace(`:${encodeURIComponent(cluster.password)}@`, '@');
+      const pgpass = join(cluster.dir, 'engine.pgpass');
+      writeFileSync(pgpass, `127.0.0.1:${cluster.port}:*:${cluster.user}:${cluster.password}\n`, { mode: 0o600 });
       const run = (env: Record<string, string>) => {
         const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
           env: { ...process.env, SWITCHYARD_PORT: '0', OTEL_SDK_DISABLED: 'true', SWITCHYARD_DB_CONNECT_TIMEOUT_MS: '2000', ...env },
@@ -213,10 +218,11 @@ if (policy !== 'run') {
         return { child, closed, lines, output: () => out };
       };
 
-      const engine = run({ SWITCHYARD_DB: url });
+      const engine = run({ SWITCHYARD_DB: withoutPassword, PGPASSFILE: pgpass });
       try {
         const ready = await eventually(async () => engine.lines().find((l) => l['msg'] === 'switchyard engine ready'), (l) => l !== undefined || engine.child.exitCode !== null, 20_000);
-        expect(ready, engine.output()).toMatchObject({ store: 'postgres', db: url.replace(`:${encodeURIComponent(cluster.password)}@`, ':***@') });
+        expect(ready, engine.output()).toMatchObject({ store: 'postgres', db: withoutPassword });
+        expect(engine.output()).not.toContain('SWITCHYARD_DB carries a password');
         const answer = await fetch(`${String(ready!['url'])}/api/v1/workflows/quick_answer/executions/sync`, {
           method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: { question: 'What is the refund policy?' } }),
         }).then(async (r) => ({ status: r.status, body: await r.json() as { id: string; status: string } }));
@@ -237,6 +243,7 @@ if (policy !== 'run') {
       expect(fatal).toHaveLength(1);
       expect(String(fatal[0]!['msg'])).toMatch(/^the execution store postgres:\/\/switchyard:\*\*\*@127\.0\.0\.1:\d+\/\w+ cannot be opened: PostgreSQL: password authentication failed .*; check that the server is up/);
       expect(refused.output()).not.toContain(secret);
+      expect(refused.lines().some((l) => l['level'] === 'warn' && /SWITCHYARD_DB carries a password/.test(String(l['msg'])))).toBe(true);
       expect(refused.lines().some((l) => l['msg'] === 'switchyard engine ready')).toBe(false);
     }, 60_000);
   });
