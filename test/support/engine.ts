@@ -1,7 +1,7 @@
 /**
  * A real engine for tests: the sample project (or another project directory), the embedded SQLite store
- * in a temporary file (or a store of the test's own, such as PostgreSQL), real Bun tool subprocesses, in-memory telemetry, and the HTTP API on a loopback
- * port.
+ * in a temporary file (or a store of the test's own, such as PostgreSQL), real Bun tool subprocesses,
+ * in-memory telemetry, and the HTTP API on a loopback port.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
