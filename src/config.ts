@@ -12,6 +12,8 @@ const EnvSchema = z.object({
   SWITCHYARD_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   SWITCHYARD_PROJECT_DIR: z.string().default('examples'),
   SWITCHYARD_DB: z.string().min(1).default('data/switchyard.db'),
+  // The PostgreSQL password from a file (a container secret), so that it is in neither the URL nor the environment.
+  SWITCHYARD_DB_PASSWORD_FILE: z.string().optional(),
   SWITCHYARD_DB_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
   SWITCHYARD_DB_STATEMENT_TIMEOUT_MS: milliseconds(5_000),
   SWITCHYARD_DB_CONNECT_TIMEOUT_MS: milliseconds(5_000),
@@ -74,6 +76,8 @@ export type StoreConfig =
     readonly kind: 'postgres';
     /** The URL as given, password included: pass it to the driver only; log `redactUrl(url)`. */
     readonly url: string;
+    /** From SWITCHYARD_DB_PASSWORD_FILE: replaces the URL's password (and a pgpass file's). */
+    readonly password?: string;
     readonly poolMax: number;
     readonly statementTimeoutMs: number;
     readonly connectTimeoutMs: number;
@@ -149,8 +153,10 @@ function storeConfig(e: z.infer<typeof EnvSchema>): StoreConfig {
     throw new ConfigError('invalid configuration: SWITCHYARD_DB looks like a PostgreSQL URL but is not one: '
       + 'postgres://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password)');
   }
+  const passwordFile = e.SWITCHYARD_DB_PASSWORD_FILE || undefined;
   return {
     kind: 'postgres', url: db, poolMax: e.SWITCHYARD_DB_POOL_MAX,
+    ...(passwordFile === undefined ? {} : { password: readSecretFile(passwordFile, 'SWITCHYARD_DB_PASSWORD_FILE').trim() }),
     statementTimeoutMs: e.SWITCHYARD_DB_STATEMENT_TIMEOUT_MS, connectTimeoutMs: e.SWITCHYARD_DB_CONNECT_TIMEOUT_MS,
   };
 }

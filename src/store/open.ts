@@ -22,7 +22,7 @@ export async function openStore(config: StoreConfig, options: OpenStoreOptions):
   }
   const { PostgresStore } = await import('./postgres.ts');
   return PostgresStore.open({
-    url: config.url, poolMax: config.poolMax, statementTimeoutMs: config.statementTimeoutMs, connectTimeoutMs: config.connectTimeoutMs,
+    url: config.url, ...(config.password === undefined ? {} : { password: config.password }), poolMax: config.poolMax, statementTimeoutMs: config.statementTimeoutMs, connectTimeoutMs: config.connectTimeoutMs,
     applicationName: `switchyard ${options.instanceId}`, onIdleError: options.onIdleError,
   });
 }

@@ -6,6 +6,8 @@ import type { ExecutionError, ExecutionQuery, ExecutionRecord, Finalization, New
 export interface PostgresStoreOptions {
   /** postgres:// or postgresql:// URL (pg-connection-string: host, port, database, user, password, sslmode, ...). */
   readonly url: string;
+  /** Replaces the URL's password (the engine reads it from SWITCHYARD_DB_PASSWORD_FILE). */
+  readonly password?: string;
   /** Connections at most (default 10); a query waits for a free one up to connectTimeoutMs. */
   readonly poolMax?: number;
   /** Server-side statement_timeout of every connection (default 5000 ms). */
@@ -165,11 +167,12 @@ export class PostgresStore implements Store {
   }
 
   private constructor(options: PostgresStoreOptions) {
-    const password = passwordOf(options.url);
+    const password = options.password ?? passwordOf(options.url);
     this.#secrets = password ? [password, encodeURIComponent(password)] : [];
     this.#label = redactUrl(options.url);
     this.#pool = new pg.Pool({
-      connectionString: options.url,
+      // pg lets the URL's fields win over separate options, so a password from a file goes into the URL (in memory only).
+      connectionString: options.password === undefined ? options.url : withPassword(options.url, options.password),
       max: options.poolMax ?? 10,
       connectionTimeoutMillis: options.connectTimeoutMs ?? 5_000,
       idleTimeoutMillis: 30_000,
@@ -344,4 +347,10 @@ function toRecord(row: Row): ExecutionRecord {
     completionFailure: row.completion_failure,
     taskOutputs: row.task_outputs as Record<string, unknown>,
   };
+}
+
+function withPassword(url: string, password: string): string {
+  const parsed = new URL(url);
+  parsed.password = encodeURIComponent(password);
+  return parsed.toString();
 }
