@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
+import { parseDocument } from 'yaml';
 import { readYaml, repoPath } from './tools.ts';
 
 interface Service {
@@ -13,6 +14,8 @@ interface Service {
   build?: unknown;
   command?: string[];
   environment?: Record<string, string>;
+  secrets?: string[];
+  profiles?: string[];
   ports?: string[];
   volumes?: string[];
   healthcheck?: { test: string[] };
@@ -48,6 +51,8 @@ const PINNED: Record<string, string> = {
   'grafana/grafana': '12.3.0',
   // Users only: Tempo is AGPL, never built here (CI's trace store is Jaeger; tempo/README.md).
   'grafana/tempo': '2.8.0',
+  // The release the store tests run on (Debian's PostgreSQL 15.18); its tags are major.minor.
+  postgres: '15.18',
 };
 
 /** Checks a compose document against the Compose Specification JSON schema (vendored). */
@@ -85,7 +90,7 @@ describe('docker-compose.yml', () => {
         continue;
       }
       const [repo, tag] = image.split(':');
-      expect(tag, `${name}: ${image}`).toMatch(/^v?\d+\.\d+\.\d+$/);
+      expect(tag, `${name}: ${image}`).toMatch(repo === 'postgres' ? /^\d+\.\d+$/ : /^v?\d+\.\d+\.\d+$/);
       if (repo && PINNED[repo]) expect(tag, name).toBe(PINNED[repo]);
     }
   });
@@ -94,14 +99,23 @@ describe('docker-compose.yml', () => {
     expect(compose.services['engine']?.command).toEqual(['node', '--import', './src/telemetry/instrumentation.ts', 'src/main.ts']);
     expect(compose.services['loadgen']?.command).toEqual(['node', 'src/loadgen/main.ts']);
     expect(compose.services['pager-sink']?.command).toEqual(['node', 'src/pager-sink/main.ts']);
-    expect(compose.services['engine']?.environment).toMatchObject({
-      OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318',
-      OTEL_SERVICE_NAME: 'switchyard-engine',
-      OTEL_RESOURCE_ATTRIBUTES: 'service.namespace=switchyard,deployment.environment.name=local',
-      SWITCHYARD_PORT: '8080',
-      SWITCHYARD_DB: '/data/switchyard.db',
-    });
-    expect(compose.services['loadgen']?.environment).toMatchObject({ SWITCHYARD_URL: 'http://engine:8080' });
+    for (const [replica, instance] of [['engine', 'engine-1'], ['engine-2', 'engine-2']] as const) {
+      expect(compose.services[replica]?.command, replica).toEqual(['node', '--import', './src/telemetry/instrumentation.ts', 'src/main.ts']);
+      expect(compose.services[replica]?.environment, replica).toMatchObject({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318',
+        OTEL_SERVICE_NAME: 'switchyard-engine',
+        OTEL_RESOURCE_ATTRIBUTES: 'service.namespace=switchyard,deployment.environment.name=local',
+        SWITCHYARD_PORT: '8080',
+        SWITCHYARD_INSTANCE_ID: instance,
+        // Both on the one database, its password from a secret file, not the URL.
+        SWITCHYARD_DB: 'postgres://switchyard@postgres:5432/switchyard',
+        SWITCHYARD_DB_PASSWORD_FILE: '/run/secrets/postgres-password',
+      });
+      expect(compose.services[replica]?.depends_on?.['postgres']?.condition, replica).toBe('service_healthy');
+    }
+    expect(compose.services['postgres']?.environment).toMatchObject({ POSTGRES_USER: 'switchyard', POSTGRES_DB: 'switchyard', POSTGRES_PASSWORD_FILE: '/run/secrets/postgres-password' });
+    expect(compose.services['postgres']?.healthcheck?.test).toContain('pg_isready');
+    expect(compose.services['loadgen']?.environment).toMatchObject({ SWITCHYARD_URL: 'http://engine:8080,http://engine-2:8080' });
     expect(Object.keys(compose.services['loadgen']?.environment ?? {})).toEqual(expect.arrayContaining(['LOADGEN_RATE', 'LOADGEN_FAULTS']));
     expect(compose.services['engine']?.healthcheck?.test.join(' ')).toContain('/readyz');
   });
@@ -160,6 +174,57 @@ describe('docker-compose.yml', () => {
       expect.arrayContaining(['--web.enable-otlp-receiver', '--web.enable-remote-write-receiver', '--enable-feature=exemplar-storage']),
     );
     expect(compose.services['tempo']?.command).toContain('-config.expand-env=true');
+  });
+});
+
+// ---- docker-compose.sqlite.yml: one engine on a SQLite file ----------------------------------------
+
+/** `!override` (Compose 2.24.4+) replaces the base's list or map instead of merging with it. */
+const OVERRIDE_TAGS = [
+  { tag: '!override', collection: 'map' as const, resolve: <T>(value: T) => value },
+  { tag: '!override', collection: 'seq' as const, resolve: <T>(value: T) => value },
+];
+const sqliteDocument = parseDocument(readFileSync(repoPath('docker-compose.sqlite.yml'), 'utf8'), { customTags: OVERRIDE_TAGS });
+const sqlite = sqliteDocument.toJS() as Compose;
+const isOverride = (service: string, key: string) => (sqliteDocument.getIn(['services', service, key], true) as { tag?: string } | undefined)?.tag === '!override';
+
+describe('docker-compose.sqlite.yml', () => {
+  // What `docker compose -f docker-compose.yml -f docker-compose.sqlite.yml config` yields, without Docker:
+  // its maps merged over the base, its `!override` keys (secrets, depends_on) replacing the base's.
+  const effective: Compose = structuredClone(compose);
+  for (const [name, over] of Object.entries(sqlite.services)) {
+    const service = effective.services[name]!;
+    for (const [key, value] of Object.entries(over) as [keyof Service, unknown][]) {
+      const current = service[key];
+      (service as Record<string, unknown>)[key] = isOverride(name, key) || Array.isArray(value) || typeof value !== 'object'
+        ? (key === 'volumes' ? [...(current as string[] | undefined ?? []), ...(value as string[])] : value)
+        : { ...(current as object | undefined), ...(value as object) };
+    }
+  }
+  effective.volumes = { ...compose.volumes, ...sqlite.volumes };
+  const started = Object.entries(effective.services).filter(([, service]) => !service.profiles);
+
+  it('is valid, alone and as the effective configuration', () => {
+    expectValidCompose(sqlite);
+    expectValidCompose(effective);
+  });
+
+  it('runs one engine on a SQLite file in a named volume, without PostgreSQL or the second replica', () => {
+    expect(started.map(([name]) => name)).not.toEqual(expect.arrayContaining(['postgres']));
+    expect(started.map(([name]) => name)).not.toContain('engine-2');
+    const engine = effective.services['engine']!;
+    expect(engine.environment).toMatchObject({ SWITCHYARD_DB: '/data/switchyard.db', SWITCHYARD_DB_PASSWORD_FILE: '' });
+    expect(engine.volumes).toContain('engine-data:/data');
+    expect(Object.keys(effective.volumes)).toContain('engine-data');
+    expect(engine.secrets).toEqual(['api-keys']);
+    expect(effective.services['loadgen']?.environment?.['SWITCHYARD_URL']).toBe('http://engine:8080');
+  });
+
+  it('leaves no started service depending on one that does not start', () => {
+    const names = new Set(started.map(([name]) => name));
+    for (const [name, service] of started) {
+      for (const dependency of Object.keys(service.depends_on ?? {})) expect(names, `${name} -> ${dependency}`).toContain(dependency);
+    }
   });
 });
 
