@@ -87,7 +87,16 @@ try {
   await exitAfterLogs(2);
   throw error;
 }
-const runtime = new ToolRuntime({ telemetry, outputLimitBytes: config.toolOutputLimitBytes, logger, toolFaults: config.toolFaults });
+let runtime: InstanceType<typeof ToolRuntime>;
+try {
+  // Kills, first thing, the tool processes an earlier engine left running in the runtime directory.
+  runtime = new ToolRuntime({ telemetry, outputLimitBytes: config.toolOutputLimitBytes, logger, toolFaults: config.toolFaults, runtimeDir: config.runtimeDir });
+} catch (error) {
+  logger.fatal({ err: error, dir: config.runtimeDir },
+    `the tool process directory ${config.runtimeDir} cannot be used: ${(error as Error).message}; point SWITCHYARD_RUNTIME_DIR at a directory the engine may write`);
+  await exitAfterLogs(2);
+  throw error;
+}
 const providers = new Map<string, InstanceType<typeof ScriptedModelProvider> | InstanceType<typeof OpenAiCompatibleProvider>>([
   ['scripted', new ScriptedModelProvider()],
   ['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: config.modelBaseUrl, defaultApiKey: config.modelApiKey })],
@@ -120,7 +129,7 @@ server.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({
-    url: `http://${config.host}:${port}`, project: config.projectDir, db: config.dbPath, instance_id: config.instanceId,
+    url: `http://${config.host}:${port}`, project: config.projectDir, db: config.dbPath, runtime_dir: config.runtimeDir, instance_id: config.instanceId,
     workflows: [...definitions.workflows.keys()], priced_models: prices.size, telemetry: sdk.enabled ? 'otlp' : 'disabled',
     api_keys: config.apiKeys.map((k) => k.id), tool_faults: config.toolFaults,
   }, 'switchyard engine ready');

@@ -5,34 +5,15 @@ import { join } from 'node:path';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite.ts';
-import { TICKET, eventually, childPids } from '../support/engine.ts';
+import { TICKET, eventually, childPids, startEngineProcess, type RunningEngine } from '../support/engine.ts';
 
 /** The engine as users run it: `node --import ./src/telemetry/instrumentation.ts src/main.ts`. */
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-process-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface RunningEngine {
-  readonly child: ChildProcess;
-  readonly url: string;
-  readonly logs: () => Array<Record<string, unknown>>;
-  readonly exited: Promise<number | null>;
-}
-
-async function startEngine(name: string, env: Record<string, string>): Promise<RunningEngine> {
-  const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
-    env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, `${name}.db`), SWITCHYARD_TOOL_FAULTS: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
-  child.stderr!.on('data', (chunk: Buffer) => (out += chunk));
-  // 'close', not 'exit': only then has everything the engine wrote to its pipes been read.
-  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
-  const logs = () => out.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
-  const ready = await eventually(async () => logs().find((l) => l['msg'] === 'switchyard engine ready'), (l) => l !== undefined || child.exitCode !== null, 20_000);
-  if (!ready) throw new Error(`engine did not start:\n${out}`);
-  return { child, url: String(ready['url']), logs, exited };
-}
+/** The engine as a process, its store in this file's temporary directory under `name`. */
+const startEngine = (name: string, env: Record<string, string>): Promise<RunningEngine> =>
+  startEngineProcess({ SWITCHYARD_DB: join(dir, `${name}.db`), SWITCHYARD_TOOL_FAULTS: '1', ...env });
 
 /** The exit code of an engine that is expected to refuse to start; one that starts anyway is killed, not left behind. */
 async function exitCodeOf(child: ChildProcess, withinMs = 20_000): Promise<number | null | 'still running'> {

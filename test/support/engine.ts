@@ -3,6 +3,7 @@
  * in a temporary file, real Bun tool subprocesses, in-memory telemetry, and the HTTP API on a loopback
  * port.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -157,4 +158,31 @@ export function childPids(pid: number): number[] {
   } catch {
     return [];
   }
+}
+
+/** An engine started as users run it: `node --import ./src/telemetry/instrumentation.ts src/main.ts`. */
+export interface RunningEngine {
+  readonly child: ChildProcess;
+  readonly url: string;
+  /** The JSON log lines it wrote so far (stdout and stderr). */
+  readonly logs: () => Array<Record<string, unknown>>;
+  /** Resolves with its exit code once it has exited and its pipes are drained. */
+  readonly exited: Promise<number | null>;
+}
+
+/** Starts the engine process on a free loopback port and waits for its `ready` line; `env` must name its SWITCHYARD_DB. */
+export async function startEngineProcess(env: Record<string, string> & { SWITCHYARD_DB: string }): Promise<RunningEngine> {
+  const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+    env: { ...process.env, SWITCHYARD_PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+  child.stderr!.on('data', (chunk: Buffer) => (out += chunk));
+  // 'close', not 'exit': only then has everything the engine wrote to its pipes been read.
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const logs = () => out.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+  const ready = await eventually(async () => logs().find((l) => l['msg'] === 'switchyard engine ready'), (l) => l !== undefined || child.exitCode !== null, 20_000);
+  if (!ready) throw new Error(`engine did not start:\n${out}`);
+  return { child, url: String(ready['url']), logs, exited };
 }
