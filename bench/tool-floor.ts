@@ -1,11 +1,14 @@
 /**
  * Benchmark 3: the tool call floor. ToolRuntime.execute of examples/tools/echo.ts (the production path:
  * runtime.execute_tool span and metrics through the recorder over a real SDK with no-op exporters,
- * process group, env allowlist, output caps, classification) versus a bare `bun echo.ts` spawn with the
+ * process group, the parent-death guard preloaded into bun, the process record written and removed, env
+ * allowlist, output caps, classification) versus a bare `bun echo.ts` spawn with the
  * same stdin request and the same environment, reading stdout to the end and parsing it. Calls alternate
  * (runtime, bare, bare, runtime, ...); each pair gives one ratio of wall times.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ToolRuntime, resolveBunPath, type ToolDefinition } from '../src/engine/runtime/tool-runtime.ts';
@@ -58,7 +61,8 @@ function bareSpawn(bun: string, request: string, env: Record<string, string>): P
 
 export async function measureToolFloor(options: ToolFloorOptions): Promise<ToolFloorResult> {
   const { sdk, telemetry } = createBenchTelemetry();
-  const runtime = new ToolRuntime({ telemetry, bunPath: resolveBunPath() });
+  const runtimeDir = mkdtempSync(join(tmpdir(), 'switchyard-bench-tools-'));
+  const runtime = new ToolRuntime({ telemetry, bunPath: resolveBunPath(), runtimeDir });
   const bun = runtime.bunPath;
   runtime.bunVersion(); // cached once at the first call in the engine too
   // The same environment the runtime gives the tool (PATH, HOME, LANG, TZ; echo allowlists nothing).
@@ -104,6 +108,7 @@ export async function measureToolFloor(options: ToolFloorOptions): Promise<ToolF
   }
   await runtime.shutdown();
   await sdk.shutdown();
+  rmSync(runtimeDir, { recursive: true, force: true });
   return {
     pairs: options.pairs,
     runtimeMs: latencySummary(runtimeMs),

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { mergeApiKeys, parseApiKeys, type ApiKey } from './api/auth.ts';
 
@@ -17,6 +17,7 @@ const EnvSchema = z.object({
   SWITCHYARD_DB_POOL_MAX: z.coerce.number().int().min(1).max(1000).default(10),
   SWITCHYARD_DB_STATEMENT_TIMEOUT_MS: milliseconds(5_000),
   SWITCHYARD_DB_CONNECT_TIMEOUT_MS: milliseconds(5_000),
+  SWITCHYARD_RUNTIME_DIR: z.string().optional(),
   SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SWITCHYARD_INSTANCE_ID: z.string().optional(),
   SWITCHYARD_SYNC_TIMEOUT_MS: milliseconds(60_000),
@@ -45,6 +46,12 @@ export interface Config {
   readonly projectDir: string;
   /** Where executions are kept: a SQLite file (the default), or a PostgreSQL database (SWITCHYARD_DB=postgres://...). */
   readonly store: StoreConfig;
+  /**
+   * Where live tool processes are recorded, so that an engine that starts kills those a killed engine left
+   * running (engine/runtime/process-records.ts). Default: `tool-processes` next to the SQLite file (with
+   * PostgreSQL: data/tool-processes).
+   */
+  readonly runtimeDir: string;
   readonly logLevel: z.infer<typeof EnvSchema>['SWITCHYARD_LOG_LEVEL'];
   /** Identifies this engine process: owner of its executions' heartbeats and service.instance.id. */
   readonly instanceId: string;
@@ -115,11 +122,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration: SWITCHYARD_HOST=${e.SWITCHYARD_HOST} is not a loopback address and no API keys are configured; `
       + 'set SWITCHYARD_API_KEYS_FILE or SWITCHYARD_API_KEYS (see README, Authentication), or listen on 127.0.0.1');
   }
+  const store = storeConfig(e);
   return {
     host: e.SWITCHYARD_HOST,
     port: e.SWITCHYARD_PORT,
     projectDir: resolve(e.SWITCHYARD_PROJECT_DIR),
-    store: storeConfig(e),
+    store,
+    // An empty value counts as unset (compose's `${VAR:-}` gives one).
+    runtimeDir: resolve(e.SWITCHYARD_RUNTIME_DIR || join(store.kind === 'sqlite' && store.path !== ':memory:' ? dirname(store.path) : 'data', 'tool-processes')),
     logLevel: e.SWITCHYARD_LOG_LEVEL,
     instanceId: e.SWITCHYARD_INSTANCE_ID ?? randomUUID(),
     syncTimeoutMs: Math.min(e.SWITCHYARD_SYNC_TIMEOUT_MS, e.SWITCHYARD_SYNC_TIMEOUT_MAX_MS),

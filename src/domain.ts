@@ -50,13 +50,14 @@ export const TASK_OUTCOMES = ['success', 'failed', 'timed_out', 'canceled', 'pau
 export type TaskOutcome = (typeof TASK_OUTCOMES)[number];
 
 /**
- * Why a tool call failed, first match wins (engine/runtime/outcome.ts classifies): the process could not
- * start or its input was refused (`start`), a pipe failed (`stdin`, `stdout`, `stderr`), it exited without
- * a result (`wait`), its output was not the protocol (`parse`), it ran out of time (`timeout`), it wrote too
- * much (`output_limit`), the tool reported its own error (`tool`), the call was canceled (`canceled`), or
- * none of those (`unknown`).
+ * Why a tool call failed (engine/runtime/outcome.ts classifies; its header gives the order): the call was
+ * refused before its process started, for a bad definition or a process that could not be spawned (`start`)
+ * or for an input that does not match the tool's input_schema (`input`); a pipe failed (`stdin`, `stdout`,
+ * `stderr`); it exited without a result (`wait`); its output was not the protocol (`parse`); it ran out of
+ * time (`timeout`); it wrote too much (`output_limit`); the tool reported its own error (`tool`); the call was
+ * canceled, by its caller or by a shutdown (`canceled`); or none of those, a bug of the runtime (`unknown`).
  */
-export const TOOL_ERROR_KINDS = ['start', 'stdin', 'stdout', 'stderr', 'wait', 'parse', 'timeout', 'output_limit', 'tool', 'canceled', 'unknown'] as const;
+export const TOOL_ERROR_KINDS = ['start', 'input', 'stdin', 'stdout', 'stderr', 'wait', 'parse', 'timeout', 'output_limit', 'tool', 'canceled', 'unknown'] as const;
 export type ToolErrorKind = (typeof TOOL_ERROR_KINDS)[number];
 export const TOOL_OUTCOMES = ['success', 'error', 'timeout'] as const;
 export type ToolOutcome = (typeof TOOL_OUTCOMES)[number];

@@ -91,16 +91,26 @@ try {
   throw error;
 }
 let shuttingDown = false;
-const { engine, runtime, server } = assembleSwitchyard({
-  telemetry, logger, store, definitions, prices,
-  engine: { instanceId: config.instanceId, heartbeatMs: config.heartbeatMs, staleAfterMs: config.staleAfterMs, sweepIntervalMs: config.sweepIntervalMs },
-  tools: { outputLimitBytes: config.toolOutputLimitBytes, toolFaults: config.toolFaults },
-  models: { baseUrl: config.modelBaseUrl, apiKey: config.modelApiKey },
-  api: {
-    apiKeys: config.apiKeys, bodyLimit: config.bodyLimit, syncTimeoutMs: config.syncTimeoutMs, syncTimeoutMaxMs: config.syncTimeoutMaxMs,
-    isReady: () => !shuttingDown, server: config,
-  },
-});
+let assembled: ReturnType<typeof assembleSwitchyard>;
+try {
+  // The tool runtime kills, first thing, the tool processes an earlier engine left running in the runtime directory.
+  assembled = assembleSwitchyard({
+    telemetry, logger, store, definitions, prices,
+    engine: { instanceId: config.instanceId, heartbeatMs: config.heartbeatMs, staleAfterMs: config.staleAfterMs, sweepIntervalMs: config.sweepIntervalMs },
+    tools: { outputLimitBytes: config.toolOutputLimitBytes, toolFaults: config.toolFaults, runtimeDir: config.runtimeDir },
+    models: { baseUrl: config.modelBaseUrl, apiKey: config.modelApiKey },
+    api: {
+      apiKeys: config.apiKeys, bodyLimit: config.bodyLimit, syncTimeoutMs: config.syncTimeoutMs, syncTimeoutMaxMs: config.syncTimeoutMaxMs,
+      isReady: () => !shuttingDown, server: config,
+    },
+  });
+} catch (error) {
+  logger.fatal({ err: error, dir: config.runtimeDir },
+    `the tool process directory ${config.runtimeDir} cannot be used: ${(error as Error).message}; point SWITCHYARD_RUNTIME_DIR at a directory the engine may write`);
+  await exitAfterLogs(2);
+  throw error;
+}
+const { engine, runtime, server } = assembled;
 // The counters' start-up zeros go out before the first sweep can move them: a swept run counted in the
 // first point a new instance exports would be invisible to increase() and to the SLO ratio. Bounded, as
 // the Collector may be away.
@@ -111,7 +121,7 @@ server.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({
-    url: `http://${config.host}:${port}`, project: config.projectDir, db, store: config.store.kind, instance_id: config.instanceId,
+    url: `http://${config.host}:${port}`, project: config.projectDir, db, store: config.store.kind, runtime_dir: config.runtimeDir, instance_id: config.instanceId,
     workflows: [...definitions.workflows.keys()], priced_models: prices.size, telemetry: sdk.enabled ? 'otlp' : 'disabled',
     api_keys: config.apiKeys.map((k) => k.id), tool_faults: config.toolFaults,
   }, 'switchyard engine ready');

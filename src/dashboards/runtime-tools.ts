@@ -15,6 +15,8 @@ export const UID = 'switchyard-runtime-tools';
 
 const TOOLS: Matchers<'toolExecuteSeconds'> = { tool_id: '=~"$tool_id"' };
 const TOOL_ERRORS: Matchers<'toolErrors'> = { tool_id: '=~"$tool_id"' };
+/** Failures: a canceled call was stopped by its caller or a shutdown, not failed by the tool. */
+const TOOL_FAILURES: Matchers<'toolErrors'> = { ...TOOL_ERRORS, error_kind: '!="canceled"' };
 const TOOL_TIMEOUTS: Matchers<'toolTimeouts'> = { tool_id: '=~"$tool_id"' };
 const TOOL_OUTPUT: Matchers<'toolOutputBytes'> = { tool_id: '=~"$tool_id"' };
 
@@ -82,15 +84,15 @@ export function runtimeToolsDashboard(): Dashboard {
     .withRow(row('Errors and timeouts'))
     .withPanel(timeseriesPanel({
       title: 'Tool errors by kind',
-      description: 'Failed tool calls per second by where they failed: start, stdin, stdout, stderr, wait, parse, timeout, output_limit, unknown. Summed over the selected tools; the HighToolErrorRate alert is per tool (failures other than timeouts above 5% of its calls), see *Tool errors by tool*.',
+      description: 'Tool calls that ended without a result, per second, by what happened: the definition was refused or bun could not start (start), the input did not match the tool\'s input_schema (input), a pipe failed (stdin, stdout, stderr), the process exited or died without an answer (wait), its output was not the protocol (parse), it ran out of time (timeout) or wrote too much (output_limit), the tool answered with its own error (tool: its code is the span\'s switchyard.tool.error_code), the call was canceled by its caller or a shutdown (canceled), or a runtime bug (unknown). Summed over the selected tools; the HighToolErrorRate alert is per tool (failures other than timeouts and cancellations above 5% of its calls), see *Tool errors by tool*.',
       unit: 'ops', width: 12, stacked: true,
       queries: [{ expr: counterRate('toolErrors', ['error_kind'], TOOL_ERRORS), legend: '{{error_kind}}' }],
     }))
     .withPanel(timeseriesPanel({
       title: 'Tool errors by tool',
-      description: 'Failed tool calls per second, per tool (0 for tools that have not failed).',
+      description: 'Failed tool calls per second, per tool (0 for tools that have not failed); canceled calls aside, as they were stopped rather than failed.',
       unit: 'ops', width: 12, stacked: true,
-      queries: [{ expr: orZero(counterRate('toolErrors', ['tool_id'], TOOL_ERRORS), callsByTool), legend: '{{tool_id}}' }],
+      queries: [{ expr: orZero(counterRate('toolErrors', ['tool_id'], TOOL_FAILURES), callsByTool), legend: '{{tool_id}}' }],
     }))
     .withPanel(timeseriesPanel({
       title: 'Tool timeouts by tool',
@@ -137,7 +139,7 @@ export function runtimeToolsDashboard(): Dashboard {
     }))
     .withPanel(tracesPanel({
       title: 'Failed tool calls',
-      description: `Recent tool calls that ended in error, from Tempo (TraceQL: ${FAILED_TOOL_CALLS_TRACEQL}). The span carries error_kind, exit_code and signal.`,
+      description: `Recent tool calls that ended in error, from Tempo (TraceQL: ${FAILED_TOOL_CALLS_TRACEQL}). The span carries error_kind, switchyard.tool.error_code (the tool's own code for kind tool), exit_code and signal.`,
       traceql: FAILED_TOOL_CALLS_TRACEQL, width: 12,
     }))
     .build();

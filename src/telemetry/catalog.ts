@@ -153,7 +153,7 @@ export const METRICS = {
   }),
   toolErrors: metric({
     name: 'runtime_tool_errors_total', otelName: 'runtime.tool.errors', kind: 'counter', unit: '{error}',
-    description: 'Failed tool calls by tool and error kind (start, stdin, stdout, stderr, wait, parse, timeout, output_limit, unknown).',
+    description: 'Tool calls that ended without a result, by tool and error kind (start, input, stdin, stdout, stderr, wait, parse, timeout, output_limit, tool, canceled, unknown); canceled calls are counted as canceled, the failure alerts leave them aside.',
     labels: { tool_id: ID_LABEL, error_kind: TOOL_ERROR_KINDS }, cardinalityLimit: LARGE,
   }),
   toolTimeouts: metric({
@@ -448,7 +448,7 @@ export const SPANS = {
   },
   runtimeExecuteTool: {
     name: 'runtime.execute_tool', description: 'One tool call in a Bun subprocess.',
-    attributes: ['tool_id', 'timeout_ms', 'bun_version', 'exit_code', 'signal', 'output_bytes', 'error_kind', 'gen_ai.operation.name', 'gen_ai.tool.name'],
+    attributes: ['tool_id', 'timeout_ms', 'bun_version', 'exit_code', 'signal', 'output_bytes', 'error_kind', 'switchyard.tool.error_code', 'gen_ai.operation.name', 'gen_ai.tool.name'],
   },
 } as const satisfies Record<string, SpanSpec>;
 

@@ -156,12 +156,14 @@ describe('docker compose', () => {
   it('the engine takes its keys from a secret file; the load generator sends the key labelled loadgen in it', () => {
     const engine = compose.services['engine']!;
     const loadgen = compose.services['loadgen']!;
-    expect(engine.secrets).toEqual(['api-keys']);
+    expect(engine.secrets).toEqual(['api-keys', 'postgres-password']);
     expect(loadgen.secrets).toEqual(['loadgen-key']);
     // The engine's own configuration, with the demo key file: valid on 0.0.0.0 because it has keys.
     const withDefaults = Object.fromEntries(Object.entries(engine.environment).map(([k, v]) => [k, String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1')]));
-    const config = loadConfig({ ...withDefaults, SWITCHYARD_API_KEYS_FILE: defaultFile('api-keys') });
+    const config = loadConfig({ ...withDefaults, SWITCHYARD_API_KEYS_FILE: defaultFile('api-keys'), SWITCHYARD_DB_PASSWORD_FILE: defaultFile('postgres-password') });
     expect(config.host).toBe('0.0.0.0');
+    // The database password comes from its secret file, one line, and is not in the URL.
+    expect(config.store).toMatchObject({ kind: 'postgres', url: 'postgres://switchyard@postgres:5432/switchyard', password: readFileSync(defaultFile('postgres-password'), 'utf8').trim() });
     expect(config.toolFaults).toBe(true);
     const loadgenKey = readFileSync(defaultFile('loadgen-key'), 'utf8').trim();
     expect(new Authenticator(config.apiKeys).identify(loadgenKey)).toEqual({ keyId: 'loadgen', trigger: 'loadgen' });

@@ -32,7 +32,7 @@ const CASES: Case[] = [
   { input: { _fault: 'crash', _signal: 'SIGSEGV' }, kinds: ['wait'] },
   { input: { _fault: 'crash', _signal: 'SIGKILL' }, kinds: ['wait'] },
   { input: { _fault: 'stderr_flood', _bytes: 256 * 1024 }, kinds: ['ok'] },
-  { input: { _fault: 'fail' }, kinds: ['unknown'] },
+  { input: { _fault: 'fail' }, kinds: ['tool'] },
 ];
 
 let t: TestTelemetry;

@@ -21,11 +21,11 @@ const run = (toolId: string, input: unknown, inputSchema?: unknown): Promise<Too
   runtime.execute({ tool: loadExampleTool(toolId, inputSchema === undefined ? {} : { inputSchema }), executionId: `exec-${++seq}`, input });
 
 describe('a tool\'s input_schema', () => {
-  it('an input that does not match is refused before the tool starts: kind start, TOOL_BAD_INPUT, the fields named, no values', async () => {
+  it('an input that does not match is refused before the tool starts: kind input, TOOL_BAD_INPUT, the fields named, no values', async () => {
     const result = await run('send_notification', { channel: 'fax', api_key: 987654321 });
     expect(result.ok).toBe(false);
     if (result.ok) return;
-    expect(result.error).toMatchObject({ kind: 'start', code: 'TOOL_BAD_INPUT' });
+    expect(result.error).toMatchObject({ kind: 'input', code: 'TOOL_BAD_INPUT' });
     expect(result.error.message).toMatch(/^tool send_notification: input does not match its input_schema: /);
     expect(result.error.message).toMatch(/channel: /);
     expect(result.error.message).toMatch(/to: /);
@@ -34,10 +34,10 @@ describe('a tool\'s input_schema', () => {
     expect(result.error.message).not.toContain('fax');
     expect(result.pid).toBeNull();
     expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([
-      expect.objectContaining({ attributes: { tool_id: 'send_notification', error_kind: 'start' }, value: 1 }),
+      expect.objectContaining({ attributes: { tool_id: 'send_notification', error_kind: 'input' }, value: 1 }),
     ]);
     const span = t.spans().find((s) => s.name === 'runtime.execute_tool')!;
-    expect(span.attributes['error_kind']).toBe('start');
+    expect(span.attributes['error_kind']).toBe('input');
   });
 
   it('a matching input runs the tool, and the tool gets the input as sent (properties the schema does not list included)', async () => {
@@ -63,7 +63,7 @@ describe('a tool\'s input_schema in a run', () => {
   it('a task whose input misses a required field fails with the tool\'s error; the same task with it succeeds', async () => {
     engine = await startTestEngine();
     const bad = await engine.post('/api/v1/tasks/kb_search/executions/sync', { input: { limit: 2 } });
-    expect(bad.body).toMatchObject({ status: 'failed', error: { code: 'tool_start' } });
+    expect(bad.body).toMatchObject({ status: 'failed', error: { code: 'tool_input' } });
     expect(bad.body.error.message).toMatch(/tool fetch_kb_article: input does not match its input_schema: query: /);
     const good = await engine.post('/api/v1/tasks/kb_search/executions/sync', { input: { query: 'refund', limit: 2 } });
     expect(good.body).toMatchObject({ status: 'success' });

@@ -128,15 +128,15 @@ describe('success', () => {
 });
 
 describe('failure kinds', () => {
-  it('fail: a well-formed {"error"} answer is the tool\'s own error (kind unknown, origin tool)', async () => {
+  it('fail: a well-formed {"error"} answer is the tool\'s own error (kind tool, its code on the span)', async () => {
     const result = await call('echo', { _fault: 'fail' });
     const error = failed(result);
-    expect(error).toMatchObject({ kind: 'unknown', origin: 'tool', code: 'INJECTED_FAILURE', message: 'injected failure' });
+    expect(error).toMatchObject({ kind: 'tool', origin: 'tool', code: 'INJECTED_FAILURE', message: 'injected failure' });
     expect(result.exitCode).toBe(1);
     const span = toolSpan();
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
-    expect(span.attributes).toMatchObject({ error_kind: 'unknown', 'error.type': 'unknown', exit_code: 1 });
-    expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'unknown' }, value: 1 }]);
+    expect(span.attributes).toMatchObject({ error_kind: 'tool', 'error.type': 'tool', 'switchyard.tool.error_code': 'INJECTED_FAILURE', exit_code: 1 });
+    expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'tool' }, value: 1 }]);
     expect(await t.metricPoints('runtime_tool_execute_seconds')).toEqual([expect.objectContaining({ attributes: { tool_id: 'echo', outcome: 'error' } })]);
   });
 
@@ -285,10 +285,10 @@ describe('failure kinds', () => {
     expect(await t.metricPoints('runtime_bun_process_exits_total')).toEqual([]);
   });
 
-  it('start: relative script path, bad timeout, unserializable input', async () => {
+  it('start: relative script path, bad timeout; input: unserializable input', async () => {
     expect(failed(await runtime.execute({ tool: loadExampleTool('echo', { script: 'echo.ts' }), executionId: 'x', input: {} })).kind).toBe('start');
     expect(failed(await call('echo', {}, { timeoutMs: 0 })).kind).toBe('start');
-    expect(failed(await call('echo', { n: 1n })).kind).toBe('start');
+    expect(failed(await call('echo', { n: 1n }))).toMatchObject({ kind: 'input', code: 'TOOL_BAD_INPUT' });
   });
 });
 
@@ -374,7 +374,7 @@ describe('secrets', () => {
     const logged = new ToolRuntime({ telemetry: t.telemetry, logger, baseEnv: { PATH: process.env.PATH } });
     const result = await logged.execute({ tool: fixtureTool('leak-secret', { secretInputs: ['api_key'] }), executionId: 'x', input: { api_key: secret, to: 'a' } });
     const error = failed(result);
-    expect(error).toMatchObject({ kind: 'unknown', origin: 'tool', code: 'UPSTREAM_REJECTED', message: 'upstream rejected key [REDACTED]' });
+    expect(error).toMatchObject({ kind: 'tool', origin: 'tool', code: 'UPSTREAM_REJECTED', message: 'upstream rejected key [REDACTED]' });
     expect(result.stderr).toBe('debug: calling upstream with key [REDACTED]\n');
     const exported = JSON.stringify(t.spans().map((span) => ({ attributes: span.attributes, events: span.events, status: span.status })));
     expect(exported).toContain('[REDACTED]');
@@ -387,7 +387,7 @@ describe('secrets', () => {
 });
 
 describe('cancellation and shutdown', () => {
-  it('an AbortSignal kills the process group; not counted as a tool error', async () => {
+  it('an AbortSignal kills the process group; counted as kind canceled, apart from the failures', async () => {
     const controller = new AbortController();
     const pending = call('echo', { _fault: 'spawn_children' }, { signal: controller.signal, timeoutMs: 20_000 });
     // The tool (a child of this process) and its 2 children: all in the tool's process group. Taken from the
@@ -397,7 +397,7 @@ describe('cancellation and shutdown', () => {
     controller.abort();
     const result = await pending;
     const error = failed(result);
-    expect(error).toMatchObject({ kind: 'unknown', origin: 'canceled', code: 'CANCELED' });
+    expect(error).toMatchObject({ kind: 'canceled', origin: 'canceled', code: 'CANCELED' });
     expect(result.signal).toBe('SIGTERM');
     expect(group).toContain(result.pid);
     expect(await leftAfterKill(() => group.filter(processAlive))).toEqual([]);
@@ -405,13 +405,14 @@ describe('cancellation and shutdown', () => {
     const span = toolSpan();
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
     expect(span.attributes['error.type']).toBe('canceled');
-    expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([]);
+    expect(span.attributes).toMatchObject({ error_kind: 'canceled', 'switchyard.tool.error_code': 'CANCELED' });
+    expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'canceled' }, value: 1 }]);
     expect(await t.metricPoints('runtime_tool_execute_seconds')).toEqual([expect.objectContaining({ attributes: { tool_id: 'echo', outcome: 'error' } })]);
   });
 
   it('an already-aborted signal spawns nothing', async () => {
     const result = await call('echo', {}, { signal: AbortSignal.abort() });
-    expect(failed(result).origin).toBe('canceled');
+    expect(failed(result)).toMatchObject({ kind: 'canceled', origin: 'canceled', code: 'CANCELED' });
     expect(result.pid).toBeNull();
   });
 
@@ -423,10 +424,10 @@ describe('cancellation and shutdown', () => {
     expect(runtime.liveProcesses()).toBe(0);
     const results = await Promise.all(calls);
     for (const result of results) {
-      expect(failed(result).code).toBe('SHUTDOWN');
+      expect(failed(result)).toMatchObject({ kind: 'canceled', code: 'SHUTDOWN' });
       expect(await leftAfterKill(() => processGroupMembers(result.pid!))).toEqual([]);
     }
-    expect(failed(await call('echo', {})).kind).toBe('start');
+    expect(failed(await call('echo', {}))).toMatchObject({ kind: 'canceled', code: 'SHUTDOWN' });
   });
 });
 
@@ -447,7 +448,11 @@ describe('classifyToolRun', () => {
     expect(kind({ terminated: 'timeout', overflow: true })).toBe('timeout');
     expect(kind({ overflow: true, exitCode: 0 })).toBe('output_limit');
     expect(kind({ exitCode: 2 })).toBe('wait');
-    expect(kind({ stdout: Buffer.from('{"error": "nope"}'), exitCode: 1 })).toBe('unknown');
+    expect(kind({ stdout: Buffer.from('{"error": "nope"}'), exitCode: 1 })).toBe('tool');
+    expect(kind({ stdout: Buffer.from('{"error": "nope"}'), exitCode: 0 })).toBe('tool');
+    expect(kind({ stdout: Buffer.from('{"error": "nope"}'), signal: 'SIGSEGV', exitCode: null })).toBe('tool');
+    expect(kind({ terminated: 'canceled' })).toBe('canceled');
+    expect(kind({ terminated: 'shutdown' })).toBe('canceled');
     expect(kind({ stdout: Buffer.from('{"error": {"code": 1}}') })).toBe('parse');
     expect(kind({ stdout: Buffer.from('{"result": 1, "error": "x"}') })).toBe('parse');
     expect(kind({ stdout: Buffer.from('[1]') })).toBe('parse');

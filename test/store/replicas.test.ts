@@ -79,8 +79,10 @@ describe.skipIf(policy === 'skip')(`engine replicas on one PostgreSQL${policy ==
     }
     const liveOnA = (all: Awaited<ReturnType<typeof rows>>) => all.filter((r) => r.owner_id === 'replica-a' && (r.status === 'running' || r.status === 'pending'));
     await eventually(rows, (all) => liveOnA(all).length > 0, 15_000);
-    const killedMidRun = liveOnA(await rows()).map((r) => r.id);
     await a.kill();
+    // Read after the kill (nothing of A's moves any more) and long before B's sweep can find them stale.
+    const killedMidRun = liveOnA(await rows()).map((r) => r.id);
+    expect(killedMidRun.length).toBeGreaterThan(0);
 
     // The survivor serves the dead replica's paused runs: two resumed (each continues once), two canceled.
     for (const id of paused.slice(0, 2)) expect((await call(b.url, 'POST', `/api/v1/executions/${id}/resume`)).status).toBe(202);

@@ -3,6 +3,7 @@
  * in a temporary file (or a store of the test's own, such as PostgreSQL), real Bun tool subprocesses,
  * in-memory telemetry, and the HTTP API on a loopback port.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -152,3 +153,4 @@ export function childPids(pid: number): number[] {
     return [];
   }
 }
+

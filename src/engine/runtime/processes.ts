@@ -1,0 +1,316 @@
+/**
+ * The life of a tool process: spawn, pipes, caps, timeout, process-group kill, the parent-death guard and the
+ * process records. It knows nothing of tools' definitions, the protocol's meaning or telemetry: it runs a
+ * script with a request on stdin and reports what happened (ProcessRun), which outcome.ts classifies.
+ *
+ * `ToolProcesses` is the whole interface the runtime uses, so that spawning can move into a long-lived helper
+ * process later without the runtime changing. `LocalToolProcesses` spawns the tools as children of the engine:
+ *
+ * - `bun --preload tool-guard.ts <script>`, detached (its own session and process group), cwd the script's
+ *   directory, the given environment only; stdio 0-2 are pipes, fd 3 is the engine link the guard watches
+ *   (one end of a socket pair the engine holds until the tool has exited: the guard kills the group when it
+ *   closes early, i.e. when the engine died).
+ * - The request goes to stdin, which is then closed. stdout is kept up to `outputLimit` (the group is
+ *   terminated beyond); stderr is kept up to `stderrLimit`, the rest counted and dropped.
+ * - On timeout, cancellation (AbortSignal), output overflow or shutdown the whole group gets SIGTERM, then
+ *   SIGKILL after `killGraceMs`. Whenever the tool itself exits, the group gets SIGKILL, so children the tool
+ *   left behind die with it (a child that calls setsid() escapes its group: that needs cgroups).
+ * - With `recordsDir`, every tool process is recorded while it lives (process-records.ts), and the tool
+ *   processes earlier engines left there are killed when this object is made.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ProcessRecords, type RuntimeLogger } from './process-records.ts';
+
+/** Bun's preload that kills the tool's group when the engine dies. */
+export const TOOL_GUARD = fileURLToPath(new URL('./tool-guard.ts', import.meta.url));
+
+export interface ProcessSpec {
+  /** Absolute path of the script bun runs; its directory is the working directory. */
+  readonly script: string;
+  readonly env: Record<string, string>;
+  /** Written to stdin, which is then closed. */
+  readonly stdin: string;
+  readonly timeoutMs: number;
+  /** Aborting terminates the process group (reason `canceled`). */
+  readonly signal?: AbortSignal;
+  /** Names the process in its record and in logs: the tool id. */
+  readonly label: string;
+}
+
+export type TerminateReason = 'timeout' | 'output_limit' | 'canceled' | 'shutdown';
+
+/** What happened to one tool process. */
+export interface ProcessRun {
+  /** Process id (and process group id); null when it never started. */
+  readonly pid: number | null;
+  /** Why the runtime terminated the group, if it did (the first reason). */
+  readonly terminated: TerminateReason | null;
+  /** stdout went over the cap (possibly after the process exited, while draining the pipe). */
+  readonly overflow: boolean;
+  readonly spawnError: Error | null;
+  readonly stdoutError: Error | null;
+  readonly stderrError: Error | null;
+  /** The request was not delivered whole (EPIPE, or still buffered when the process went away). */
+  readonly stdinFailed: boolean;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  /** What the tool wrote to stdout (empty after an overflow) and how many bytes that was in all. */
+  readonly stdout: Buffer;
+  readonly stdoutBytes: number;
+  /** The first `stderrLimit` bytes of stderr, and how many the tool wrote in all. */
+  readonly stderr: Buffer;
+  readonly stderrBytes: number;
+}
+
+/** Where tool processes run. */
+export interface ToolProcesses {
+  /** Runs one tool process to its end. Never rejects: a failure to spawn is a ProcessRun with `spawnError`. */
+  run(spec: ProcessSpec): Promise<ProcessRun>;
+  /** Processes started and not yet fully reaped. */
+  readonly live: number;
+  /** Terminates every live process group (reason `shutdown`) and resolves once all are reaped. */
+  shutdown(): Promise<void>;
+}
+
+export interface LocalToolProcessesOptions {
+  readonly bunPath: string;
+  readonly outputLimit: number;
+  readonly stderrLimit: number;
+  /** Between SIGTERM and SIGKILL. */
+  readonly killGraceMs: number;
+  /** After the tool exits, how long to wait for its pipes to close (an escaped grandchild may hold them). */
+  readonly closeGraceMs: number;
+  /** Where live tool processes are recorded (see process-records.ts); none when absent. */
+  readonly recordsDir?: string;
+  readonly logger?: RuntimeLogger;
+}
+
+/** Tool processes as children of this process. */
+export class LocalToolProcesses implements ToolProcesses {
+  readonly #o: LocalToolProcessesOptions;
+  readonly #records: ProcessRecords | undefined;
+  readonly #live = new Set<ToolProcess>();
+
+  constructor(options: LocalToolProcessesOptions) {
+    this.#o = options;
+    // First thing: kill what earlier engines left in the directory.
+    this.#records = options.recordsDir === undefined ? undefined : ProcessRecords.open(options.recordsDir, options.logger);
+  }
+
+  get live(): number {
+    return this.#live.size;
+  }
+
+  run(spec: ProcessSpec): Promise<ProcessRun> {
+    const run = new ToolProcess(this.#o, spec, this.#records, (done) => this.#live.delete(done));
+    this.#live.add(run);
+    run.start();
+    return run.done;
+  }
+
+  async shutdown(): Promise<void> {
+    const done: Promise<ProcessRun>[] = [];
+    for (const run of this.#live) {
+      run.terminate('shutdown');
+      done.push(run.done);
+    }
+    await Promise.all(done);
+    this.#records?.close();
+  }
+}
+
+/** One spawned tool: event-driven, no polling; resolves `done` exactly once. */
+class ToolProcess {
+  readonly done: Promise<ProcessRun>;
+  readonly #o: LocalToolProcessesOptions;
+  readonly #spec: ProcessSpec;
+  readonly #records: ProcessRecords | undefined;
+  readonly #onDone: (run: ToolProcess) => void;
+  #resolve!: (run: ProcessRun) => void;
+  #child: ChildProcess | undefined;
+  #pid: number | null = null;
+  #recorded = false;
+  #stdout: Buffer[] = [];
+  #stdoutBytes = 0;
+  #stderr: Buffer[] = [];
+  #stderrKept = 0;
+  #stderrBytes = 0;
+  #terminated: TerminateReason | null = null;
+  #spawnError: Error | null = null;
+  #stdoutError: Error | null = null;
+  #stderrError: Error | null = null;
+  #stdinError = false;
+  #overflow = false;
+  #exitCode: number | null = null;
+  #signal: string | null = null;
+  #exited = false;
+  #finished = false;
+  #timeoutTimer: NodeJS.Timeout | undefined;
+  #graceTimer: NodeJS.Timeout | undefined;
+  #closeTimer: NodeJS.Timeout | undefined;
+  readonly #onAbort = (): void => this.terminate('canceled');
+
+  constructor(options: LocalToolProcessesOptions, spec: ProcessSpec, records: ProcessRecords | undefined, onDone: (run: ToolProcess) => void) {
+    this.#o = options;
+    this.#spec = spec;
+    this.#records = records;
+    this.#onDone = onDone;
+    this.done = new Promise((resolve) => {
+      this.#resolve = resolve;
+    });
+  }
+
+  start(): void {
+    const spec = this.#spec;
+    let child: ChildProcess;
+    try {
+      child = spawn(this.#o.bunPath, ['--preload', TOOL_GUARD, spec.script], {
+        cwd: dirname(spec.script), env: spec.env, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
+      });
+    } catch (error) {
+      this.#spawnError = error instanceof Error ? error : new Error(String(error));
+      this.#finish();
+      return;
+    }
+    this.#child = child;
+    this.#pid = child.pid ?? null;
+    child.once('error', (error) => this.#onError(error));
+    child.once('exit', (code, signal) => this.#onExit(code, signal));
+    child.once('close', () => this.#finish());
+    // Listeners stay attached after finishing: a late stream error must never become an uncaught exception.
+    child.stdin!.on('error', () => {
+      this.#stdinError = true;
+    });
+    child.stdout!.on('error', (error) => {
+      this.#stdoutError ??= error;
+    });
+    child.stderr!.on('error', (error) => {
+      this.#stderrError ??= error;
+    });
+    child.stdout!.on('data', (chunk: Buffer) => this.#onStdout(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => this.#onStderr(chunk));
+    // The engine link: held open, read (and dropped) so that it closes when the tool's end does.
+    const link = child.stdio[3] as Socket | null;
+    link?.on('error', () => {});
+    link?.resume();
+    if (this.#pid === null) return; // spawn failed: 'error' follows on the next tick
+    this.#record();
+    child.stdin!.end(spec.stdin);
+    this.#timeoutTimer = setTimeout(() => this.terminate('timeout'), spec.timeoutMs);
+    spec.signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  /** SIGTERM to the group now, SIGKILL after the grace period. The first reason sticks. */
+  terminate(reason: TerminateReason): void {
+    if (this.#finished || this.#terminated || this.#exited || this.#pid === null) return;
+    this.#terminated = reason;
+    clearTimeout(this.#timeoutTimer);
+    this.#killGroup('SIGTERM');
+    this.#graceTimer = setTimeout(() => this.#killGroup('SIGKILL'), this.#o.killGraceMs);
+  }
+
+  #record(): void {
+    if (!this.#records) return;
+    try {
+      this.#recorded = this.#records.add(this.#pid!, this.#spec.label);
+    } catch (error) {
+      // A full or read-only disk must not fail the call: the guard still stands.
+      this.#o.logger?.warn({ err: error, pid: this.#pid, tool_id: this.#spec.label }, 'could not record a tool process; if the engine is killed and the guard cannot act, the next engine will not find it');
+    }
+  }
+
+  #forget(): void {
+    if (!this.#recorded) return;
+    this.#recorded = false;
+    this.#records!.remove(this.#pid!);
+  }
+
+  #onStdout(chunk: Buffer): void {
+    this.#stdoutBytes += chunk.length;
+    if (this.#overflow) return; // keep draining so the writer is not stuck on a full pipe; drop it
+    if (this.#stdoutBytes > this.#o.outputLimit) {
+      this.#overflow = true;
+      this.#stdout = [];
+      this.terminate('output_limit');
+      return;
+    }
+    this.#stdout.push(chunk);
+  }
+
+  #onStderr(chunk: Buffer): void {
+    this.#stderrBytes += chunk.length;
+    const room = this.#o.stderrLimit - this.#stderrKept;
+    if (room <= 0) return;
+    const kept = chunk.length <= room ? chunk : chunk.subarray(0, room);
+    this.#stderr.push(kept);
+    this.#stderrKept += kept.length;
+  }
+
+  #onError(error: Error): void {
+    if (this.#pid === null) {
+      // spawn failed (ENOENT, EACCES, EMFILE): there is no process and 'exit' will not come.
+      this.#spawnError = error;
+      this.#finish();
+    }
+    // Otherwise a failed kill(): the process is already gone, 'exit'/'close' carry on.
+  }
+
+  #onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    this.#exited = true;
+    this.#exitCode = code;
+    this.#signal = signal;
+    clearTimeout(this.#timeoutTimer);
+    clearTimeout(this.#graceTimer);
+    // Whatever the tool left running in its group dies with it (and releases the pipes it inherited).
+    this.#killGroup('SIGKILL');
+    this.#forget();
+    // A process that escaped the group could hold the pipes open forever: stop waiting for 'close' then.
+    this.#closeTimer = setTimeout(() => this.#finish(), this.#o.closeGraceMs);
+  }
+
+  #killGroup(signal: NodeJS.Signals): void {
+    const pid = this.#pid;
+    if (pid === null) return;
+    try {
+      process.kill(-pid, signal);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ESRCH' && !this.#exited) {
+        try {
+          this.#child?.kill(signal);
+        } catch {
+          // nothing more to do
+        }
+      }
+    }
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    clearTimeout(this.#timeoutTimer);
+    clearTimeout(this.#graceTimer);
+    clearTimeout(this.#closeTimer);
+    this.#spec.signal?.removeEventListener('abort', this.#onAbort);
+    this.#forget();
+    const child = this.#child;
+    let stdinFailed = this.#stdinError;
+    if (child) {
+      // Still buffered when the process is gone: the tool never read its whole request.
+      if (child.stdin && !child.stdin.writableFinished) stdinFailed = true;
+      for (const stream of child.stdio) stream?.destroy();
+    }
+    const stdout = this.#stdout.length === 1 ? this.#stdout[0]! : Buffer.concat(this.#stdout);
+    const stderr = this.#stderr.length === 1 ? this.#stderr[0]! : Buffer.concat(this.#stderr);
+    this.#stdout = [];
+    this.#stderr = [];
+    this.#onDone(this);
+    this.#resolve({
+      pid: this.#pid, terminated: this.#terminated, overflow: this.#overflow, spawnError: this.#spawnError, stdoutError: this.#stdoutError,
+      stderrError: this.#stderrError, stdinFailed, exitCode: this.#exitCode, signal: this.#signal, stdout, stdoutBytes: this.#stdoutBytes,
+      stderr, stderrBytes: this.#stderrBytes,
+    });
+  }
+}
