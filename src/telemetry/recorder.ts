@@ -16,6 +16,8 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelSpec, type MetricSpec, type LabelsOf, type MetricKey, type RecordedMetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
+import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
+import { errorTypeOf } from './error-type.ts';
 import { EventLoopDelay } from './event-loop.ts';
 import { LabelGuard } from './labels.ts';
 
@@ -177,11 +179,16 @@ export class Telemetry {
     return this.runInSpan(this.startSpan(key, attributes), work);
   }
 
+  /**
+   * Marks a span failed: ERROR status, the exception, and error.type from the one vocabulary
+   * (telemetry/error-type.ts): the type the error names itself, else `errorType` (what the caller knows
+   * that the error does not say, such as why a call was aborted), else `_OTHER`. So a failure carries the
+   * same error.type on every span it fails, whatever each caller passes.
+   */
   markFailed(span: Span | undefined, error: unknown, errorType?: string): void {
     if (!span) return;
     try {
-      const type = errorType ?? errorTypeOf(error);
-      span.setAttribute('error.type', type);
+      span.setAttribute(ATTR_ERROR_TYPE, errorTypeOf(error, errorType));
       if (error instanceof Error) span.recordException(error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
     } catch (failure) {
@@ -269,13 +276,6 @@ function spanContextOf(traceparent: string): SpanContext | undefined {
   if (!match) return undefined;
   const parsed: SpanContext = { traceId: match[1]!, spanId: match[2]!, traceFlags: parseInt(match[3]!, 16), isRemote: true };
   return isSpanContextValid(parsed) ? parsed : undefined;
-}
-
-/** A short, low-cardinality name for an error: its `code` when it has one, else its class name. */
-export function errorTypeOf(error: unknown): string {
-  if (error && typeof error === 'object' && 'code' in error && typeof error.code === 'string') return error.code;
-  if (error instanceof Error) return error.name;
-  return 'unknown';
 }
 
 const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
