@@ -87,6 +87,7 @@ try {
   await exitAfterLogs(2);
   throw error;
 }
+telemetry.setConfiguredGauges(prices.gauges());
 const runtime = new ToolRuntime({ telemetry, outputLimitBytes: config.toolOutputLimitBytes, logger, toolFaults: config.toolFaults });
 const providers = new Map<string, InstanceType<typeof ScriptedModelProvider> | InstanceType<typeof OpenAiCompatibleProvider>>([
   ['scripted', new ScriptedModelProvider()],

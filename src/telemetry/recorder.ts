@@ -33,8 +33,11 @@ export interface GaugeReading<K extends GaugeKey> {
   readonly value: number;
 }
 type ProcessGaugeKey = 'eventLoopDelayP50' | 'eventLoopDelayP99' | 'eventLoopDelayMax';
+/** Gauges that report a configured value as it is (setConfiguredGauges), not live state. */
+export type ConfiguredGaugeKey = 'agentModelBudget';
 /** Reads the engine's live state behind its observable gauges; called by the SDK at each collection. */
-export type GaugeSource = () => { [K in Exclude<GaugeKey, ProcessGaugeKey>]: ReadonlyArray<GaugeReading<K>> };
+export type GaugeSource = () => { [K in Exclude<GaugeKey, ProcessGaugeKey | ConfiguredGaugeKey>]: ReadonlyArray<GaugeReading<K>> };
+export type ConfiguredGauges = { [K in ConfiguredGaugeKey]: ReadonlyArray<GaugeReading<K>> };
 
 export interface TelemetryOptions {
   readonly tracer: Tracer;
@@ -57,6 +60,7 @@ export class Telemetry {
   readonly #admitted = new Map<string, Attributes>();
   readonly #onFailure: TelemetryOptions['onFailure'];
   #gaugeSource: GaugeSource | undefined;
+  #configured: Partial<ConfiguredGauges> = {};
   readonly #eventLoop = new EventLoopDelay();
 
   constructor(options: TelemetryOptions) {
@@ -84,6 +88,7 @@ export class Telemetry {
           const delay = this.#eventLoop.read();
           const readings = {
             ...this.#gaugeSource?.(),
+            ...this.#configured,
             ...(delay && { eventLoopDelayP50: [{ labels: {}, value: delay.p50 }], eventLoopDelayP99: [{ labels: {}, value: delay.p99 }], eventLoopDelayMax: [{ labels: {}, value: delay.max }] }),
           };
           for (const [key, points] of Object.entries(readings) as [GaugeKey, ReadonlyArray<GaugeReading<GaugeKey>>][]) {
@@ -118,6 +123,11 @@ export class Telemetry {
 
   setGaugeSource(source: GaugeSource): void {
     this.#gaugeSource = source;
+  }
+
+  /** Configured values the gauges report from now on, as they are (an empty list: no series). */
+  setConfiguredGauges(gauges: ConfiguredGauges): void {
+    this.#configured = gauges;
   }
 
   /** Counts a failure of telemetry itself. Never throws. */

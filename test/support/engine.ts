@@ -85,6 +85,7 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
     ['openai-compatible', new OpenAiCompatibleProvider()],
   ]);
   const prices = options.prices ?? loadPrices(options.projectDir ?? 'examples');
+  telemetry.setConfiguredGauges(prices.gauges());
   const engine = new Engine({
     store, definitions, runtime, telemetry, providers, logger, prices,
     instanceId: 'test-engine', heartbeatMs: 1_000, staleAfterMs: 10_000, sweepIntervalMs: 60_000,
