@@ -135,7 +135,7 @@ describe('failure kinds', () => {
     expect(result.exitCode).toBe(1);
     const span = toolSpan();
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
-    expect(span.attributes).toMatchObject({ error_kind: 'unknown', 'error.type': 'unknown', exit_code: 1 });
+    expect(span.attributes).toMatchObject({ error_kind: 'unknown', 'error.type': 'tool_unknown', exit_code: 1 });
     expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'unknown' }, value: 1 }]);
     expect(await t.metricPoints('runtime_tool_execute_seconds')).toEqual([expect.objectContaining({ attributes: { tool_id: 'echo', outcome: 'error' } })]);
   });
@@ -150,7 +150,7 @@ describe('failure kinds', () => {
     expect(await leftAfterKill(() => processGroupMembers(result.pid!))).toEqual([]);
 
     const span = toolSpan();
-    expect(span.attributes).toMatchObject({ error_kind: 'timeout', 'error.type': 'timeout', signal: 'SIGTERM', timeout_ms: TIMEOUT_MS });
+    expect(span.attributes).toMatchObject({ error_kind: 'timeout', 'error.type': 'tool_timeout', signal: 'SIGTERM', timeout_ms: TIMEOUT_MS });
     expect(span.attributes).not.toHaveProperty('exit_code');
     expect(await t.metricPoints('runtime_tool_timeouts_total')).toEqual([{ attributes: { tool_id: 'echo' }, value: 1 }]);
     expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'timeout' }, value: 1 }]);
