@@ -3,8 +3,8 @@
  * which compose runs for users, is AGPL and never built here) on 127.0.0.1 running the repository's
  * config files, the pager sink, engine processes and the load generator; every assertion is on what a
  * real component returns. One stack for the whole file, in phases that build on each
- * other (healthy -> 408s -> faults -> Collector outage -> Collector restart -> what the data shows ->
- * metrics absent). See test/stack/harness/stack.ts for what differs from the committed files and why.
+ * other (healthy -> one cause, one page -> 408s -> trace export failing -> model faults -> tool faults ->
+ * Collector outage -> Collector restart -> what the data shows -> metrics absent). See test/stack/harness/stack.ts for what differs from the committed files and why.
  *
  * Run: npm run test:stack (vitest.stack.config.ts). Binaries: scripts/stack-binaries.sh (under CI a
  * missing binary fails the suite; elsewhere it is skipped with the reason).
