@@ -51,6 +51,8 @@ export interface Switchyard {
 
 export function assembleSwitchyard(parts: SwitchyardParts): Switchyard {
   const { telemetry, logger, store, definitions, prices } = parts;
+  // What is configured rather than measured (the hourly model budget) is exported as gauges too.
+  telemetry.setConfiguredGauges(prices.gauges());
   const runtime = new ToolRuntime({ ...parts.tools, telemetry, logger });
   const providers = parts.providers ?? new Map<string, ModelProvider>([
     ['scripted', new ScriptedModelProvider()],

@@ -59,6 +59,16 @@ export type TaskOutcome = (typeof TASK_OUTCOMES)[number];
  */
 export const TOOL_ERROR_KINDS = ['start', 'input', 'stdin', 'stdout', 'stderr', 'wait', 'parse', 'timeout', 'output_limit', 'tool', 'canceled', 'unknown'] as const;
 export type ToolErrorKind = (typeof TOOL_ERROR_KINDS)[number];
+/**
+ * The error code (and error.type) of a failed tool call, the same on its span, its task, its run and the
+ * stored execution: `tool_<kind>`, except a tool's own error (`tool_error`) and a canceled call (`canceled`,
+ * the stop's own code).
+ */
+export function toolFailureCode(kind: ToolErrorKind): string {
+  if (kind === 'tool') return 'tool_error';
+  if (kind === 'canceled') return STOP_ENDINGS.canceled.code;
+  return `tool_${kind}`;
+}
 export const TOOL_OUTCOMES = ['success', 'error', 'timeout'] as const;
 export type ToolOutcome = (typeof TOOL_OUTCOMES)[number];
 

@@ -47,6 +47,7 @@ export class CollectOnDemandReader extends MetricReader {
 export interface BenchSdk {
   readonly tracer: Tracer;
   readonly meter: Meter;
+  readonly meterProvider: MeterProvider;
   readonly spanExporter: NoopSpanExporter;
   readonly reader: CollectOnDemandReader;
   /** Exports the queued spans and collects the metrics: the export cost, charged to whoever calls it. */
@@ -65,6 +66,7 @@ export function createBenchSdk(): BenchSdk {
   return {
     tracer: tracerProvider.getTracer('switchyard', '0.1.0'),
     meter: meterProvider.getMeter('switchyard', '0.1.0'),
+    meterProvider,
     spanExporter,
     reader,
     async flush() {

@@ -1,7 +1,9 @@
 /**
  * The project the stack's engines run: a copy of examples/ with test-only additions, so that what
  * the sample project cannot show within a test's time still reaches the real stack:
- *   An agent `unreachable_model` whose model calls fail (connection refused), for the GenAI error metrics.
+ *   An agent `unreachable_model` whose model calls fail (no server at its base URL), for the GenAI error metrics.
+ *   Optionally an hourly budget lowered from examples/prices.yaml's (`budgetUsdPerHour`), so that an engine's
+ *      spending under the load generator's model faults passes it within minutes rather than an hour.
  *   A tool `slow_sleeper` (the echo script with a 60 s timeout) and a task `slow_sleep` running it: calls
  *      that succeed after 32 s fall in the 30-60 s bucket, whose p95 (58.5 s) is above 80% of the timeout
  *      (SlowToolExecution), and each run lives long enough to pass the lowered ExecutionsStuck threshold.
@@ -16,8 +18,15 @@ export const SLOW_TASK = 'slow_sleep';
 export const TRACED_TOOL = 'lookup_customer';
 export const UNREACHABLE_AGENT = 'unreachable_model';
 
-export function writeStackProject(dir: string): string {
+export function writeStackProject(dir: string, options: { readonly budgetUsdPerHour?: number } = {}): string {
   cpSync(EXAMPLES, dir, { recursive: true });
+  if (options.budgetUsdPerHour !== undefined) {
+    const prices = join(dir, 'prices.yaml');
+    const text = readFileSync(prices, 'utf8');
+    const budget = /^(budget:\n  usd_per_hour: )\S+$/m;
+    if (!budget.test(text)) throw new Error(`${prices}: expected a budget block (budget: / usd_per_hour: n) to lower`);
+    writeFileSync(prices, text.replace(budget, `$1${options.budgetUsdPerHour}`));
+  }
   // The traced tool exports its own span when it may see the Collector's endpoint.
   const lookup = join(dir, 'tools', `${TRACED_TOOL}.yaml`);
   if (!/^env: \[.*OTEL_EXPORTER_OTLP_ENDPOINT.*\]$/m.test(readFileSync(lookup, 'utf8'))) {

@@ -17,7 +17,8 @@
  *   - collector/otelcol.yaml: the committed file, configured by environment (its trace exporter points
  *     at Jaeger's OTLP/gRPC receiver; span metrics flushed every 5 s instead of 15 s).
  *   - prometheus targets/tempo.json: an empty list (no Tempo runs here).
- *   - the project: a copy of examples/ (see project.ts) with two test-only additions.
+ *   - the project: a copy of examples/ (see project.ts) with test-only additions; the model-fault engine
+ *     runs a second copy whose hourly budget (prices.yaml) is lowered.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,6 +56,8 @@ export type ComponentName = 'otelcol' | 'prometheus' | 'jaeger' | 'alertmanager'
 export interface EngineOptions {
   /** SQLite file; engines given the same file share their executions (and sweep each other's). */
   readonly dbPath?: string;
+  /** Its own project directory (default: the stack's), e.g. one with a lowered budget (project.ts). */
+  readonly projectDir?: string;
   readonly env?: Record<string, string>;
 }
 
@@ -326,7 +329,7 @@ export class Stack {
     Object.assign(env, {
       SWITCHYARD_HOST: '127.0.0.1',
       SWITCHYARD_PORT: String(port),
-      SWITCHYARD_PROJECT_DIR: this.projectDir,
+      SWITCHYARD_PROJECT_DIR: options.projectDir ?? this.projectDir,
       SWITCHYARD_DB: dbPath,
       SWITCHYARD_INSTANCE_ID: instanceId,
       SWITCHYARD_ENVIRONMENT: 'stack-test',

@@ -2,19 +2,46 @@
  * Switchyard / Agents & Models: what agents spend and where they are slow.
  * Answers: how many tokens each model and agent burns, and what they cost (per agent, model and workflow);
  * how slow each model is (p50/p95/p99 by model and operation) and how often its calls fail (by provider
- * and error.type); how many model turns and tool calls an agent needs per run, and how its runs end.
+ * and error.type); how many model turns and tool calls an agent needs per run, and how its runs end; how
+ * spending compares with the hourly budget; and from a model's latency or an agent's, the traces behind it.
  *
  * Model latency, tokens and errors come from the semantic conventions' GenAI client metrics
  * (gen_ai_client_operation_duration_seconds, gen_ai_client_token_usage); cost, tokens by agent and
  * workflow, and the agent loop from the engine's own agent_* metrics (src/telemetry/catalog.ts).
  */
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
-import { counterRate, histogramMean, histogramRate, labelValues, orZero, quantile, ratio, type Matchers } from './promql.ts';
+import { SPANS } from '../telemetry/catalog.ts';
+import { x } from './external.ts';
+import { counterRate, gauge, histogramMean, histogramRate, labelValues, orZero, quantile, ratio, RATE_INTERVAL, type Matchers } from './promql.ts';
 import {
   datasourceVariable, engineVariables, higherIsWorse, histogramPanel, labelVariable, newDashboard, row, statPanel, timeseriesPanel,
+  traceqlExploreLink, tracesPanel,
 } from './shared.ts';
 
 export const UID = 'switchyard-agents';
+
+/**
+ * p95 of a span's duration by one of its attributes, from the Collector's span metrics: the series whose
+ * exemplars carry trace ids (the engine's own histograms have none: the OpenTelemetry JS SDK records no
+ * exemplars), so a dot on these panels opens the trace of that call.
+ */
+function spanP95(spanName: string, label: 'gen_ai_request_model' | 'gen_ai_agent_name', variable: string): string {
+  return `histogram_quantile(0.95, sum by (le, ${label}) (rate(${x('traces_span_metrics_duration_seconds')}_bucket{`
+    + `span_name="${spanName}", ${label}=~"${variable}", job=~"$job", instance=~"$instance"}[${RATE_INTERVAL}])))`;
+}
+
+/**
+ * The slowest traces of one agent: its agent.execute_sync spans at or above the p95 the clicked point shows.
+ * Grafana fills in the agent (the series' label) and the p95 (the point's value, in seconds).
+ */
+export const AGENT_SLOWEST_TRACES_TRACEQL = `{ name = "${SPANS.agentExecuteSync.name}" && span.gen_ai.agent.name = "\${__field.labels.gen_ai_agent_name}" && duration >= \${__value.raw}s }`;
+/** AGENT_SLOWEST_TRACES_TRACEQL for one agent and p95, as Grafana fills it in. */
+export function agentSlowestTracesTraceql(agent: string, p95Seconds: number): string {
+  return AGENT_SLOWEST_TRACES_TRACEQL.replace('${__field.labels.gen_ai_agent_name}', agent).replace('${__value.raw}', String(p95Seconds));
+}
+export const FAILED_MODEL_CALLS_TRACEQL = `{ name = "${SPANS.agentModelCall.name}" && status = error }`;
+/** p95 of each agent's loop, from span metrics: the series the link to an agent's slowest traces is on. */
+export const AGENT_RUN_SPAN_P95 = spanP95(SPANS.agentExecuteSync.name, 'gen_ai_agent_name', '$agent');
 
 const MODEL_CALLS: Matchers<'genAiClientOperationDuration'> = { gen_ai_request_model: '=~"$model"' };
 const MODEL_ERRORS: Matchers<'genAiClientOperationDuration'> = { gen_ai_request_model: '=~"$model"', error_type: '!=""' };
@@ -90,8 +117,14 @@ export function agentsDashboard(): Dashboard {
     .withPanel(timeseriesPanel({
       title: 'Tokens without a price',
       description: 'Tokens per second of models that prices.yaml does not list, by model: their cost is not counted anywhere (0 when every model used has a price).',
-      unit: 'short', width: 18,
+      unit: 'short', width: 9,
       queries: [{ expr: unpricedTokensByModel, legend: '{{gen_ai_request_model}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Spending against the hourly budget',
+      description: 'Cost per hour of each job\'s model calls divided by its hourly budget (prices.yaml budget.usd_per_hour, agent_model_budget_usd_per_hour): 100% spends the budget exactly. ModelCostBudgetBurn pages above 100% over the last hour (and the last 5 minutes), or above 200% over the last 15 minutes. No line for a job without a budget.',
+      unit: 'percentunit', width: 9, min: 0,
+      queries: [{ expr: ratio(perHour(counterRate('agentModelCost', ['job'])), gauge('agentModelBudget', 'max', ['job'])), legend: '{{job}}' }],
     }))
     .withRow(row('Model latency and errors'))
     .withPanel(histogramPanel({
@@ -108,6 +141,12 @@ export function agentsDashboard(): Dashboard {
       description: '99th percentile of one model call\'s duration, by requested model. The buckets are the semantic conventions\' (10 ms doubling to 82 s).',
       unit: 's', width: 12,
       queries: [{ expr: quantile(0.99, 'genAiClientOperationDuration', ['gen_ai_request_model'], MODEL_CALLS), legend: '{{gen_ai_request_model}}' }],
+    }))
+    .withPanel(histogramPanel({
+      title: 'Model call span duration p95 by model (exemplars)',
+      description: `The same calls seen from their traces: 95th percentile duration of ${SPANS.agentModelCall.name} spans by requested model, from the Collector's span metrics. Its dots are exemplars carrying trace ids: click one to open that call's trace (its prompt size, finish reasons, error).`,
+      unit: 's', width: 12,
+      queries: [{ expr: spanP95(SPANS.agentModelCall.name, 'gen_ai_request_model', '$model'), legend: '{{gen_ai_request_model}}' }],
     }))
     .withPanel(timeseriesPanel({
       title: 'Model calls by provider',
@@ -166,6 +205,19 @@ export function agentsDashboard(): Dashboard {
       description: 'Average number of tool calls the model asks for in one agent run, by agent (agent_run_tool_calls).',
       unit: 'short', width: 12, min: 0,
       queries: [{ expr: histogramMean('agentRunToolCalls', ['gen_ai_agent_name'], TOOL_CALLS), legend: '{{gen_ai_agent_name}}' }],
+    }))
+    .withRow(row('Traces'))
+    .withPanel(histogramPanel({
+      title: 'Agent run duration p95 by agent (its slowest traces)',
+      description: `95th percentile duration of each agent's loop (${SPANS.agentExecuteSync.name} spans: model turns and tool calls), from the Collector's span metrics. Click a point for "Slowest traces of <agent>": Tempo's traces of that agent at or above the p95 shown (TraceQL: ${AGENT_SLOWEST_TRACES_TRACEQL}); dots are exemplars, each one trace.`,
+      unit: 's', width: 12,
+      queries: [{ expr: AGENT_RUN_SPAN_P95, legend: '{{gen_ai_agent_name}}' }],
+      links: [traceqlExploreLink('Slowest traces of ${__field.labels.gen_ai_agent_name}', AGENT_SLOWEST_TRACES_TRACEQL)],
+    }))
+    .withPanel(tracesPanel({
+      title: 'Failed model calls',
+      description: `Recent model calls that failed, from Tempo (TraceQL: ${FAILED_MODEL_CALLS_TRACEQL}). The span carries error.type (model_http_429, model_unreachable, model_protocol, timeout, ...), the requested model and the server's answer in its status message.`,
+      traceql: FAILED_MODEL_CALLS_TRACEQL, width: 12,
     }))
     .build();
 }

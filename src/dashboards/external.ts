@@ -8,7 +8,8 @@
  *   series until the first event: the dashboard zero-fills them from their always-present siblings.
  *   The batch processor reports no incoming/outgoing items (only memory_limiter does).
  * - Span metrics of the Collector's spanmetrics connector, pushed over OTLP to Prometheus (labels
- *   span_name, span_kind, status_code, tool_id and the spans' resource; exemplars carry trace_id).
+ *   span_name, span_kind, status_code, gen_ai_tool_name, gen_ai_agent_name, gen_ai_request_model and the
+ *   spans' resource; exemplars carry trace_id).
  * - Prometheus 3.16 /metrics (OTLP and remote-write handlers are /api/v1/otlp/v1/metrics, /api/v1/write).
  * - Tempo 2.8 (the compose image; monolithic): from its documentation and source (distributor, ingester,
  *   metrics generator). Only `docker compose up` runs Tempo: the stack tests skip these queries and say so.

@@ -28,8 +28,8 @@ export const FAILED_TOOL_CALLS_TRACEQL = '{ name = "runtime.execute_tool" && sta
  * p95 of runtime.execute_tool spans per tool, from the Collector's span metrics: the series whose exemplars
  * carry trace ids (the engine's own histograms have none: the OpenTelemetry JS SDK records no exemplars).
  */
-const TOOL_SPAN_P95 = `histogram_quantile(0.95, sum by (le, tool_id) (rate(${x('traces_span_metrics_duration_seconds')}_bucket{`
-  + `span_name="runtime.execute_tool", tool_id=~"$tool_id", job=~"$job", instance=~"$instance"}[${RATE_INTERVAL}])))`;
+const TOOL_SPAN_P95 = `histogram_quantile(0.95, sum by (le, gen_ai_tool_name) (rate(${x('traces_span_metrics_duration_seconds')}_bucket{`
+  + `span_name="runtime.execute_tool", gen_ai_tool_name=~"$tool_id", job=~"$job", instance=~"$instance"}[${RATE_INTERVAL}])))`;
 
 const callsByTool = histogramRate('toolExecuteSeconds', 'count', ['tool_id'], TOOLS);
 const timeoutsByTool = orZero(counterRate('toolTimeouts', ['tool_id'], TOOL_TIMEOUTS), callsByTool);
@@ -57,7 +57,7 @@ export function runtimeToolsDashboard(): Dashboard {
       title: 'Tool call span duration p95 by tool (exemplars)',
       description: 'The same calls seen from their traces: 95th percentile duration of runtime.execute_tool spans per tool, derived by the Collector\'s spanmetrics connector. Its dots are exemplars carrying trace ids: click one to open that call\'s trace.',
       unit: 's', width: 12,
-      queries: [{ expr: TOOL_SPAN_P95, legend: '{{tool_id}}' }],
+      queries: [{ expr: TOOL_SPAN_P95, legend: '{{gen_ai_tool_name}}' }],
     }))
     .withPanel(histogramPanel({
       title: 'Tool latency p50 / p95 / p99',
@@ -139,7 +139,7 @@ export function runtimeToolsDashboard(): Dashboard {
     }))
     .withPanel(tracesPanel({
       title: 'Failed tool calls',
-      description: `Recent tool calls that ended in error, from Tempo (TraceQL: ${FAILED_TOOL_CALLS_TRACEQL}). The span carries error_kind, switchyard.tool.error_code (the tool's own code for kind tool), exit_code and signal.`,
+      description: `Recent tool calls that ended in error, from Tempo (TraceQL: ${FAILED_TOOL_CALLS_TRACEQL}). The span carries error.type (tool_<kind>), switchyard.tool.error_code (the tool's own code, for kind tool), process.exit.code and switchyard.tool.exit_signal.`,
       traceql: FAILED_TOOL_CALLS_TRACEQL, width: 12,
     }))
     .build();

@@ -115,7 +115,7 @@ function legend(): common.VizLegendOptionsBuilder {
     .calcs(['mean', 'max', 'lastNotNull']);
 }
 
-export function timeseriesPanel(spec: PanelSpec & { stacked?: boolean; bars?: boolean }): timeseries.PanelBuilder {
+export function timeseriesPanel(spec: PanelSpec & { stacked?: boolean; bars?: boolean; links?: dashboard.DashboardLinkBuilder[] }): timeseries.PanelBuilder {
   const p = new timeseries.PanelBuilder()
     .title(spec.title)
     .description(spec.description)
@@ -131,6 +131,7 @@ export function timeseriesPanel(spec: PanelSpec & { stacked?: boolean; bars?: bo
     .showPoints(common.VisibilityMode.Never)
     .spanNulls(false);
   if (spec.stacked) p.stacking(new common.StackingConfigBuilder().mode(common.StackingMode.Normal));
+  if (spec.links) p.dataLinks(spec.links);
   if (spec.bars) p.drawStyle(common.GraphDrawStyle.Bars);
   if (spec.min !== undefined) p.min(spec.min);
   if (spec.max !== undefined) p.max(spec.max);
@@ -138,8 +139,26 @@ export function timeseriesPanel(spec: PanelSpec & { stacked?: boolean; bars?: bo
 }
 
 /** A histogram panel (latency, sizes): exemplars on, so a point on the chart opens its trace in Tempo. */
-export function histogramPanel(spec: PanelSpec): timeseries.PanelBuilder {
+export function histogramPanel(spec: PanelSpec & { links?: dashboard.DashboardLinkBuilder[] }): timeseries.PanelBuilder {
   return timeseriesPanel({ ...spec, queries: spec.queries.map((q) => ({ ...q, exemplar: true })) });
+}
+
+/**
+ * A data link that opens Grafana Explore on Tempo with a TraceQL query. `${...}` placeholders in the query
+ * (`${__field.labels.x}`, `${__value.raw}`) are left for Grafana to fill in from the clicked series and
+ * point; the rest is percent-encoded. The time range is the dashboard's.
+ */
+export function traceqlExploreLink(title: string, traceql: string): dashboard.DashboardLinkBuilder {
+  const panes = {
+    a: {
+      datasource: TEMPO_UID,
+      queries: [{ refId: 'A', datasource: { type: 'tempo', uid: TEMPO_UID }, queryType: 'traceql', query: traceql, limit: 20, tableType: 'traces' }],
+      range: { from: '${__from}', to: '${__to}' },
+    },
+  };
+  // Grafana's placeholders must reach it as written: encode everything, then put them back.
+  const encoded = encodeURIComponent(JSON.stringify(panes)).replace(/%24%7B([A-Za-z0-9_.]+)%7D/g, (_, name: string) => `\${${name}}`);
+  return new dashboard.DashboardLinkBuilder(title).url(`/explore?schemaVersion=1&orgId=1&panes=${encoded}`).targetBlank(true);
 }
 
 export type ThresholdSteps = { value: number | null; color: string }[];

@@ -37,11 +37,18 @@ const ToolFile = z.strictObject({
   input_schema: JsonSchema.optional(),
 });
 
+/** error.type values: snake_case, short (they are metric label values). */
+const ErrorType = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be snake_case: a lowercase letter, then lowercase letters, digits or _ (at most 64)');
+
 const ScriptedTurn = z.strictObject({
   when: z.strictObject({ path: z.string(), matches: z.string() }).optional(),
   tool_calls: z.array(z.strictObject({ tool: Id, arguments: z.unknown().default({}) })).optional(),
   final: z.unknown().optional(),
-}).refine((turn) => (turn.tool_calls === undefined) !== (turn.final === undefined), 'a turn has exactly one of tool_calls or final');
+  /** The call fails as a provider's would, with this error.type (say model_http_503): for demos and tests of model failures. */
+  error: z.strictObject({ type: ErrorType, message: z.string().min(1).optional() }).optional(),
+  /** The turn answers every call from here on (its `when` still decides): a model that never stops asking for tools. */
+  repeat: z.literal(true).optional(),
+}).refine((turn) => [turn.tool_calls, turn.final, turn.error].filter((x) => x !== undefined).length === 1, 'a turn has exactly one of tool_calls, final or error');
 
 const AgentFile = z.strictObject({
   id: Id,
@@ -53,6 +60,10 @@ const AgentFile = z.strictObject({
     base_url: z.string().url().optional(),
     api_key_env: z.string().optional(),
     temperature: z.number().min(0).max(2).optional(),
+    /** openai-compatible: how long one call may take, retries included (default 30 s); then it fails with error.type timeout. */
+    timeout_ms: z.number().int().positive().max(600_000).optional(),
+    /** openai-compatible: how often a call answered 429 is retried after its Retry-After (default 2). */
+    max_retries: z.number().int().min(0).max(5).optional(),
   }),
   tools: z.array(Id).default([]),
   max_iterations: z.number().int().positive().max(50).default(5),

@@ -123,8 +123,8 @@ export class Engine {
   async executeSync(request: StartRequest, timeoutMs: number): Promise<WaitResult> {
     const syncSpan = request.kind === 'workflow' ? 'workflowExecuteSync' : request.kind === 'task' ? 'taskExecuteSync' : undefined;
     const attributes = request.kind === 'workflow'
-      ? { 'switchyard.workflow.id': request.target, timeout_ms: timeoutMs }
-      : { 'switchyard.task.id': request.target, timeout_ms: timeoutMs };
+      ? { 'switchyard.workflow.id': request.target, 'switchyard.sync.timeout_ms': timeoutMs }
+      : { 'switchyard.task.id': request.target, 'switchyard.sync.timeout_ms': timeoutMs };
     const startAndWait = async (span?: Span) => {
       const record = await this.start(request);
       span?.setAttribute('switchyard.execution.id', record.id);

@@ -31,10 +31,14 @@ export function stopReasonOf(signal: AbortSignal): StopReason | undefined {
 /** A request named something that does not exist. */
 export class NotFoundError extends Error {
   override name = 'NotFoundError';
+  /** Its error.type (telemetry/error-type.ts). */
+  readonly code = 'not_found';
 }
 /** The input does not satisfy the target's input schema. */
 export class InvalidInputError extends Error {
   override name = 'InvalidInputError';
+  /** Its error.type (telemetry/error-type.ts). */
+  readonly code = 'invalid_input';
   readonly problems: string[];
   constructor(message: string, problems: string[]) {
     super(message);
@@ -44,6 +48,8 @@ export class InvalidInputError extends Error {
 /** The execution is not in a state that allows the operation. */
 export class ConflictError extends Error {
   override name = 'ConflictError';
+  /** Its error.type (telemetry/error-type.ts). */
+  readonly code = 'conflict';
   readonly record: ExecutionRecord;
   constructor(message: string, record: ExecutionRecord) {
     super(message);
@@ -53,4 +59,6 @@ export class ConflictError extends Error {
 /** The engine is shutting down and accepts no new work. */
 export class UnavailableError extends Error {
   override name = 'UnavailableError';
+  /** Its error.type (telemetry/error-type.ts). */
+  readonly code = 'unavailable';
 }

@@ -1,6 +1,6 @@
 import type { Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { STOP_ENDINGS, type ExecutionKind, type TaskOutcome, type Trigger } from '../domain.ts';
+import { STOP_ENDINGS, toolFailureCode, type ExecutionKind, type TaskOutcome, type Trigger } from '../domain.ts';
 import type { Store } from '../store/store.ts';
 import type { Telemetry } from '../telemetry/recorder.ts';
 import type { ModelProvider } from './agent/model.ts';
@@ -180,7 +180,7 @@ export class Interpreter {
         signal.throwIfAborted();
         if (!result.ok) {
           if (result.error.kind === 'timeout') outcome = 'timed_out';
-          throw new ExecutionFailure(`task "${task.id}": tool "${tool.id}" failed (${result.error.kind}): ${result.error.message}`, `tool_${result.error.kind}`, task.id);
+          throw new ExecutionFailure(`task "${task.id}": tool "${tool.id}" failed (${result.error.kind}): ${result.error.message}`, toolFailureCode(result.error.kind), task.id);
         }
         output = result.result;
       } else {

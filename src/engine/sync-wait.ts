@@ -42,7 +42,7 @@ export async function waitForCompletion(deps: SyncWaitDependencies, id: string, 
           const record = await store.getExecution(id);
           attempt++;
           if (!record) throw new NotFoundError(`execution "${id}" does not exist`);
-          span.addEvent('poll_iteration', { attempt, state: record.status });
+          span.addEvent('poll_iteration', { 'switchyard.wait.attempt': attempt, 'switchyard.execution.status': record.status });
           const settled = isTerminal(record.status) || record.status === 'paused';
           const remaining = deadline - Date.now();
           if (settled || remaining <= 0) {
@@ -61,7 +61,7 @@ export async function waitForCompletion(deps: SyncWaitDependencies, id: string, 
         }
       }
     } finally {
-      span.setAttributes({ total_iterations: attempt, outcome });
+      span.setAttributes({ 'switchyard.wait.iterations': attempt, 'switchyard.wait.outcome': outcome });
       if (workflowId !== undefined) {
         telemetry.add('workflowSyncPolls', attempt, { workflow_id: workflowId, outcome });
         telemetry.record('workflowSyncPollDuration', (performance.now() - startedAt) / 1000, { workflow_id: workflowId });

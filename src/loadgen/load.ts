@@ -3,7 +3,14 @@
  * Every run is bounded: by duration, by request count, or both (0 means unbounded, for the demo only).
  */
 
-export const FAULTS = ['slow', 'fail', 'crash', 'hang', 'flood', 'garbage', 'very_slow'] as const;
+/**
+ * Faults by name, each injected into a share of the support_triage requests through their input's `fault`
+ * field: the tool faults reach the lookup_customer tool (examples/tools/lib/tool.ts, when the engine runs with
+ * SWITCHYARD_TOOL_FAULTS=1); the model faults reach the triage agent's scripted model
+ * (examples/agents/triage_classifier.yaml): `model_error` fails its call (error.type model_http_503), `model_loop`
+ * makes it ask for a tool on every turn until its iteration bound, spending tokens all the way.
+ */
+export const FAULTS = ['slow', 'fail', 'crash', 'hang', 'flood', 'garbage', 'very_slow', 'model_error', 'model_loop'] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export interface LoadOptions {
@@ -48,7 +55,7 @@ const TICKETS = [
 ];
 const QUESTIONS = ['How much does the pro plan cost?', 'I forgot my password', 'Do you have an API?'];
 
-/** How each fault is asked of the lookup tool (see examples/tools/lib/tool.ts). */
+/** How each fault is asked of support_triage (see FAULTS). */
 const FAULT_INPUT: Record<Fault, { fault: string; delay_ms?: number }> = {
   slow: { fault: 'slow', delay_ms: 1_500 },
   very_slow: { fault: 'slow', delay_ms: 4_500 },
@@ -57,6 +64,8 @@ const FAULT_INPUT: Record<Fault, { fault: string; delay_ms?: number }> = {
   hang: { fault: 'hang' },
   flood: { fault: 'flood' },
   garbage: { fault: 'garbage' },
+  model_error: { fault: 'model_error' },
+  model_loop: { fault: 'model_loop' },
 };
 
 interface Scenario {

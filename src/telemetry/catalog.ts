@@ -13,6 +13,14 @@
  */
 
 import {
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_URL_SCHEME,
+  METRIC_HTTP_SERVER_REQUEST_DURATION,
+} from '@opentelemetry/semantic-conventions';
+import {
   ATTR_ERROR_TYPE,
   ATTR_GEN_AI_AGENT_NAME,
   ATTR_GEN_AI_OPERATION_NAME,
@@ -41,7 +49,12 @@ import {
 
 /** A label that carries a definition id (tool, workflow, agent): guarded by pattern and folded beyond a limit. */
 export const ID_LABEL = 'id' as const;
-export type LabelSpec = typeof ID_LABEL | readonly string[];
+/**
+ * A label that carries a model name: like an id, but model names have `:` and `/` (llama3:8b, org/model,
+ * accounts/x/models/y) and run longer; guarded by its own pattern and folded beyond the same limit.
+ */
+export const MODEL_LABEL = 'model' as const;
+export type LabelSpec = typeof ID_LABEL | typeof MODEL_LABEL | readonly string[];
 
 export type MetricKind = 'counter' | 'histogram' | 'gauge';
 
@@ -56,10 +69,16 @@ export interface MetricSpec {
   /** Most distinct label sets the SDK keeps for this metric; beyond it, points go to the overflow series. */
   readonly cardinalityLimit: number;
   /**
-   * Who makes the instrument: the engine's recorder (absent) or the OpenTelemetry SDK itself ('sdk'), whose
-   * self-observability metrics are declared here so that views, dashboards and tests know them too.
+   * Who makes the instrument: the engine's recorder (absent), the OpenTelemetry SDK itself ('sdk': its
+   * self-observability metrics), or an auto-instrumentation ('instrumentation': the HTTP server's), declared
+   * here so that views (buckets, limits), dashboards and tests know them too.
    */
-  readonly source?: 'sdk';
+  readonly source?: 'sdk' | 'instrumentation';
+  /**
+   * The name is the OpenTelemetry semantic conventions' (the registry's), with its unit and attributes: a
+   * test checks it against @opentelemetry/semantic-conventions. Without it the metric is this engine's own.
+   */
+  readonly registry?: true;
   /**
    * The OpenTelemetry attribute behind a label, where it is not the label's own name: `labels` are keyed by
    * the Prometheus name (what dashboards and rules use), and Prometheus turns the attribute's dots into
@@ -102,6 +121,8 @@ export type GenAiTokenType = (typeof GEN_AI_TOKEN_TYPES)[number];
 export const GEN_AI_TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864] as const;
 /** The semantic conventions' advisory boundaries for gen_ai.client.operation.duration (seconds). */
 export const GEN_AI_DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92] as const;
+/** The semantic conventions' advisory boundaries for http.server.request.duration (seconds). */
+export const HTTP_SERVER_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10] as const;
 /** Model turns and tool calls per agent run: up to the largest iteration bound (50) and beyond for tool calls. */
 const PER_RUN = [1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100] as const;
 
@@ -132,7 +153,7 @@ const AGENT_RUN = {
 
 /** Labels (and their attributes) of the agents' token and cost counters: whose tokens, on which model. */
 const AGENT_MODEL_USAGE = {
-  labels: { gen_ai_agent_name: ID_LABEL, workflow_id: ID_LABEL, gen_ai_request_model: ID_LABEL, gen_ai_token_type: GEN_AI_TOKEN_TYPES },
+  labels: { gen_ai_agent_name: ID_LABEL, workflow_id: ID_LABEL, gen_ai_request_model: MODEL_LABEL, gen_ai_token_type: GEN_AI_TOKEN_TYPES },
   attributes: {
     gen_ai_agent_name: { name: ATTR_GEN_AI_AGENT_NAME }, gen_ai_request_model: { name: ATTR_GEN_AI_REQUEST_MODEL },
     gen_ai_token_type: { name: ATTR_GEN_AI_TOKEN_TYPE },
@@ -197,6 +218,24 @@ export const METRICS = {
     name: 'http_exec_errors_total', otelName: 'http.exec.errors', kind: 'counter', unit: '{error}',
     description: 'Execution API requests answered with an error status, by kind and HTTP status code.',
     labels: { kind: [...EXECUTION_KINDS, 'execution'], code: ID_LABEL }, cardinalityLimit: SMALL,
+  }),
+  // The semantic conventions' HTTP server metric, made by @opentelemetry/instrumentation-http (registered by
+  // telemetry/instrumentation.ts, given the SDK's meter provider by telemetry/sdk.ts): every API request the
+  // express app answers (the health probes aside). http.route is the express route template, absent for a
+  // request no route matched (a 404); error.type is the status code of a 5xx answer.
+  httpServerRequestDuration: metric({
+    name: 'http_server_request_duration_seconds', otelName: METRIC_HTTP_SERVER_REQUEST_DURATION, kind: 'histogram', unit: 's',
+    description: 'Duration of HTTP server requests, by method, route and status code (http.server.request.duration of the semantic conventions).',
+    labels: {
+      http_request_method: ID_LABEL, http_route: ID_LABEL, http_response_status_code: ID_LABEL, url_scheme: ['http', 'https'],
+      network_protocol_version: ID_LABEL, error_type: ID_LABEL,
+    },
+    attributes: {
+      http_request_method: { name: ATTR_HTTP_REQUEST_METHOD }, http_route: { name: ATTR_HTTP_ROUTE, optional: true },
+      http_response_status_code: { name: ATTR_HTTP_RESPONSE_STATUS_CODE }, url_scheme: { name: ATTR_URL_SCHEME },
+      network_protocol_version: { name: ATTR_NETWORK_PROTOCOL_VERSION, optional: true }, error_type: { name: ATTR_ERROR_TYPE, optional: true },
+    },
+    buckets: HTTP_SERVER_DURATION_BUCKETS, cardinalityLimit: SMALL, source: 'instrumentation', registry: true,
   }),
   workflowSyncPolls: metric({
     name: 'workflow_sync_polls_total', otelName: 'workflow.sync.polls', kind: 'counter', unit: '{poll}',
@@ -274,17 +313,17 @@ export const METRICS = {
   eventLoopDelayP50: metric({
     name: 'nodejs_eventloop_delay_p50_seconds', otelName: 'nodejs.eventloop.delay.p50', kind: 'gauge', unit: 's',
     description: 'Median event loop delay of the engine process since the previous export (includes the 10 ms sampling interval).',
-    labels: {}, cardinalityLimit: SMALL,
+    labels: {}, cardinalityLimit: SMALL, registry: true,
   }),
   eventLoopDelayP99: metric({
     name: 'nodejs_eventloop_delay_p99_seconds', otelName: 'nodejs.eventloop.delay.p99', kind: 'gauge', unit: 's',
     description: '99th percentile event loop delay of the engine process since the previous export (includes the 10 ms sampling interval).',
-    labels: {}, cardinalityLimit: SMALL,
+    labels: {}, cardinalityLimit: SMALL, registry: true,
   }),
   eventLoopDelayMax: metric({
     name: 'nodejs_eventloop_delay_max_seconds', otelName: 'nodejs.eventloop.delay.max', kind: 'gauge', unit: 's',
     description: 'Longest event loop delay of the engine process since the previous export: the worst stall a request could meet.',
-    labels: {}, cardinalityLimit: SMALL,
+    labels: {}, cardinalityLimit: SMALL, registry: true,
   }),
   // --- The OpenTelemetry SDK's own metrics (semantic conventions, otel.sdk.*) ---------------------------
   // Made by the SDK's BatchSpanProcessor, to which telemetry/sdk.ts hands the meter provider. They are how a
@@ -293,17 +332,17 @@ export const METRICS = {
     name: 'otel_sdk_processor_span_processed_total', otelName: 'otel.sdk.processor.span.processed', kind: 'counter', unit: '{span}',
     description: "Spans the engine's batch span processor is done with: exported (no error_type), dropped because its queue was full (error_type=\"queue_full\"), or lost in a failed export (error_type names the error).",
     labels: { ...SPAN_PROCESSOR_LABELS, error_type: ID_LABEL },
-    cardinalityLimit: SMALL, source: 'sdk',
+    cardinalityLimit: SMALL, source: 'sdk', registry: true,
   }),
   spanProcessorQueueSize: metric({
     name: 'otel_sdk_processor_span_queue_size', otelName: 'otel.sdk.processor.span.queue.size', kind: 'gauge', unit: '{span}',
     description: "Spans waiting in the engine's batch span processor queue for export.",
-    labels: SPAN_PROCESSOR_LABELS, cardinalityLimit: SMALL, source: 'sdk',
+    labels: SPAN_PROCESSOR_LABELS, cardinalityLimit: SMALL, source: 'sdk', registry: true,
   }),
   spanProcessorQueueCapacity: metric({
     name: 'otel_sdk_processor_span_queue_capacity', otelName: 'otel.sdk.processor.span.queue.capacity', kind: 'gauge', unit: '{span}',
     description: "Most spans the engine's batch span processor queue holds; beyond it new spans are dropped.",
-    labels: SPAN_PROCESSOR_LABELS, cardinalityLimit: SMALL, source: 'sdk',
+    labels: SPAN_PROCESSOR_LABELS, cardinalityLimit: SMALL, source: 'sdk', registry: true,
   }),
   // --- Agents and models --------------------------------------------------------------------------
   // The GenAI client metrics exactly as the semantic conventions define them (names, kinds, units, attributes,
@@ -314,28 +353,28 @@ export const METRICS = {
     description: 'Number of input and output tokens used, per model call (gen_ai.client.token.usage of the semantic conventions).',
     labels: {
       gen_ai_operation_name: GEN_AI_OPERATIONS, gen_ai_provider_name: GEN_AI_PROVIDERS, gen_ai_token_type: GEN_AI_TOKEN_TYPES,
-      gen_ai_request_model: ID_LABEL, gen_ai_response_model: ID_LABEL,
+      gen_ai_request_model: MODEL_LABEL, gen_ai_response_model: MODEL_LABEL,
     },
     attributes: {
       gen_ai_operation_name: { name: ATTR_GEN_AI_OPERATION_NAME }, gen_ai_provider_name: { name: ATTR_GEN_AI_PROVIDER_NAME },
       gen_ai_token_type: { name: ATTR_GEN_AI_TOKEN_TYPE }, gen_ai_request_model: { name: ATTR_GEN_AI_REQUEST_MODEL },
       gen_ai_response_model: { name: ATTR_GEN_AI_RESPONSE_MODEL, optional: true },
     },
-    buckets: GEN_AI_TOKEN_BUCKETS, cardinalityLimit: LARGE,
+    buckets: GEN_AI_TOKEN_BUCKETS, cardinalityLimit: LARGE, registry: true,
   }),
   genAiClientOperationDuration: metric({
     name: 'gen_ai_client_operation_duration_seconds', otelName: METRIC_GEN_AI_CLIENT_OPERATION_DURATION, kind: 'histogram', unit: 's',
     description: 'Duration of one model call, failed ones included with error.type (gen_ai.client.operation.duration of the semantic conventions).',
     labels: {
       gen_ai_operation_name: GEN_AI_OPERATIONS, gen_ai_provider_name: GEN_AI_PROVIDERS,
-      gen_ai_request_model: ID_LABEL, gen_ai_response_model: ID_LABEL, error_type: ID_LABEL,
+      gen_ai_request_model: MODEL_LABEL, gen_ai_response_model: MODEL_LABEL, error_type: ID_LABEL,
     },
     attributes: {
       gen_ai_operation_name: { name: ATTR_GEN_AI_OPERATION_NAME }, gen_ai_provider_name: { name: ATTR_GEN_AI_PROVIDER_NAME },
       gen_ai_request_model: { name: ATTR_GEN_AI_REQUEST_MODEL }, gen_ai_response_model: { name: ATTR_GEN_AI_RESPONSE_MODEL, optional: true },
       error_type: { name: ATTR_ERROR_TYPE, optional: true },
     },
-    buckets: GEN_AI_DURATION_BUCKETS, cardinalityLimit: LARGE,
+    buckets: GEN_AI_DURATION_BUCKETS, cardinalityLimit: LARGE, registry: true,
   }),
   // The agent loop, by agent (gen_ai.agent.name: the agent's id). Not in the semantic conventions' package yet.
   agentRunModelTurns: metric({
@@ -372,6 +411,14 @@ export const METRICS = {
     description: "Cost of model calls in US dollars (tokens x the project's price table), by agent, workflow, requested model and token type; models without a price are not counted.",
     ...AGENT_MODEL_USAGE, cardinalityLimit: LARGE,
   }),
+  // The hourly budget of model spending (prices.yaml `budget.usd_per_hour`), exported as it is configured:
+  // ModelCostBudgetBurn compares each job's spending with it, dashboards draw it. A project without a budget
+  // exports no series, and the alert has nothing to compare with: no budget, no alert.
+  agentModelBudget: metric({
+    name: 'agent_model_budget_usd_per_hour', otelName: 'agent.model.budget.usd_per_hour', kind: 'gauge', unit: '{USD}',
+    description: "The hourly budget for model spending in US dollars (the project's prices.yaml, budget.usd_per_hour); no series without a budget.",
+    labels: {}, cardinalityLimit: SMALL,
+  }),
   telemetryFailures: metric({
     name: 'telemetry_failures_total', otelName: 'telemetry.failures', kind: 'counter', unit: '{failure}',
     description: "Telemetry's own failures (export, instrument, callback), caught so they change no outcome.",
@@ -384,7 +431,7 @@ export const METRIC_KEYS = Object.keys(METRICS) as MetricKey[];
 /** The metrics the engine's recorder makes (every key but the SDK's own). */
 export type RecordedMetricKey = { [K in MetricKey]: (typeof METRICS)[K] extends { source: 'sdk' } ? never : K }[MetricKey];
 export const RECORDED_METRIC_KEYS = METRIC_KEYS.filter((key): key is RecordedMetricKey => !('source' in METRICS[key]));
-export const SDK_METRIC_KEYS = METRIC_KEYS.filter((key) => 'source' in METRICS[key]);
+export const SDK_METRIC_KEYS = METRIC_KEYS.filter((key) => (METRICS[key] as MetricSpec).source === 'sdk');
 
 /** Label values accepted for a metric: enum labels take their union, id labels any string (guarded at run time). */
 type LabelValue<S> = S extends readonly (infer V)[] ? V : string;
@@ -399,33 +446,44 @@ export type LabelsOf<K extends MetricKey> = {
   [L in Extract<keyof Labels<K>, OptionalLabel<K>>]?: LabelValue<Labels<K>[L]> | undefined;
 };
 
+/**
+ * A span the engine makes: its name, and every attribute it may carry (and its events' attributes). Names are
+ * namespaced: the semantic conventions' registry name where one exists (gen_ai.*, process.exit.code,
+ * error.type), `switchyard.*` for the engine's own. test/telemetry/span-contract.test.ts checks the spans the
+ * engine really emits against these lists, and the registry names against @opentelemetry/semantic-conventions.
+ */
 export interface SpanSpec {
   readonly name: string;
   readonly description: string;
   readonly attributes: readonly string[];
-  readonly events?: readonly string[];
+  /** Events by name, with their attributes. */
+  readonly events?: Readonly<Record<string, readonly string[]>>;
 }
+
+/** Attributes any span may carry: a span marked failed gets error.type (telemetry/error-type.ts). */
+export const EVERY_SPAN_ATTRIBUTES = ['error.type'] as const;
 
 export const SPANS = {
   workflowExecute: {
     name: 'workflow.execute', description: 'One workflow run, from its first task to its terminal status.',
-    attributes: ['switchyard.execution.id', 'switchyard.workflow.id', 'switchyard.trigger', 'switchyard.execution.status', 'switchyard.caller.key_id'],
+    attributes: ['switchyard.execution.id', 'switchyard.workflow.id', 'switchyard.trigger', 'switchyard.execution.status', 'switchyard.caller.key_id', 'switchyard.resumed'],
   },
   workflowExecuteSync: {
     name: 'workflow.execute_sync', description: 'A synchronous workflow request: start the run and wait for it.',
-    attributes: ['switchyard.workflow.id', 'switchyard.execution.id', 'timeout_ms'],
+    attributes: ['switchyard.workflow.id', 'switchyard.execution.id', 'switchyard.sync.timeout_ms'],
   },
   workflowWaitCompletion: {
     name: 'workflow.wait_completion', description: 'Waiting for a run to finish, woken by its completion or a fallback poll.',
-    attributes: ['switchyard.execution.id', 'total_iterations', 'outcome'], events: ['poll_iteration'],
+    attributes: ['switchyard.execution.id', 'switchyard.wait.iterations', 'switchyard.wait.outcome'],
+    events: { poll_iteration: ['switchyard.wait.attempt', 'switchyard.execution.status'] },
   },
   taskExecute: {
     name: 'task.execute', description: 'One task of a run (tool, agent or pause).',
-    attributes: ['switchyard.task.id', 'switchyard.task.type', 'switchyard.execution.id', 'timeout_ms', 'switchyard.caller.key_id'],
+    attributes: ['switchyard.task.id', 'switchyard.task.type', 'switchyard.execution.id', 'switchyard.trigger', 'switchyard.execution.status', 'switchyard.caller.key_id'],
   },
   taskExecuteSync: {
     name: 'task.execute_sync', description: 'A synchronous request to run a single task.',
-    attributes: ['switchyard.task.id', 'switchyard.execution.id', 'timeout_ms'],
+    attributes: ['switchyard.task.id', 'switchyard.execution.id', 'switchyard.sync.timeout_ms'],
   },
   agentExecute: {
     name: 'agent.execute', description: 'One agent run started on its own through the API (/agents/:id).',
@@ -440,16 +498,20 @@ export const SPANS = {
     attributes: ['gen_ai.operation.name', 'gen_ai.agent.name', 'gen_ai.provider.name', 'gen_ai.request.model', 'gen_ai.response.model', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'switchyard.agent.iterations'],
   },
   agentModelCall: {
-    name: 'agent.model_call', description: 'One request to the model provider.',
+    name: 'agent.model_call', description: 'One request to the model provider (its retries after a 429 included).',
     attributes: [
       'gen_ai.operation.name', 'gen_ai.provider.name', 'gen_ai.request.model', 'gen_ai.response.model', 'gen_ai.response.id',
-      'gen_ai.response.finish_reasons', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'error.type',
+      'gen_ai.response.finish_reasons', 'gen_ai.usage.input_tokens', 'gen_ai.usage.output_tokens', 'switchyard.model.retries',
     ],
   },
   runtimeExecuteTool: {
     name: 'runtime.execute_tool', description: 'One tool call in a Bun subprocess.',
-    attributes: ['tool_id', 'timeout_ms', 'bun_version', 'exit_code', 'signal', 'output_bytes', 'error_kind', 'switchyard.tool.error_code', 'gen_ai.operation.name', 'gen_ai.tool.name'],
+    attributes: [
+      'gen_ai.operation.name', 'gen_ai.tool.name', 'switchyard.tool.timeout_ms', 'switchyard.tool.bun_version', 'process.exit.code',
+      'switchyard.tool.exit_signal', 'switchyard.tool.output_bytes', 'switchyard.tool.error_code',
+    ],
   },
 } as const satisfies Record<string, SpanSpec>;
+
 
 export type SpanKey = keyof typeof SPANS;

@@ -16,6 +16,8 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelSpec, type MetricSpec, type LabelsOf, type MetricKey, type RecordedMetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
+import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
+import { errorTypeOf } from './error-type.ts';
 import { EventLoopDelay } from './event-loop.ts';
 import { LabelGuard } from './labels.ts';
 
@@ -31,8 +33,11 @@ export interface GaugeReading<K extends GaugeKey> {
   readonly value: number;
 }
 type ProcessGaugeKey = 'eventLoopDelayP50' | 'eventLoopDelayP99' | 'eventLoopDelayMax';
+/** Gauges that report a configured value as it is (setConfiguredGauges), not live state. */
+export type ConfiguredGaugeKey = 'agentModelBudget';
 /** Reads the engine's live state behind its observable gauges; called by the SDK at each collection. */
-export type GaugeSource = () => { [K in Exclude<GaugeKey, ProcessGaugeKey>]: ReadonlyArray<GaugeReading<K>> };
+export type GaugeSource = () => { [K in Exclude<GaugeKey, ProcessGaugeKey | ConfiguredGaugeKey>]: ReadonlyArray<GaugeReading<K>> };
+export type ConfiguredGauges = { [K in ConfiguredGaugeKey]: ReadonlyArray<GaugeReading<K>> };
 
 export interface TelemetryOptions {
   readonly tracer: Tracer;
@@ -55,6 +60,7 @@ export class Telemetry {
   readonly #admitted = new Map<string, Attributes>();
   readonly #onFailure: TelemetryOptions['onFailure'];
   #gaugeSource: GaugeSource | undefined;
+  #configured: Partial<ConfiguredGauges> = {};
   readonly #eventLoop = new EventLoopDelay();
 
   constructor(options: TelemetryOptions) {
@@ -82,6 +88,7 @@ export class Telemetry {
           const delay = this.#eventLoop.read();
           const readings = {
             ...this.#gaugeSource?.(),
+            ...this.#configured,
             ...(delay && { eventLoopDelayP50: [{ labels: {}, value: delay.p50 }], eventLoopDelayP99: [{ labels: {}, value: delay.p99 }], eventLoopDelayMax: [{ labels: {}, value: delay.max }] }),
           };
           for (const [key, points] of Object.entries(readings) as [GaugeKey, ReadonlyArray<GaugeReading<GaugeKey>>][]) {
@@ -116,6 +123,11 @@ export class Telemetry {
 
   setGaugeSource(source: GaugeSource): void {
     this.#gaugeSource = source;
+  }
+
+  /** Configured values the gauges report from now on, as they are (an empty list: no series). */
+  setConfiguredGauges(gauges: ConfiguredGauges): void {
+    this.#configured = gauges;
   }
 
   /** Counts a failure of telemetry itself. Never throws. */
@@ -177,11 +189,16 @@ export class Telemetry {
     return this.runInSpan(this.startSpan(key, attributes), work);
   }
 
+  /**
+   * Marks a span failed: ERROR status, the exception, and error.type from the one vocabulary
+   * (telemetry/error-type.ts): the type the error names itself, else `errorType` (what the caller knows
+   * that the error does not say, such as why a call was aborted), else `_OTHER`. So a failure carries the
+   * same error.type on every span it fails, whatever each caller passes.
+   */
   markFailed(span: Span | undefined, error: unknown, errorType?: string): void {
     if (!span) return;
     try {
-      const type = errorType ?? errorTypeOf(error);
-      span.setAttribute('error.type', type);
+      span.setAttribute(ATTR_ERROR_TYPE, errorTypeOf(error, errorType));
       if (error instanceof Error) span.recordException(error);
       span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
     } catch (failure) {
@@ -269,13 +286,6 @@ function spanContextOf(traceparent: string): SpanContext | undefined {
   if (!match) return undefined;
   const parsed: SpanContext = { traceId: match[1]!, spanId: match[2]!, traceFlags: parseInt(match[3]!, 16), isRemote: true };
   return isSpanContextValid(parsed) ? parsed : undefined;
-}
-
-/** A short, low-cardinality name for an error: its `code` when it has one, else its class name. */
-export function errorTypeOf(error: unknown): string {
-  if (error && typeof error === 'object' && 'code' in error && typeof error.code === 'string') return error.code;
-  if (error instanceof Error) return error.name;
-  return 'unknown';
 }
 
 const NOOP_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);

@@ -12,6 +12,7 @@ import {
   type ReadableSpan, type Sampler, type SpanExporter,
 } from '@opentelemetry/sdk-trace';
 import type { TelemetryStage } from './catalog.ts';
+import { REGISTERED_INSTRUMENTATIONS } from './instrumentations.ts';
 import { Telemetry } from './recorder.ts';
 import { buildViews } from './views.ts';
 
@@ -74,6 +75,8 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
     })],
   });
   metrics.setGlobalMeterProvider(meterProvider);
+  // Created before this provider existed (instrumentation.ts): without it they record into a no-op meter.
+  for (const instrumentation of REGISTERED_INSTRUMENTATIONS) instrumentation.setMeterProvider(meterProvider);
 
   const spanExporter = new ReportingSpanExporter(json ? new OTLPTraceExporterJson() : new OTLPTraceExporterProto(),
     (failing, error) => options.onExportStateChange?.('traces', failing, error), (error) => countFailure('export_traces', error));

@@ -58,6 +58,12 @@ describe('alertmanager.yml', () => {
     }
   });
 
+  it('never mutes the budget page: no inhibit rule targets ModelCostBudgetBurn (the money is spent whatever explains it)', () => {
+    const targets = config.inhibit_rules.flatMap((rule) => rule.target_matchers);
+    expect(targets.length).toBeGreaterThan(0);
+    for (const matcher of targets) expect(new RegExp(`^(?:${/"(.+)"/.exec(matcher)![1]})$`).test('ModelCostBudgetBurn'), matcher).toBe(false);
+  });
+
   it('gives PagerDuty a summary that is never empty (the first alert\'s, not the common one)', () => {
     const pagerduty = config.receivers.find((r) => r.name === 'pagerduty')?.pagerduty_configs?.[0] as { description?: string } | undefined;
     expect(pagerduty?.description).toContain('(index .Alerts 0).Annotations.summary');

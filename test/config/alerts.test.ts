@@ -54,6 +54,9 @@ describe('alert rules', () => {
         'CollectorDroppingData',
         'WorkflowErrorBudgetBurnFast',
         'WorkflowErrorBudgetBurnSlow',
+        'ModelErrorRateHigh',
+        'ModelCostBudgetBurn',
+        'AgentIterationLimitReached',
       ]),
     );
   });

@@ -88,7 +88,8 @@ describe('collector/builder-config.yaml', () => {
     const spanmetrics = config.connectors?.['span_metrics'] as { exemplars?: { enabled?: boolean }; dimensions?: { name: string }[]; histogram?: { unit?: string } };
     expect(spanmetrics.exemplars?.enabled).toBe(true);
     expect(spanmetrics.histogram?.unit).toBe('s');
-    expect(spanmetrics.dimensions?.map((d) => d.name)).toContain('tool_id');
+    // The span attributes of tools, agents and models (catalogue SPANS): the dashboards' exemplar series.
+    expect(spanmetrics.dimensions?.map((d) => d.name)).toEqual(['gen_ai.tool.name', 'gen_ai.agent.name', 'gen_ai.request.model']);
     expect(config.service.pipelines['traces']?.exporters).toContain('span_metrics');
     expect(config.service.pipelines['metrics']?.receivers).toContain('span_metrics');
     expect(config.service.pipelines['metrics']?.exporters).toEqual(['otlp_http/prometheus']);

@@ -126,6 +126,7 @@ describe(`real Prometheus on the loopback layout${skipNote}`, () => {
     const rules = (await (await fetch(`${base}/api/v1/rules`)).json()) as { data: { groups: Array<{ name: string }> } };
     expect(rules.data.groups.map((g) => g.name).toSorted()).toEqual([
       'switchyard.agents.alerts',
+      'switchyard.agents.rules',
       'switchyard.executions.alerts',
       'switchyard.http-exec.rules',
       'switchyard.pipeline.alerts',

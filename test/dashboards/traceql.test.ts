@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { allDashboardQueries, allPanels, buildDashboards } from '../../src/dashboards/index.ts';
+import { AGENT_SLOWEST_TRACES_TRACEQL, agentSlowestTracesTraceql } from '../../src/dashboards/agents.ts';
 import { SLOW_SYNC_REQUESTS_TRACEQL } from '../../src/dashboards/execution-overview.ts';
 import { FAILED_TOOL_CALLS_TRACEQL, SLOW_TOOL_CALLS_TRACEQL } from '../../src/dashboards/runtime-tools.ts';
 import { FAILED_RUNS_TRACEQL } from '../../src/dashboards/workflow-lifecycle.ts';
@@ -44,6 +45,30 @@ describe('dashboard TraceQL', () => {
     ]);
   });
 
+  it('the link from an agent to its slowest traces: Explore on Tempo with the agent\'s TraceQL, the agent and its p95 left to Grafana', () => {
+    const agents = dashboards.find((d) => d['uid'] === 'switchyard-agents')!;
+    const links = allPanels(agents).flatMap((p) => ((p['fieldConfig'] as { defaults?: { links?: { title: string; url: string }[] } } | undefined)?.defaults?.links ?? []));
+    expect(links.map((l) => l.title)).toEqual(['Slowest traces of ${__field.labels.gen_ai_agent_name}']);
+    const url = new URL(links[0]!.url, 'http://grafana');
+    expect(url.pathname).toBe('/explore');
+    const pane = JSON.parse(url.searchParams.get('panes')!).a;
+    expect(pane.datasource).toBe('tempo');
+    expect(pane.queries[0]).toMatchObject({ queryType: 'traceql', query: AGENT_SLOWEST_TRACES_TRACEQL });
+    expect(pane.range).toEqual({ from: '${__from}', to: '${__to}' });
+    // As Grafana fills it in for a point of triage_classifier at 0.25 s:
+    const filled = agentSlowestTracesTraceql('triage_classifier', 0.25);
+    expect(traceqlSyntaxErrors(filled)).toEqual([]);
+    expect(traceqlToJaegerSearches(filled)).toStrictEqual([
+      { spanName: 'agent.execute_sync', minDurationMs: 250, attributes: { 'gen_ai.agent.name': 'triage_classifier' } },
+    ]);
+  });
+
+  it('translates span attribute conditions (span.x = "..."), checked on the spans Jaeger returns', () => {
+    expect(traceqlToJaegerSearches('{ name = "agent.execute_sync" && span.gen_ai.agent.name = "triage_classifier" && duration >= 0.25s }')).toStrictEqual([
+      { spanName: 'agent.execute_sync', minDurationMs: 250, attributes: { 'gen_ai.agent.name': 'triage_classifier' } },
+    ]);
+  });
+
   it('translates the rest of the subset: >=, units, ok/unset, parentheses, condition order, comments', () => {
     expect(traceqlToJaegerSearches('{ (status = ok) && duration >= 250us && name = "task.execute" } // why')).toStrictEqual([
       { spanName: 'task.execute', minDurationMs: 0.25, status: 'ok' },
@@ -65,7 +90,11 @@ describe('negative controls', () => {
     ['{ name = "x" } && { name = "y" }', /And \("&&"\)/],
     ['{ name = "x" } | count() > 1', /Pipe \("\|"\)/],
     ['{ name = "x" || status = error }', /Or \("\|\|"\)/],
-    ['{ name = "x" && .tool_id = "t" }', /AttributeField/],
+    ['{ name = "x" && .tool_id = "t" }', /condition \.tool_id = "t"/],
+    ['{ name = "x" && resource.service.name = "t" }', /condition resource\.service\.name = "t"/],
+    ['{ name = "x" && span.tool = 3 }', /condition span\.tool = 3/],
+    ['{ name = "x" && span.tool =~ "a|b" }', /condition span\.tool =~ "a\|b"/],
+    ['{ name = "x" && span.a = "1" && span.a = "2" }', /a second condition on the same field/],
     ['{ name != "x" }', /condition name != "x"/],
     ['{ name =~ "workflow.*" }', /regex name =~ "workflow.\*"/],
     ['{ duration < 1s && name = "x" }', /condition duration < 1s/],

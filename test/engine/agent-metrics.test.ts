@@ -192,6 +192,30 @@ describe('an agent that hits its iteration bound', () => {
   });
 });
 
+describe('scripted turns that fail or repeat (the faults the sample project and the load generator use)', () => {
+  it('a `repeat` turn asks for its tool on every call until the iteration bound; an `error` turn fails the call with its type', async () => {
+    const f = await startTestEngine({ projectDir: 'test/fixtures/project' });
+    try {
+      const looped = await f.post('/api/v1/agents/repeater/executions/sync', { input: {} });
+      expect(looped.body).toMatchObject({ status: 'failed', error: { code: 'max_iterations' } });
+      const stopped = await f.post('/api/v1/agents/repeater/executions/sync', { input: { stop: 'yes' } });
+      expect(stopped.body).toMatchObject({ status: 'success', output: 'stopped' });
+      const failed = await f.post('/api/v1/agents/flaky_model/executions/sync', { input: {} });
+      expect(failed.body).toMatchObject({ status: 'failed', error: { code: 'model_http_503' } });
+
+      const repeater = (outcome: string) => ({ [ATTR_GEN_AI_AGENT_NAME]: 'repeater', outcome });
+      expect(where(await f.observed.metricPoints('agent_run_model_turns'), repeater('iteration_limit')).map((p) => p.sum)).toEqual([3]);
+      expect(where(await f.observed.metricPoints('agent_run_tool_calls'), repeater('iteration_limit')).map((p) => p.sum)).toEqual([3]);
+      expect(where(await f.observed.metricPoints('agent_runs_total'), { [ATTR_GEN_AI_AGENT_NAME]: 'flaky_model' }).map((p) => [p.attributes['outcome'], p.value]))
+        .toEqual([['model_error', 1]]);
+      const flaky = where(await f.observed.metricPoints('gen_ai_client_operation_duration_seconds'), { [ATTR_GEN_AI_REQUEST_MODEL]: 'flaky' });
+      expect(flaky.map((p) => [p.attributes[ATTR_ERROR_TYPE], p.value])).toEqual([['model_http_503', 1]]);
+    } finally {
+      await f.close();
+    }
+  });
+});
+
 /** runAgent on its own, with a provider and a runtime made to fail. */
 describe('failures of model calls and tool calls', () => {
   const tool: ToolDefinition = { id: 'probe', description: 'a tool', script: '/nonexistent.ts', timeoutMs: 1_000, config: {}, env: [] };

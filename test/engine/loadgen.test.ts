@@ -16,6 +16,22 @@ describe('the load generator', () => {
     expect(() => parseFaults('slow=2')).toThrow(/within 0\.\.1/);
   });
 
+  it('model faults: the triage agent\'s scripted model fails its call, or loops until its iteration bound', async () => {
+    const results: RequestResult[] = [];
+    await runLoad({
+      baseUrl: t.url, apiKey: TEST_LOADGEN_KEY, rate: 50, faults: { model_error: 0.5, model_loop: 0.5 }, durationMs: 20_000, maxRequests: 12, concurrency: 4,
+      onResult: (r) => results.push(r),
+    });
+    expect(results.some((r) => r.scenario.endsWith(':model_error')) && results.some((r) => r.scenario.endsWith(':model_loop'))).toBe(true);
+    const records = (await t.engine.list({ limit: 100, status: 'failed' })).filter((r) => r.target === 'support_triage');
+    const codes = new Set(records.map((r) => r.error?.code));
+    expect(codes).toEqual(new Set(['model_http_503', 'max_iterations']));
+    const outcomes = await t.observed.metricPoints('agent_runs_total');
+    const triage = (outcome: string) => outcomes.find((p) => p.attributes['gen_ai.agent.name'] === 'triage_classifier' && p.attributes['outcome'] === outcome)?.value ?? 0;
+    expect(triage('model_error')).toBeGreaterThan(0);
+    expect(triage('iteration_limit')).toBeGreaterThan(0);
+  }, 60_000);
+
   it('drives every scenario against a real engine, bounded by count, with faults when asked', async () => {
     const results: RequestResult[] = [];
     const summary = await runLoad({

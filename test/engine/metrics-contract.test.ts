@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ID_LABEL, METRICS, RECORDED_METRIC_KEYS, prometheusLabelOf, type MetricSpec } from '../../src/telemetry/catalog.ts';
-import { FOLDED } from '../../src/telemetry/labels.ts';
+import { ID_LABEL, METRICS, MODEL_LABEL, RECORDED_METRIC_KEYS, prometheusLabelOf, type MetricSpec } from '../../src/telemetry/catalog.ts';
+import { FOLDED, ID_PATTERN, MODEL_PATTERN } from '../../src/telemetry/labels.ts';
 import { startTestEngine, TICKET, eventually, type TestEngine } from '../support/engine.ts';
 
 /**
@@ -58,7 +58,8 @@ describe('every metric of the contract', () => {
       for (const [label, allowed] of Object.entries(spec.labels)) {
         if (!(attributeOf(label) in point.attributes)) continue;
         const value = String(point.attributes[attributeOf(label)]);
-        if (allowed === ID_LABEL) expect(value).toMatch(/^[a-zA-Z0-9_.-]{1,64}$/);
+        if (allowed === ID_LABEL) expect(value).toMatch(ID_PATTERN);
+        else if (allowed === MODEL_LABEL) expect(value).toMatch(MODEL_PATTERN);
         else expect([...(allowed as readonly string[]), FOLDED]).toContain(value);
       }
     }

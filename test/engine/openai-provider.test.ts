@@ -1,10 +1,16 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OpenAiCompatibleProvider } from '../../src/engine/agent/openai-compatible.ts';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { OpenAiCompatibleProvider, retryAfterMs } from '../../src/engine/agent/openai-compatible.ts';
+import { runAgent } from '../../src/engine/agent/run-agent.ts';
+import type { AgentDefinition } from '../../src/engine/definitions.ts';
+import { ExecutionFailure } from '../../src/engine/errors.ts';
+import type { ToolRuntime } from '../../src/engine/runtime/tool-runtime.ts';
+import { createTestTelemetry } from '../support/telemetry.ts';
 import { ScriptedModelProvider } from '../../src/engine/agent/scripted.ts';
 import type { ModelProvider } from '../../src/engine/agent/model.ts';
 import { startTestEngine, type TestEngine } from '../support/engine.ts';
@@ -88,5 +94,213 @@ describe('the openai-compatible provider', () => {
     } finally {
       await t2.close();
     }
+  });
+});
+
+/**
+ * How the provider meets a server that misbehaves: a real HTTP server on 127.0.0.1 whose behaviour the
+ * agent's model name selects. Each call must end with a ModelError whose code is the call's error.type, on
+ * the model call's span and on gen_ai.client.operation.duration alike, and never with an exception the
+ * engine did not expect.
+ */
+describe('the openai-compatible provider against a misbehaving server', () => {
+  const held: ServerResponse[] = [];
+  const seen: { model: string; at: number }[] = [];
+  let misbehaving: Server;
+  let url: string;
+  const completion = (model: string) => JSON.stringify({
+    id: 'chatcmpl-1', model, choices: [{ finish_reason: 'stop', message: { role: 'assistant', content: 'fine' } }],
+    usage: { prompt_tokens: 5, completion_tokens: 2 },
+  });
+  beforeAll(async () => {
+    misbehaving = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const { model } = JSON.parse(body) as { model: string };
+        const earlier = seen.filter((s) => s.model === model).length;
+        seen.push({ model, at: Date.now() });
+        const json = (status: number, text: string, headers: Record<string, string> = {}) =>
+          res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(text);
+        switch (model) {
+          case 'rate-limited-once': return earlier === 0 ? json(429, '{"error":"slow down"}', { 'retry-after': '1' }) : json(200, completion(model));
+          case 'rate-limited-always': return json(429, '{"error":"slow down"}', { 'retry-after': '0' });
+          case 'rate-limited-for-an-hour': return json(429, '{"error":"quota"}', { 'retry-after': '3600' });
+          case 'server-error': return json(503, '{"error":"overloaded"}');
+          case 'never-answers': return void held.push(res);
+          case 'stalls-mid-body': {
+            res.writeHead(200, { 'content-type': 'application/json' }).write('{"choices": [');
+            return void held.push(res);
+          }
+          case 'html': return res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>502 Bad Gateway</body></html>');
+          case 'no-choices': return json(200, '{"object": "chat.completion", "choices": []}');
+          case 'tool-call-without-name': return json(200, JSON.stringify({ choices: [{ message: { tool_calls: [{ id: 'c1', function: { arguments: '{}' } }] } }] }));
+          case 'tool-arguments-not-json': return json(200, JSON.stringify({ choices: [{ message: { tool_calls: [{ id: 'c1', function: { name: 'x', arguments: '{oops' } }] } }] }));
+          case 'streams-anyway': {
+            res.writeHead(200, { 'content-type': 'text/event-stream' });
+            res.write('data: {"choices":[{"delta":{"content":"fi"}}]}\n\n');
+            return res.end('data: [DONE]\n\n');
+          }
+          case 'usage-not-numbers': return json(200, JSON.stringify({ choices: [{ message: { content: 'fine' } }], usage: { prompt_tokens: 'many', completion_tokens: -1 } }));
+          default: return json(200, completion(model));
+        }
+      });
+    });
+    await new Promise<void>((done) => misbehaving.listen(0, '127.0.0.1', done));
+    url = `http://127.0.0.1:${(misbehaving.address() as AddressInfo).port}/v1`;
+  });
+  afterAll(async () => {
+    for (const res of held) res.destroy();
+    misbehaving.closeAllConnections();
+    await new Promise((done) => misbehaving.close(done));
+  });
+
+  const agentFor = (name: string, model: Partial<AgentDefinition['model']> = {}): AgentDefinition => ({
+    id: 'llm', description: 'a model over HTTP', instructions: 'answer', tools: [], max_iterations: 2, timeout_ms: 60_000, script: [],
+    model: { provider: 'openai-compatible', name, base_url: url, ...model },
+  });
+  /** One agent run against the server; what the run threw, the model call's span and the duration points. */
+  async function call(agent: AgentDefinition) {
+    const observed = createTestTelemetry();
+    try {
+      const error = await runAgent('llm', 'hi', {
+        telemetry: observed.telemetry, runtime: {} as ToolRuntime, executionId: 'x', signal: new AbortController().signal,
+        definitions: { tools: new Map(), agents: new Map([['llm', agent]]), tasks: new Map(), workflows: new Map() },
+        providers: new Map<string, ModelProvider>([['openai-compatible', new OpenAiCompatibleProvider()]]),
+      }).then(() => undefined, (thrown: unknown) => thrown as { code?: string; message: string });
+      const spans = observed.spans().filter((s) => s.name === 'agent.model_call');
+      const durations = await observed.metricPoints('gen_ai_client_operation_duration_seconds');
+      const usage = await observed.metricPoints('gen_ai_client_token_usage');
+      return { error, spans, durations, usage };
+    } finally {
+      await observed.shutdown();
+    }
+  }
+  /** The call failed with `type`: the run's error code, the span's error.type and status, the duration metric's error.type. */
+  function expectFailed(result: Awaited<ReturnType<typeof call>>, type: string): void {
+    expect(result.error).toBeInstanceOf(ExecutionFailure);
+    expect(result.error!.code).toBe(type);
+    expect(result.spans).toHaveLength(1);
+    expect(result.spans[0]!.attributes['error.type']).toBe(type);
+    expect(result.spans[0]!.status.code).toBe(SpanStatusCode.ERROR);
+    expect(result.durations.map((p) => [p.attributes['error.type'], p.value])).toEqual([[type, 1]]);
+    expect(result.usage).toEqual([]);
+  }
+
+  it('429 with Retry-After: waits as long as the server asks, retries, and the call succeeds (one duration point, no error.type)', async () => {
+    const result = await call(agentFor('rate-limited-once'));
+    expect(result.error).toBeUndefined();
+    const [first, second] = seen.filter((s) => s.model === 'rate-limited-once');
+    expect(second!.at - first!.at, 'the retry waited for Retry-After: 1').toBeGreaterThanOrEqual(900);
+    expect(result.spans[0]!.attributes).toMatchObject({ 'switchyard.model.retries': 1, 'gen_ai.response.model': 'rate-limited-once' });
+    expect(result.durations.map((p) => [p.attributes['error.type'], p.value])).toEqual([[undefined, 1]]);
+    expect(result.usage.map((p) => p.sum)).toEqual([5, 2]);
+  });
+
+  it('429 every time: the retries are bounded (model.max_retries), then model_http_429', async () => {
+    const result = await call(agentFor('rate-limited-always', { max_retries: 2 }));
+    expectFailed(result, 'model_http_429');
+    expect(result.error!.message).toContain('after 2 retries');
+    expect(seen.filter((s) => s.model === 'rate-limited-always')).toHaveLength(3);
+  });
+
+  it('429 with a Retry-After beyond the call\'s timeout: model_http_429 at once, saying how long the server asked to wait', async () => {
+    const result = await call(agentFor('rate-limited-for-an-hour', { timeout_ms: 5_000 }));
+    expectFailed(result, 'model_http_429');
+    expect(result.error!.message).toContain('asked to wait 3600000 ms');
+    expect(seen.filter((s) => s.model === 'rate-limited-for-an-hour')).toHaveLength(1);
+  });
+
+  it('5xx: model_http_503, not retried, with what the server said', async () => {
+    const result = await call(agentFor('server-error'));
+    expectFailed(result, 'model_http_503');
+    expect(result.error!.message).toContain('overloaded');
+    expect(seen.filter((s) => s.model === 'server-error')).toHaveLength(1);
+  });
+
+  it('a server that never answers: the call gives up at its own timeout (model.timeout_ms) with error.type timeout', async () => {
+    const before = held.length;
+    const result = await call(agentFor('never-answers', { timeout_ms: 300 }));
+    expectFailed(result, 'timeout');
+    expect(result.error!.message).toContain('within 300 ms');
+    // The server still holds the request: the client gave up, not the server.
+    expect(held.length).toBe(before + 1);
+    expect(held.at(-1)!.writableEnded).toBe(false);
+    expect(result.durations[0]!.sum!).toBeGreaterThanOrEqual(0.3);
+  });
+
+  it('a server that sends half an answer and stalls: timeout too (the body is inside the call\'s time)', async () => {
+    expectFailed(await call(agentFor('stalls-mid-body', { timeout_ms: 300 })), 'timeout');
+  });
+
+  it.each([
+    ['html', 'not JSON'],
+    ['no-choices', 'no choices[0].message'],
+    ['tool-call-without-name', 'tool_calls[0] has no function.name'],
+    ['tool-arguments-not-json', 'arguments that are not JSON'],
+    ['streams-anyway', 'a stream'],
+  ])('garbage (%s): model_protocol, saying what is wrong', async (model, says) => {
+    const result = await call(agentFor(model));
+    expectFailed(result, 'model_protocol');
+    expect(result.error!.message).toContain(says);
+  });
+
+  it('usage that is not token counts: the answer is used, no usage is recorded rather than a wrong one', async () => {
+    const result = await call(agentFor('usage-not-numbers'));
+    expect(result.error).toBeUndefined();
+    expect(result.usage).toEqual([]);
+    expect(result.spans[0]!.attributes).not.toHaveProperty('gen_ai.usage.input_tokens');
+  });
+
+  it('a closed port: model_unreachable, naming why', async () => {
+    const closed = createServer();
+    await new Promise<void>((done) => closed.listen(0, '127.0.0.1', done));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((done) => closed.close(done));
+    const result = await call({ ...agentFor('anything'), model: { provider: 'openai-compatible', name: 'anything', base_url: `http://127.0.0.1:${port}/v1` } });
+    expectFailed(result, 'model_unreachable');
+    expect(result.error!.message).toContain('ECONNREFUSED');
+  });
+
+  it('through the engine: every failure is a failed run with its code, and the engine goes on serving', async () => {
+    const dir = projectWithModelAt(url);
+    const models = ['html', 'server-error', 'rate-limited-always', 'no-choices'];
+    for (const model of models) {
+      writeFileSync(join(dir, 'agents', `llm_${model.replaceAll('-', '_')}.yaml`), [
+        `id: llm_${model.replaceAll('-', '_')}`, 'description: a misbehaving model', 'instructions: answer',
+        'model:', '  provider: openai-compatible', `  name: ${model}`, `  base_url: ${url}`, '  max_retries: 0', '',
+      ].join('\n'));
+    }
+    const t3 = await startTestEngine({ projectDir: dir, providers: new Map<string, ModelProvider>([['openai-compatible', new OpenAiCompatibleProvider()]]) });
+    try {
+      const codes: string[] = [];
+      for (const model of models) {
+        const { status, body } = await t3.post(`/api/v1/agents/llm_${model.replaceAll('-', '_')}/executions/sync`, { input: 'hi' });
+        expect(status).toBe(200);
+        expect(body.status).toBe('failed');
+        codes.push(body.error.code);
+      }
+      expect(codes).toEqual(['model_protocol', 'model_http_503', 'model_http_429', 'model_protocol']);
+      // The run's span carries the same error.type as the model call under it.
+      const runs = t3.observed.spans().filter((s) => s.name === 'agent.execute');
+      expect(runs.map((s) => s.attributes['error.type'])).toEqual(codes);
+      expect((await t3.get('/readyz')).status).toBe(200);
+      const healthy = await t3.post('/api/v1/agents/assistant_llm/executions/sync', { input: 'hi' });
+      expect(healthy.body.status).toBe('success');
+    } finally {
+      await t3.close();
+    }
+  });
+});
+
+describe('Retry-After', () => {
+  it('reads delta-seconds and HTTP dates; waits 1 s when absent or unreadable', () => {
+    const now = Date.parse('2026-12-01T10:00:00Z');
+    expect(retryAfterMs('3', now)).toBe(3_000);
+    expect(retryAfterMs('0', now)).toBe(0);
+    expect(retryAfterMs('Tue, 01 Dec 2026 10:00:05 GMT', now)).toBe(5_000);
+    expect(retryAfterMs('Tue, 01 Dec 2026 09:00:00 GMT', now)).toBe(0);
+    expect(retryAfterMs(null, now)).toBe(1_000);
+    expect(retryAfterMs('soon', now)).toBe(1_000);
   });
 });

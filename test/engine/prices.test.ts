@@ -12,6 +12,7 @@ afterEach(() => {
 });
 /** A project directory holding only a prices.yaml with `text`. */
 function project(text: string): { dir: string; file: string } {
+  if (dir) rmSync(dir, { recursive: true, force: true });
   dir = mkdtempSync(join(tmpdir(), 'switchyard-prices-'));
   writeFileSync(join(dir, 'prices.yaml'), text);
   return { dir, file: relative(process.cwd(), join(dir, 'prices.yaml')) };
@@ -39,6 +40,16 @@ describe('the price table', () => {
     expect(prices.costOf('m', 'output', 1_000)).toBeCloseTo(0.015, 12);
     expect(prices.costOf('free', 'output', 1_000)).toBe(0);
     expect(prices.costOf('unknown', 'input', 1_000)).toBeUndefined();
+  });
+
+  it('the hourly budget: read from budget.usd_per_hour, exported as the budget gauge; none without one', () => {
+    expect(loadPrices('examples').budgetUsdPerHour).toBe(30);
+    expect(loadPrices('examples').gauges()).toEqual({ agentModelBudget: [{ labels: {}, value: 30 }] });
+    const { dir: withBudget } = project('budget: { usd_per_hour: 2.5 }\n');
+    expect(loadPrices(withBudget).budgetUsdPerHour).toBe(2.5);
+    expect(new PriceTable().gauges()).toEqual({ agentModelBudget: [] });
+    expect(problemsOf(project('budget: { usd_per_hour: 0 }\n').dir)).toEqual([expect.stringMatching(/prices\.yaml: budget\.usd_per_hour: /)]);
+    expect(problemsOf(project('budget: { usd_per_day: 10 }\n').dir)).toEqual(expect.arrayContaining([expect.stringMatching(/prices\.yaml: budget: .*usd_per_day/)]));
   });
 
   it('a project without prices.yaml prices nothing', () => {

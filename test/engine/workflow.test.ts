@@ -55,16 +55,16 @@ describe('a sync workflow run', () => {
     const modelCalls = named(spans, 'agent.model_call').filter((s) => parentOf(s) === loop!.spanContext().spanId);
     expect(modelCalls).toHaveLength(2);
     const [kbCall] = named(spans, 'runtime.execute_tool').filter((s) => parentOf(s) === loop!.spanContext().spanId);
-    expect(kbCall!.attributes).toMatchObject({ tool_id: 'fetch_kb_article', 'gen_ai.tool.name': 'fetch_kb_article', exit_code: 0 });
+    expect(kbCall!.attributes).toMatchObject({ 'gen_ai.tool.name': 'fetch_kb_article', 'process.exit.code': 0 });
 
     const [lookupCall] = named(spans, 'runtime.execute_tool').filter((s) => parentOf(s) === tasks[1]!.spanContext().spanId);
-    expect(lookupCall!.attributes).toMatchObject({ tool_id: 'lookup_customer', 'gen_ai.operation.name': 'execute_tool' });
-    expect(lookupCall!.attributes['bun_version']).toMatch(/^\d+\.\d+/);
+    expect(lookupCall!.attributes).toMatchObject({ 'gen_ai.tool.name': 'lookup_customer', 'gen_ai.operation.name': 'execute_tool' });
+    expect(lookupCall!.attributes['switchyard.tool.bun_version']).toMatch(/^\d+\.\d+/);
 
     // Woken by the completion: one look at the start, one when the run finished.
-    expect(wait!.attributes).toMatchObject({ total_iterations: 2, outcome: 'completed' });
+    expect(wait!.attributes).toMatchObject({ 'switchyard.wait.iterations': 2, 'switchyard.wait.outcome': 'completed' });
     expect(wait!.events.map((e) => e.name)).toEqual(['poll_iteration', 'poll_iteration']);
-    expect(wait!.events.at(-1)!.attributes).toMatchObject({ attempt: 2, state: 'success' });
+    expect(wait!.events.at(-1)!.attributes).toMatchObject({ 'switchyard.wait.attempt': 2, 'switchyard.execution.status': 'success' });
     expect(spans.every((s) => s.status.code !== SpanStatusCode.ERROR)).toBe(true);
   });
 
@@ -109,7 +109,7 @@ describe('failures', () => {
     const spans = spansOfTrace(started.body.trace_id);
     expect(named(spans, 'workflow.execute')).toHaveLength(1);
     expect(named(spans, 'task.execute').map((s) => s.attributes['switchyard.task.id'])).toEqual(['classify', 'lookup']);
-    expect(named(spans, 'runtime.execute_tool').filter((s) => s.attributes['tool_id'] === 'lookup_customer')).toHaveLength(1);
+    expect(named(spans, 'runtime.execute_tool').filter((s) => s.attributes['gen_ai.tool.name'] === 'lookup_customer')).toHaveLength(1);
     expect(named(spans, 'workflow.execute')[0]!.status.code).toBe(SpanStatusCode.ERROR);
 
     const again = await t.post(`/api/v1/executions/${id}/cancel`);

@@ -37,7 +37,7 @@ describe('a tool\'s input_schema', () => {
       expect.objectContaining({ attributes: { tool_id: 'send_notification', error_kind: 'input' }, value: 1 }),
     ]);
     const span = t.spans().find((s) => s.name === 'runtime.execute_tool')!;
-    expect(span.attributes['error_kind']).toBe('input');
+    expect(span.attributes['error.type']).toBe('tool_input');
   });
 
   it('a matching input runs the tool, and the tool gets the input as sent (properties the schema does not list included)', async () => {

@@ -87,8 +87,8 @@ describe('success', () => {
 
     const span = toolSpan();
     expect(span.attributes).toMatchObject({
-      tool_id: 'lookup_customer', timeout_ms: 5000, bun_version: runtime.bunVersion(), exit_code: 0,
-      output_bytes: result.outputBytes, 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': 'lookup_customer',
+      'switchyard.tool.timeout_ms': 5000, 'switchyard.tool.bun_version': runtime.bunVersion(), 'process.exit.code': 0,
+      'switchyard.tool.output_bytes': result.outputBytes, 'gen_ai.operation.name': 'execute_tool', 'gen_ai.tool.name': 'lookup_customer',
     });
     expect(runtime.bunVersion()).toMatch(/^\d+\.\d+\.\d+/);
     expect(span.attributes).not.toHaveProperty('error_kind');
@@ -135,7 +135,7 @@ describe('failure kinds', () => {
     expect(result.exitCode).toBe(1);
     const span = toolSpan();
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
-    expect(span.attributes).toMatchObject({ error_kind: 'tool', 'error.type': 'tool', 'switchyard.tool.error_code': 'INJECTED_FAILURE', exit_code: 1 });
+    expect(span.attributes).toMatchObject({ 'error.type': 'tool_error', 'switchyard.tool.error_code': 'INJECTED_FAILURE', 'process.exit.code': 1 });
     expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'tool' }, value: 1 }]);
     expect(await t.metricPoints('runtime_tool_execute_seconds')).toEqual([expect.objectContaining({ attributes: { tool_id: 'echo', outcome: 'error' } })]);
   });
@@ -150,8 +150,8 @@ describe('failure kinds', () => {
     expect(await leftAfterKill(() => processGroupMembers(result.pid!))).toEqual([]);
 
     const span = toolSpan();
-    expect(span.attributes).toMatchObject({ error_kind: 'timeout', 'error.type': 'timeout', signal: 'SIGTERM', timeout_ms: TIMEOUT_MS });
-    expect(span.attributes).not.toHaveProperty('exit_code');
+    expect(span.attributes).toMatchObject({ 'error.type': 'tool_timeout', 'switchyard.tool.exit_signal': 'SIGTERM', 'switchyard.tool.timeout_ms': TIMEOUT_MS });
+    expect(span.attributes).not.toHaveProperty('process.exit.code');
     expect(await t.metricPoints('runtime_tool_timeouts_total')).toEqual([{ attributes: { tool_id: 'echo' }, value: 1 }]);
     expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'timeout' }, value: 1 }]);
     expect(await t.metricPoints('runtime_tool_execute_seconds')).toEqual([expect.objectContaining({ attributes: { tool_id: 'echo', outcome: 'timeout' } })]);
@@ -236,7 +236,7 @@ describe('failure kinds', () => {
     expect(failed(result).message).toContain(`killed by ${signal}`);
     expect(result.signal).toBe(signal);
     expect(result.exitCode).toBeNull();
-    expect(toolSpan().attributes).toMatchObject({ signal, error_kind: 'wait' });
+    expect(toolSpan().attributes).toMatchObject({ 'switchyard.tool.exit_signal': signal, 'error.type': 'tool_wait' });
     expect(await t.metricPoints('runtime_bun_process_exits_total')).toEqual([{ attributes: { status: 'signal', code: 'none', signal }, value: 1 }]);
   });
 
@@ -405,7 +405,7 @@ describe('cancellation and shutdown', () => {
     const span = toolSpan();
     expect(span.status.code).toBe(SpanStatusCode.ERROR);
     expect(span.attributes['error.type']).toBe('canceled');
-    expect(span.attributes).toMatchObject({ error_kind: 'canceled', 'switchyard.tool.error_code': 'CANCELED' });
+    expect(span.attributes).toMatchObject({ 'switchyard.tool.error_code': 'CANCELED' });
     expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'canceled' }, value: 1 }]);
     expect(await t.metricPoints('runtime_tool_execute_seconds')).toEqual([expect.objectContaining({ attributes: { tool_id: 'echo', outcome: 'error' } })]);
   });

@@ -37,11 +37,13 @@ export function traceqlSyntaxErrors(query: string): TraceqlSyntaxError[] {
 
 export type SpanStatus = 'error' | 'ok' | 'unset';
 
-/** One Jaeger search: span name (Jaeger's operation), minimum duration; status is checked on the results. */
+/** One Jaeger search: span name (Jaeger's operation), minimum duration; status and attributes are checked on the results. */
 export interface JaegerSearchSpec {
   spanName: string;
   minDurationMs?: number;
   status?: SpanStatus;
+  /** Span attributes (`span.<name> = "<value>"`) the matching span must carry. */
+  attributes?: Record<string, string>;
 }
 
 const MS_PER_UNIT: Readonly<Record<string, number>> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1e3, m: 60e3, h: 3600e3 };
@@ -55,6 +57,7 @@ const PLAIN_NAME = /^[\w.]+$/;
  *   name = "<span name>"        name =~ "<span name>|<span name>|..."
  *   duration > <duration>       duration >= <duration>        (units ns, us, µs, ms, s, m, h)
  *   status = error | ok | unset
+ *   span.<attribute> = "<value>"   (a span attribute equal to a string; any number of them)
  * with exactly one name condition. One search per span name, since a Jaeger search takes one operation:
  * `name = "x"` gives one, `name =~ "a|b"` two. Throws on a syntax error and on anything else.
  */
@@ -64,7 +67,7 @@ export function traceqlToJaegerSearches(query: string): JaegerSearchSpec[] {
 
   const text = (node: SyntaxNode): string => query.slice(node.from, node.to);
   const unsupported = (node: SyntaxNode, what = node.type.name): Error =>
-    new Error(`unsupported TraceQL construct ${what} (${JSON.stringify(text(node))}) in ${query}; the stack tests translate only { name = "..." && duration > ... && status = ... }`);
+    new Error(`unsupported TraceQL construct ${what} (${JSON.stringify(text(node))}) in ${query}; the stack tests translate only { name = "..." && duration > ... && status = ... && span.x = "..." }`);
 
   /**
    * The node's only child, which must be of the given type: anything else is outside the subset. Of several
@@ -87,6 +90,7 @@ export function traceqlToJaegerSearches(query: string): JaegerSearchSpec[] {
   let spanNames: string[] | undefined;
   let minDurationMs: number | undefined;
   let status: SpanStatus | undefined;
+  let attributes: Record<string, string> | undefined;
   const once = (node: SyntaxNode, already: unknown): void => {
     // Two conditions on one field are either empty (two names) or a range Jaeger cannot express as written.
     if (already !== undefined) throw unsupported(node, 'a second condition on the same field');
@@ -105,10 +109,23 @@ export function traceqlToJaegerSearches(query: string): JaegerSearchSpec[] {
     }
     if (kids.length !== 3 || b!.type.name !== 'FieldOp') throw unsupported(kids.find((k) => k.type.name !== 'FieldExpression') ?? node);
 
-    const field = only(a!, 'IntrinsicField'); // attributes (.x, span.x, resource.x) are AttributeField: refused
     const op = text(b!);
     const value = only(c!, 'Static');
     const literal = children(value)[0]; // String, Duration, Integer, ...; none for keywords like error or true
+    // `span.x` is AttributeField(Span Identifier): the one attribute form the subset takes (not .x, resource.x).
+    const attribute = children(a!).length === 1 && children(a!)[0]!.type.name === 'AttributeField' ? children(children(a!)[0]!) : undefined;
+    if (attribute !== undefined) {
+      const [scope, name] = attribute;
+      const condText = `${text(a!)} ${op} ${text(value)}`;
+      if (attribute.length !== 2 || scope!.type.name !== 'Span' || name!.type.name !== 'Identifier' || op !== '=' || literal?.type.name !== 'String') {
+        throw unsupported(node, `condition ${condText}`);
+      }
+      attributes ??= {};
+      if (text(name!) in attributes) throw unsupported(node, 'a second condition on the same field');
+      attributes[text(name!)] = unquote(text(literal));
+      return;
+    }
+    const field = only(a!, 'IntrinsicField'); // other attribute forms (.x, resource.x) are AttributeField: refused above
     const condText = `${text(field)} ${op} ${text(value)}`;
 
     if (text(field) === 'name' && (op === '=' || op === '=~') && literal?.type.name === 'String') {
@@ -140,6 +157,7 @@ export function traceqlToJaegerSearches(query: string): JaegerSearchSpec[] {
     spanName,
     ...(minDurationMs !== undefined && { minDurationMs }),
     ...(status !== undefined && { status }),
+    ...(attributes !== undefined && { attributes }),
   }));
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ID_LABEL, METRICS, SPANS, prometheusLabelOf, type MetricSpec } from '../../src/telemetry/catalog.ts';
+import { ID_LABEL, METRICS, MODEL_LABEL, SPANS, prometheusLabelOf, type MetricSpec } from '../../src/telemetry/catalog.ts';
 import { FOLDED, LabelGuard, MAX_DISTINCT_IDS } from '../../src/telemetry/labels.ts';
 import { createTestTelemetry } from '../support/telemetry.ts';
 
@@ -83,6 +83,32 @@ describe('label guards', () => {
     for (let i = 0; i < MAX_DISTINCT_IDS * 3; i++) id.admit(`tool_${i}`);
     expect(id.admit('tool_0')).toBe('tool_0');
     expect(id.admit(`tool_${MAX_DISTINCT_IDS * 2}`)).toBe(FOLDED);
+  });
+
+  it('keep model names as they are, `:` and `/` included (llama3:8b, org/model), on every model label', async () => {
+    const model = new LabelGuard(MODEL_LABEL);
+    for (const name of ['llama3:8b', 'meta-llama/Llama-3.1-8B-Instruct', 'accounts/fireworks/models/llama-v3p1-70b-instruct', 'gpt-4o-2024-08-06']) {
+      expect(model.admit(name)).toBe(name);
+    }
+    expect(model.admit('has space')).toBe(FOLDED);
+    expect(model.admit('x'.repeat(129))).toBe(FOLDED);
+    expect(new LabelGuard(ID_LABEL).admit('llama3:8b'), 'an id label still refuses them').toBe(FOLDED);
+    const modelLabels = Object.values(METRICS).flatMap((spec: MetricSpec) => Object.entries(spec.labels).filter(([label]) => /_model$/.test(label)).map(([label, allowed]) => [spec.name, label, allowed]));
+    expect(modelLabels.length).toBeGreaterThan(0);
+    for (const [, , allowed] of modelLabels) expect(allowed).toBe(MODEL_LABEL);
+    const observed = createTestTelemetry();
+    try {
+      observed.telemetry.record('genAiClientOperationDuration', 1, {
+        gen_ai_operation_name: 'chat', gen_ai_provider_name: 'openai', gen_ai_request_model: 'llama3:8b', gen_ai_response_model: 'org/model',
+      });
+      observed.telemetry.add('agentModelTokens', 5, { gen_ai_agent_name: 'a', workflow_id: 'none', gen_ai_request_model: 'llama3:8b', gen_ai_token_type: 'input' });
+      const [duration] = await observed.metricPoints('gen_ai_client_operation_duration_seconds');
+      expect(duration!.attributes).toMatchObject({ 'gen_ai.request.model': 'llama3:8b', 'gen_ai.response.model': 'org/model' });
+      const [tokens] = await observed.metricPoints('agent_model_tokens_total');
+      expect(tokens!.attributes['gen_ai.request.model']).toBe('llama3:8b');
+    } finally {
+      await observed.shutdown();
+    }
   });
 
   it('keep ten thousand distinct ids within each metric\'s series limit', async () => {

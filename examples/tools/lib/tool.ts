@@ -247,7 +247,7 @@ async function exportSpan(toolId: string, startNs: bigint, ok: boolean): Promise
           startTimeUnixNano: startNs.toString(),
           endTimeUnixNano: nowNs().toString(),
           attributes: [
-            { key: 'tool_id', value: { stringValue: toolId } },
+            { key: 'gen_ai.tool.name', value: { stringValue: toolId } },
             { key: 'process.pid', value: { intValue: String(process.pid) } },
           ],
           status: { code: ok ? 1 : 2 },

@@ -26,6 +26,8 @@ export interface ModelTurn {
   readonly finishReasons?: readonly string[];
   /** The provider's id of the completion (gen_ai.response.id). */
   readonly responseId?: string;
+  /** Requests the call repeated before this answer (rate limited: 429 and its Retry-After). */
+  readonly retries?: number;
 }
 
 export interface ModelRequest {
@@ -49,6 +51,10 @@ export interface ModelProvider {
   open(agent: AgentDefinition): ModelSession;
 }
 
+/**
+ * A model call that failed. `code` is its error.type (snake_case: model_unreachable, model_http_<status>,
+ * model_protocol, timeout, ...), on the model call's span and duration metric, and the run's error code.
+ */
 export class ModelError extends Error {
   override name = 'ModelError';
   readonly code: string;

@@ -15,9 +15,10 @@ import {
 import type { Attributes } from '@opentelemetry/api';
 import type { GenAiProvider, GenAiTokenType } from '../../telemetry/catalog.ts';
 import type { AgentOutcome } from '../../domain.ts';
-import { errorTypeOf, type Telemetry } from '../../telemetry/recorder.ts';
+import { errorTypeOf } from '../../telemetry/error-type.ts';
+import type { Telemetry } from '../../telemetry/recorder.ts';
 import type { Definitions } from '../definitions.ts';
-import { ExecutionFailure, stopReasonOf } from '../errors.ts';
+import { ExecutionFailure } from '../errors.ts';
 import type { PriceTable } from '../prices.ts';
 import type { ToolRuntime } from '../runtime/tool-runtime.ts';
 import { render, textOf } from '../templates.ts';
@@ -94,12 +95,14 @@ export async function runAgent(agentId: string, input: unknown, ctx: AgentRunCon
         try {
           turn = await session.next({ messages, tools, context: { input, tool_results: toolResults, iteration }, signal: ctx.signal });
           modelSpan.setAttributes(responseAttributes(turn));
-        } catch (error) {
-          const errorType = modelErrorType(error, ctx.signal);
+        } catch (thrown) {
+          // A stopped run: what stopped it (its StopSignal: timeout, canceled, shutdown) is the call's error.
+          const error = ctx.signal.aborted && ctx.signal.reason instanceof Error ? ctx.signal.reason : thrown;
+          const errorType = errorTypeOf(error, ctx.signal.aborted ? 'canceled' : undefined);
           recordModelCall(ctx, { agentId: agent.id, providerName, model, seconds: (performance.now() - started) / 1000, errorType });
           telemetry.markFailed(modelSpan, error, errorType);
-          if (error instanceof ModelError) throw new ExecutionFailure(error.message, error.code);
-          throw error;
+          if (thrown instanceof ModelError) throw new ExecutionFailure(thrown.message, thrown.code);
+          throw thrown;
         } finally {
           telemetry.endSpan(modelSpan);
         }
@@ -148,19 +151,13 @@ export async function runAgent(agentId: string, input: unknown, ctx: AgentRunCon
   }
 }
 
-/** error.type of a failed model call: the stop reason when the run was stopped, the provider's code, else the error's name. */
-function modelErrorType(error: unknown, signal: AbortSignal): string {
-  const stop = stopReasonOf(signal);
-  if (stop) return stop === 'timed_out' ? 'timeout' : 'canceled';
-  return errorTypeOf(error);
-}
-
 /** gen_ai.response.* and gen_ai.usage.* of one model call, those the provider returned. */
 function responseAttributes(turn: ModelTurn): Attributes {
   const attributes: Attributes = {};
   if (turn.responseModel !== undefined) attributes[ATTR_GEN_AI_RESPONSE_MODEL] = turn.responseModel;
   if (turn.responseId !== undefined) attributes[ATTR_GEN_AI_RESPONSE_ID] = turn.responseId;
   if (turn.finishReasons && turn.finishReasons.length > 0) attributes[ATTR_GEN_AI_RESPONSE_FINISH_REASONS] = [...turn.finishReasons];
+  if (turn.retries) attributes['switchyard.model.retries'] = turn.retries;
   if (turn.usage) {
     attributes[ATTR_GEN_AI_USAGE_INPUT_TOKENS] = turn.usage.inputTokens;
     attributes[ATTR_GEN_AI_USAGE_OUTPUT_TOKENS] = turn.usage.outputTokens;

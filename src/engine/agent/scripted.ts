@@ -1,12 +1,14 @@
 import { lookup, render, textOf } from '../templates.ts';
 import type { AgentDefinition } from '../definitions.ts';
 import type { GenAiProvider } from '../../telemetry/catalog.ts';
-import type { ModelProvider, ModelRequest, ModelSession, ModelTurn } from './model.ts';
+import { ModelError, type ModelProvider, type ModelRequest, type ModelSession, type ModelTurn } from './model.ts';
 
 /**
  * A deterministic model for offline runs and tests: the agent's YAML declares its turns. Turns are taken
  * in order; a turn with `when` is skipped unless the value at its path matches its pattern, which lets a
- * script choose between final answers (say, a category) from its input or tool results.
+ * script choose between final answers (say, a category) from its input or tool results. A turn with
+ * `error` fails the call as a provider would (its `type` is the call's error.type); a turn with `repeat`
+ * answers every later call too, so a script can loop on tool calls until the agent's iteration bound.
  */
 export class ScriptedModelProvider implements ModelProvider {
   readonly name = 'scripted';
@@ -22,6 +24,8 @@ export class ScriptedModelProvider implements ModelProvider {
         while (cursor < agent.script.length) {
           const turn = agent.script[cursor++]!;
           if (turn.when && !new RegExp(turn.when.matches, 'i').test(textOf(lookup(request.context, turn.when.path)))) continue;
+          if (turn.repeat) cursor--;
+          if (turn.error) throw new ModelError(turn.error.message ?? `the scripted model of agent "${agent.id}" failed this call (${turn.error.type})`, turn.error.type);
           const inputTokens = estimateTokens(request.messages.map((m) => m.content).join(' '));
           if (turn.final !== undefined) {
             const final = render(turn.final, request.context);

@@ -26,9 +26,10 @@
  * (a bare string is accepted as the error message). stderr is kept up to `stderrLimitBytes` (64 KiB), the
  * rest is counted and dropped. The guard's fd 3 is the runtime's, not the protocol's.
  *
- * Telemetry per call: span `runtime.execute_tool` (tool_id, timeout_ms, bun_version, exit_code, signal,
- * output_bytes, error_kind, switchyard.tool.error_code, gen_ai.operation.name=execute_tool, gen_ai.tool.name;
- * error.type = kind and ERROR status on failure); runtime_tool_execute_seconds{tool_id,outcome},
+ * Telemetry per call: span `runtime.execute_tool` (gen_ai.operation.name=execute_tool, gen_ai.tool.name,
+ * switchyard.tool.timeout_ms, switchyard.tool.bun_version, process.exit.code, switchyard.tool.exit_signal,
+ * switchyard.tool.output_bytes, switchyard.tool.error_code; error.type = domain toolFailureCode(kind) and
+ * ERROR status on failure); runtime_tool_execute_seconds{tool_id,outcome},
  * runtime_tool_errors_total{tool_id,error_kind} (every failed call, canceled ones as `canceled`),
  * runtime_tool_timeouts_total{tool_id}, runtime_bun_process_exits_total{status,code,signal},
  * runtime_tool_output_bytes{tool_id}. Inputs never go on spans or logs; values of `secretInputs` are
@@ -38,7 +39,7 @@ import { execFileSync } from 'node:child_process';
 import { isAbsolute } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Attributes, Span } from '@opentelemetry/api';
-import type { ToolOutcome } from '../../domain.ts';
+import { toolFailureCode, type ToolOutcome } from '../../domain.ts';
 import type { Telemetry } from '../../telemetry/recorder.ts';
 import { compileJsonSchema, type InputCheck } from '../json-schema.ts';
 import { redactText, secretForms, secretInputValues } from '../secrets.ts';
@@ -190,9 +191,8 @@ export class ToolRuntime {
     const tool = call.tool;
     const timeoutMs = call.timeoutMs ?? tool.timeoutMs;
     const attributes: Attributes = {
-      tool_id: tool.id,
-      timeout_ms: timeoutMs,
-      bun_version: this.bunVersion(),
+      'switchyard.tool.timeout_ms': timeoutMs,
+      'switchyard.tool.bun_version': this.bunVersion(),
       'gen_ai.operation.name': 'execute_tool',
       'gen_ai.tool.name': tool.id,
     };
@@ -268,13 +268,12 @@ export class ToolRuntime {
     const error = result.ok ? undefined : result.error;
     const outcome: ToolOutcome = !error ? 'success' : error.kind === 'timeout' ? 'timeout' : 'error';
     try {
-      if (result.exitCode !== null) span.setAttribute('exit_code', result.exitCode);
-      if (result.signal !== null) span.setAttribute('signal', result.signal);
-      span.setAttribute('output_bytes', result.outputBytes);
+      if (result.exitCode !== null) span.setAttribute('process.exit.code', result.exitCode);
+      if (result.signal !== null) span.setAttribute('switchyard.tool.exit_signal', result.signal);
+      span.setAttribute('switchyard.tool.output_bytes', result.outputBytes);
       if (error) {
-        span.setAttribute('error_kind', error.kind);
         span.setAttribute('switchyard.tool.error_code', error.code.slice(0, MAX_ERROR_CODE_LENGTH));
-        telemetry.markFailed(span, error, error.kind);
+        telemetry.markFailed(span, error, toolFailureCode(error.kind));
       }
     } catch (failure) {
       telemetry.failure('span', failure);
