@@ -25,23 +25,32 @@ export const UID = 'switchyard-agents';
  * exemplars carry trace ids (the engine's own histograms have none: the OpenTelemetry JS SDK records no
  * exemplars), so a dot on these panels opens the trace of that call.
  */
-function spanP95(spanName: string, label: 'gen_ai_request_model' | 'gen_ai_agent_name', variable: string): string {
+function spanP95(spanName: string, label: 'gen_ai_request_model', variable: string): string {
   return `histogram_quantile(0.95, sum by (le, ${label}) (rate(${x('traces_span_metrics_duration_seconds')}_bucket{`
     + `span_name="${spanName}", ${label}=~"${variable}", job=~"$job", instance=~"$instance"}[${RATE_INTERVAL}])))`;
 }
 
+/** Mean duration of a span by one of its attributes, from the Collector's span metrics (sum / count). */
+function spanMean(spanName: string, label: 'gen_ai_agent_name', variable: string): string {
+  const part = (series: 'sum' | 'count') => `sum by (${label}) (rate(${x('traces_span_metrics_duration_seconds')}_${series}{`
+    + `span_name="${spanName}", ${label}=~"${variable}", job=~"$job", instance=~"$instance"}[${RATE_INTERVAL}]))`;
+  return ratio(part('sum'), part('count'));
+}
+
 /**
- * The slowest traces of one agent: its agent.execute_sync spans at or above the p95 the clicked point shows.
- * Grafana fills in the agent (the series' label) and the p95 (the point's value, in seconds).
+ * The slowest traces of one agent: its agent.execute_sync spans at or above the mean duration the clicked point
+ * shows. Grafana fills in the agent (the series' label) and the mean (the point's value, in seconds). The mean,
+ * not a percentile: some run lasted at least the mean wherever one was measured, so the list is never empty,
+ * where an interpolated p95 can lie above every run its bucket holds.
  */
 export const AGENT_SLOWEST_TRACES_TRACEQL = `{ name = "${SPANS.agentExecuteSync.name}" && span.gen_ai.agent.name = "\${__field.labels.gen_ai_agent_name}" && duration >= \${__value.raw}s }`;
-/** AGENT_SLOWEST_TRACES_TRACEQL for one agent and p95, as Grafana fills it in. */
-export function agentSlowestTracesTraceql(agent: string, p95Seconds: number): string {
-  return AGENT_SLOWEST_TRACES_TRACEQL.replace('${__field.labels.gen_ai_agent_name}', agent).replace('${__value.raw}', String(p95Seconds));
+/** AGENT_SLOWEST_TRACES_TRACEQL for one agent and a mean duration, as Grafana fills it in. */
+export function agentSlowestTracesTraceql(agent: string, seconds: number): string {
+  return AGENT_SLOWEST_TRACES_TRACEQL.replace('${__field.labels.gen_ai_agent_name}', agent).replace('${__value.raw}', String(seconds));
 }
 export const FAILED_MODEL_CALLS_TRACEQL = `{ name = "${SPANS.agentModelCall.name}" && status = error }`;
-/** p95 of each agent's loop, from span metrics: the series the link to an agent's slowest traces is on. */
-export const AGENT_RUN_SPAN_P95 = spanP95(SPANS.agentExecuteSync.name, 'gen_ai_agent_name', '$agent');
+/** Mean duration of each agent's loop, from span metrics: the series the link to an agent's slowest traces is on. */
+export const AGENT_RUN_SPAN_MEAN = spanMean(SPANS.agentExecuteSync.name, 'gen_ai_agent_name', '$agent');
 
 const MODEL_CALLS: Matchers<'genAiClientOperationDuration'> = { gen_ai_request_model: '=~"$model"' };
 const MODEL_ERRORS: Matchers<'genAiClientOperationDuration'> = { gen_ai_request_model: '=~"$model"', error_type: '!=""' };
@@ -207,11 +216,11 @@ export function agentsDashboard(): Dashboard {
       queries: [{ expr: histogramMean('agentRunToolCalls', ['gen_ai_agent_name'], TOOL_CALLS), legend: '{{gen_ai_agent_name}}' }],
     }))
     .withRow(row('Traces'))
-    .withPanel(histogramPanel({
-      title: 'Agent run duration p95 by agent (its slowest traces)',
-      description: `95th percentile duration of each agent's loop (${SPANS.agentExecuteSync.name} spans: model turns and tool calls), from the Collector's span metrics. Click a point for "Slowest traces of <agent>": Tempo's traces of that agent at or above the p95 shown (TraceQL: ${AGENT_SLOWEST_TRACES_TRACEQL}); dots are exemplars, each one trace.`,
-      unit: 's', width: 12,
-      queries: [{ expr: AGENT_RUN_SPAN_P95, legend: '{{gen_ai_agent_name}}' }],
+    .withPanel(timeseriesPanel({
+      title: 'Agent run duration by agent (click: its slowest traces)',
+      description: `Mean duration of each agent's loop (${SPANS.agentExecuteSync.name} spans: model turns and tool calls), from the Collector's span metrics. Click a point for "Slowest traces of <agent>": Tempo's traces of that agent that lasted at least the mean shown (TraceQL: ${AGENT_SLOWEST_TRACES_TRACEQL}); sort them by duration for the slowest first.`,
+      unit: 's', width: 12, min: 0,
+      queries: [{ expr: AGENT_RUN_SPAN_MEAN, legend: '{{gen_ai_agent_name}}' }],
       links: [traceqlExploreLink('Slowest traces of ${__field.labels.gen_ai_agent_name}', AGENT_SLOWEST_TRACES_TRACEQL)],
     }))
     .withPanel(tracesPanel({
