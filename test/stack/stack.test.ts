@@ -219,7 +219,7 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     expect(run!.attributes).toMatchObject({
       'switchyard.execution.id': body.id, 'switchyard.workflow.id': 'support_triage', 'switchyard.execution.status': 'success',
     });
-    expect(wait!.attributes['outcome']).toBe('completed');
+    expect(wait!.attributes['switchyard.wait.outcome']).toBe('completed');
 
     const tasks = named(spans, 'task.execute');
     expect(tasks.every((t) => t.parentSpanId === run!.spanId)).toBe(true);
