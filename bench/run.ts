@@ -214,8 +214,6 @@ const record = {
     '@opentelemetry/sdk-metrics': versionOf('@opentelemetry/sdk-metrics'),
     '@opentelemetry/exporter-trace-otlp-proto': versionOf('@opentelemetry/exporter-trace-otlp-proto'),
     '@opentelemetry/exporter-metrics-otlp-proto': versionOf('@opentelemetry/exporter-metrics-otlp-proto'),
-    '@opentelemetry/instrumentation-http': versionOf('@opentelemetry/instrumentation-http'),
-    '@opentelemetry/instrumentation-express': versionOf('@opentelemetry/instrumentation-express'),
     '@opentelemetry/context-async-hooks': versionOf('@opentelemetry/context-async-hooks'),
     express: versionOf('express'),
   },

@@ -3,9 +3,12 @@ import {
   ROOT_CONTEXT,
   context,
   isSpanContextValid,
+  propagation,
+  SpanKind,
   SpanStatusCode,
   trace,
   type Attributes,
+  type Context,
   type Counter,
   type Histogram,
   type Meter,
@@ -16,12 +19,26 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelSpec, type MetricSpec, type LabelsOf, type MetricKey, type RecordedMetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
-import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
+import {
+  ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_NETWORK_PROTOCOL_VERSION, ATTR_URL_PATH, ATTR_URL_SCHEME,
+} from '@opentelemetry/semantic-conventions';
 import { errorTypeOf } from './error-type.ts';
 import { EventLoopDelay } from './event-loop.ts';
 import { LabelGuard } from './labels.ts';
 
 const MAX_CACHED_LABEL_SETS = 4096;
+/** The methods the semantic conventions know; any other is reported as `_OTHER` (a bounded set). */
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', 'QUERY']);
+
+/** One HTTP request being served: its SERVER span, the context to run its handlers in, when it started. */
+export interface HttpServerRequest {
+  readonly span: Span;
+  readonly context: Context;
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  readonly protocolVersion: string;
+  readonly startedAt: number;
+}
 
 type KeyOfKind<Kind> = { [K in RecordedMetricKey]: (typeof METRICS)[K]['kind'] extends Kind ? K : never }[RecordedMetricKey];
 export type CounterKey = KeyOfKind<'counter'>;
@@ -56,6 +73,8 @@ export class Telemetry {
   readonly #counters = new Map<MetricKey, Counter>();
   readonly #histograms = new Map<MetricKey, Histogram>();
   readonly #gauges = new Map<MetricKey, ObservableGauge>();
+  #httpServerDuration: Histogram | undefined;
+  readonly #httpAttributes = new Map<string, Attributes>();
   readonly #guards = new Map<MetricKey, Map<string, GuardedLabel>>();
   readonly #admitted = new Map<string, Attributes>();
   readonly #onFailure: TelemetryOptions['onFailure'];
@@ -81,6 +100,12 @@ export class Telemetry {
       } catch (error) {
         this.failure('instrument', error);
       }
+    }
+    try {
+      const http = METRICS.httpServerRequestDuration;
+      this.#httpServerDuration = options.meter.createHistogram(http.otelName, { description: http.description, unit: http.unit });
+    } catch (error) {
+      this.failure('instrument', error);
     }
     try {
       options.meter.addBatchObservableCallback((observer) => {
@@ -187,6 +212,67 @@ export class Telemetry {
   /** Runs `work` inside a new active span named by the catalogue (see runInSpan). */
   inSpan<T>(key: SpanKey, attributes: Attributes, work: (span: Span) => Promise<T>): Promise<T> {
     return this.runInSpan(this.startSpan(key, attributes), work);
+  }
+
+  /**
+   * Starts serving one HTTP request: a SERVER span (the conventions' name and attributes; named by the method
+   * until the route is known), child of the caller's span when the headers carry a W3C traceparent (the
+   * global propagator extracts it), else the root of a new trace. Run the request's handlers in `context`.
+   */
+  startHttpServerRequest(method: string, path: string, headers: Record<string, string | string[] | undefined>, scheme: 'http' | 'https', protocolVersion: string): HttpServerRequest {
+    const known = HTTP_METHODS.has(method) ? method : '_OTHER';
+    const startedAt = performance.now();
+    try {
+      const parent = headers['traceparent'] === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers);
+      const span = this.tracer.startSpan(known === '_OTHER' ? 'HTTP' : known, {
+        kind: SpanKind.SERVER,
+        attributes: { [ATTR_HTTP_REQUEST_METHOD]: known, [ATTR_URL_PATH]: path, [ATTR_URL_SCHEME]: scheme, [ATTR_NETWORK_PROTOCOL_VERSION]: protocolVersion },
+      }, parent);
+      return { span, context: trace.setSpan(parent, span), method: known, scheme, protocolVersion, startedAt };
+    } catch (error) {
+      this.failure('span', error);
+      return { span: NOOP_SPAN, context: ROOT_CONTEXT, method: known, scheme, protocolVersion, startedAt };
+    }
+  }
+
+  /**
+   * Ends an HTTP request: names its span by the route template (`POST /api/v1/workflows/:id/executions/sync`),
+   * sets the status code (and error.type, ERROR status on a 5xx or a response that never finished), and
+   * records http.server.request.duration with one cached attributes object per distinct set.
+   */
+  endHttpServerRequest(request: HttpServerRequest, statusCode: number, route: string | undefined, finished: boolean): void {
+    const seconds = (performance.now() - request.startedAt) / 1000;
+    const errorType = statusCode >= 500 ? String(statusCode) : finished ? undefined : '_OTHER';
+    try {
+      const { span } = request;
+      if (route !== undefined) {
+        span.updateName(`${request.method === '_OTHER' ? 'HTTP' : request.method} ${route}`);
+        span.setAttribute(ATTR_HTTP_ROUTE, route);
+      }
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
+      if (errorType !== undefined) {
+        span.setAttribute(ATTR_ERROR_TYPE, errorType);
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+    } catch (error) {
+      this.failure('span', error);
+    }
+    try {
+      const key = `${request.method}\u0000${route ?? ''}\u0000${statusCode}\u0000${request.scheme}\u0000${request.protocolVersion}\u0000${errorType ?? ''}`;
+      let attributes = this.#httpAttributes.get(key);
+      if (!attributes) {
+        attributes = Object.freeze({
+          [ATTR_HTTP_REQUEST_METHOD]: request.method, [ATTR_URL_SCHEME]: request.scheme, [ATTR_NETWORK_PROTOCOL_VERSION]: request.protocolVersion,
+          ...(route !== undefined && { [ATTR_HTTP_ROUTE]: route }), [ATTR_HTTP_RESPONSE_STATUS_CODE]: statusCode,
+          ...(errorType !== undefined && { [ATTR_ERROR_TYPE]: errorType }),
+        });
+        if (this.#httpAttributes.size < MAX_CACHED_LABEL_SETS) this.#httpAttributes.set(key, attributes);
+      }
+      this.#httpServerDuration?.record(seconds, attributes);
+    } catch (error) {
+      this.failure('instrument', error);
+    }
   }
 
   /**

@@ -3,16 +3,15 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as OTLPMetricExporterProto } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { OTLPTraceExporter as OTLPTraceExporterJson } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OTLPTraceExporterProto } from '@opentelemetry/exporter-trace-otlp-proto';
-import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import {
   AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider,
   type ReadableSpan, type Sampler, type SpanExporter,
 } from '@opentelemetry/sdk-trace';
 import type { TelemetryStage } from './catalog.ts';
-import { REGISTERED_INSTRUMENTATIONS } from './instrumentations.ts';
 import { Telemetry } from './recorder.ts';
 import { buildViews } from './views.ts';
 
@@ -75,8 +74,6 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
     })],
   });
   metrics.setGlobalMeterProvider(meterProvider);
-  // Created before this provider existed (instrumentation.ts): without it they record into a no-op meter.
-  for (const instrumentation of REGISTERED_INSTRUMENTATIONS) instrumentation.setMeterProvider(meterProvider);
 
   const spanExporter = new ReportingSpanExporter(json ? new OTLPTraceExporterJson() : new OTLPTraceExporterProto(),
     (failing, error) => options.onExportStateChange?.('traces', failing, error), (error) => countFailure('export_traces', error));
