@@ -4,8 +4,6 @@ import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceCo
 import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as OTLPMetricExporterProto } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
-import { OTLPTraceExporter as OTLPTraceExporterJson } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OTLPTraceExporterProto } from '@opentelemetry/exporter-trace-otlp-proto';
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import {
   AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider,
@@ -13,6 +11,7 @@ import {
 } from '@opentelemetry/sdk-trace';
 import type { TelemetryStage } from './catalog.ts';
 import { Telemetry } from './recorder.ts';
+import { WorkerSpanExporter } from './span-export.ts';
 import { buildViews } from './views.ts';
 
 export interface TelemetrySdkOptions {
@@ -75,7 +74,8 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
   });
   metrics.setGlobalMeterProvider(meterProvider);
 
-  const spanExporter = new ReportingSpanExporter(json ? new OTLPTraceExporterJson() : new OTLPTraceExporterProto(),
+  // Encoded and sent by a worker thread (span-export.ts): the OTLP encoding stays off the event loop.
+  const spanExporter = new ReportingSpanExporter(new WorkerSpanExporter({ json }),
     (failing, error) => options.onExportStateChange?.('traces', failing, error), (error) => countFailure('export_traces', error));
   const tracerProvider = new TracerProvider({
     resource,
