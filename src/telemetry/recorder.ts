@@ -75,8 +75,10 @@ export class Telemetry {
   readonly #gauges = new Map<MetricKey, ObservableGauge>();
   #httpServerDuration: Histogram | undefined;
   readonly #httpAttributes = new Map<string, Attributes>();
-  readonly #guards = new Map<MetricKey, Map<string, GuardedLabel>>();
-  readonly #admitted = new Map<string, Attributes>();
+  readonly #guards = new Map<MetricKey, GuardedLabel[]>();
+  /** Per metric, the admitted attributes by label values (a tree in the catalogue's label order). */
+  readonly #admitted = new Map<MetricKey, AdmittedNode>();
+  #admittedSets = 0;
   readonly #onFailure: TelemetryOptions['onFailure'];
   #gaugeSource: GaugeSource | undefined;
   #configured: Partial<ConfiguredGauges> = {};
@@ -302,28 +304,43 @@ export class Telemetry {
 
   /**
    * Guards the labels and returns one frozen attributes object per distinct label set, reused across
-   * calls: the guards run once per set, and the SDK sees the same object each time. The cache is
-   * bounded; past the bound, sets are guarded on every call instead.
+   * calls: the guards run once per set, and the SDK sees the same object each time. The cache is a tree of
+   * maps keyed by the label values in the catalogue's order (no key string built per call: a few map
+   * lookups); it is bounded, and past the bound, sets are guarded on every call instead.
    */
   #admit(key: MetricKey, labels: object): Attributes {
     const values = labels as Record<string, unknown>;
     const guards = this.#guards.get(key)!;
-    let cacheKey = key as string;
-    for (const [label, { optional }] of guards) {
-      const value = values[label];
-      // An optional attribute without a value is left off (\u0001 marks that), never confused with 'none'.
-      cacheKey += value === undefined && optional ? '\u0000\u0001' : `\u0000${String(value ?? 'none')}`;
+    let node: AdmittedNode | undefined = this.#admitted.get(key);
+    if (!node) {
+      node = new Map();
+      this.#admitted.set(key, node);
     }
-    const cached = this.#admitted.get(cacheKey);
+    const last = guards.length - 1;
+    for (let i = 0; i < last && node; i++) {
+      const value = values[guards[i]!.label];
+      let next = node.get(value) as AdmittedNode | undefined;
+      if (!next && this.#admittedSets < MAX_CACHED_LABEL_SETS) {
+        next = new Map();
+        node.set(value, next);
+      }
+      node = next;
+    }
+    const leafValue = last < 0 ? undefined : values[guards[last]!.label];
+    const cached = node?.get(leafValue) as Attributes | undefined;
     if (cached) return cached;
     const admitted: Attributes = {};
-    for (const [label, { guard, attribute, optional }] of guards) {
+    for (const { label, guard, attribute, optional } of guards) {
       const value = values[label];
+      // An optional attribute without a value is left off, never confused with 'none'.
       if (value === undefined && optional) continue;
       admitted[attribute] = guard.admit(String(value ?? 'none'));
     }
     Object.freeze(admitted);
-    if (this.#admitted.size < MAX_CACHED_LABEL_SETS) this.#admitted.set(cacheKey, admitted);
+    if (node && this.#admittedSets < MAX_CACHED_LABEL_SETS) {
+      node.set(leafValue, admitted);
+      this.#admittedSets++;
+    }
     return admitted;
   }
 }
@@ -346,18 +363,22 @@ export function enumeratedLabelSets(spec: Pick<MetricSpec, 'labels' | 'attribute
 }
 const MAX_SEEDED_LABEL_SETS = 64;
 
+/** A level of the admitted-attributes cache: label value -> next level, or the attributes at the last label. */
+type AdmittedNode = Map<unknown, AdmittedNode | Attributes>;
+
 interface GuardedLabel {
+  readonly label: string;
   readonly guard: LabelGuard;
   /** The OpenTelemetry attribute name the label is exported under (Prometheus turns its dots into underscores). */
   readonly attribute: string;
   readonly optional: boolean;
 }
 
-function guardedLabels(spec: MetricSpec): Map<string, GuardedLabel> {
-  return new Map(Object.entries(spec.labels).map(([label, allowed]: [string, LabelSpec]) => {
+function guardedLabels(spec: MetricSpec): GuardedLabel[] {
+  return Object.entries(spec.labels).map(([label, allowed]: [string, LabelSpec]) => {
     const attribute = spec.attributes?.[label];
-    return [label, { guard: new LabelGuard(allowed), attribute: attribute?.name ?? label, optional: attribute?.optional === true }];
-  }));
+    return { label, guard: new LabelGuard(allowed), attribute: attribute?.name ?? label, optional: attribute?.optional === true };
+  });
 }
 
 /** The W3C traceparent of a span (to store and continue later with `startSpan`); null for a no-op span. */
