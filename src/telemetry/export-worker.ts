@@ -8,29 +8,15 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { OTLPTraceExporter as OTLPTraceExporterJson } from '@opentelemetry/exporter-trace-otlp-http';
 import { OTLPTraceExporter as OTLPTraceExporterProto } from '@opentelemetry/exporter-trace-otlp-proto';
 import type { ExportResult } from '@opentelemetry/core';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
-import type { SpanData, ToWorker } from './span-export.ts';
+import { rebuildSpan, type ToWorker } from './span-export.ts';
 
 const { json } = workerData as { json: boolean };
 const exporter = json ? new OTLPTraceExporterJson() : new OTLPTraceExporterProto();
 const port = parentPort!;
 
-const traceState = (serialized: string | undefined) => (serialized === undefined ? undefined : { serialize: () => serialized });
-
-/** What the OTLP serializers read of a ReadableSpan, from the posted data. */
-function rebuild(data: SpanData, resource: { attributes: Record<string, unknown> }): ReadableSpan {
-  const context = { traceId: data.traceId, spanId: data.spanId, traceFlags: data.traceFlags, traceState: traceState(data.traceState) };
-  return {
-    ...data,
-    resource,
-    links: data.links.map((link) => ({ ...link, context: { ...link.context, traceState: traceState(link.context.traceState) } })),
-    spanContext: () => context,
-  } as unknown as ReadableSpan;
-}
-
 port.on('message', (message: ToWorker) => {
   if (message.type === 'export') {
-    const spans = message.spans.map((span) => rebuild(span, message.resource));
+    const spans = message.spans.map((span) => rebuildSpan(span, message.resource));
     exporter.export(spans, (result: ExportResult) => port.postMessage({ type: 'done', id: message.id, code: result.code, error: result.error }));
   } else {
     const work = message.type === 'flush' ? exporter.forceFlush() : exporter.shutdown();

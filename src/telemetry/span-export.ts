@@ -36,6 +36,18 @@ export interface SpanData {
   readonly instrumentationScope: { name: string; version?: string; schemaUrl?: string };
 }
 
+/** What the OTLP serializers read of a ReadableSpan, rebuilt from the posted data (in the worker). */
+export function rebuildSpan(data: SpanData, resource: { attributes: Record<string, unknown> }): ReadableSpan {
+  const context = { traceId: data.traceId, spanId: data.spanId, traceFlags: data.traceFlags, traceState: traceStateOf(data.traceState) };
+  return {
+    ...data,
+    resource,
+    links: data.links.map((link) => ({ ...link, context: { ...link.context, traceState: traceStateOf(link.context.traceState) } })),
+    spanContext: () => context,
+  } as unknown as ReadableSpan;
+}
+const traceStateOf = (serialized: string | undefined) => (serialized === undefined ? undefined : { serialize: () => serialized });
+
 export type ToWorker =
   | { type: 'export'; id: number; resource: { attributes: Record<string, unknown> }; spans: SpanData[] }
   | { type: 'flush' | 'shutdown'; id: number };
@@ -68,8 +80,12 @@ export class WorkerSpanExporter implements SpanExporter {
   /** Resource attributes as posted, per resource object (one in practice). */
   readonly #resources = new WeakMap<object, { attributes: Record<string, unknown> }>();
 
-  constructor(options: { json: boolean }) {
+  readonly #workerUrl: URL;
+
+  /** `workerUrl`: another worker speaking the same messages (the benchmarks' encode-and-discard one). */
+  constructor(options: { json: boolean; workerUrl?: URL }) {
     this.#json = options.json;
+    this.#workerUrl = options.workerUrl ?? new URL('./export-worker.ts', import.meta.url);
   }
 
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
@@ -108,7 +124,7 @@ export class WorkerSpanExporter implements SpanExporter {
   }
 
   #start(): Worker {
-    const worker = new Worker(new URL('./export-worker.ts', import.meta.url), { workerData: { json: this.#json } });
+    const worker = new Worker(this.#workerUrl, { workerData: { json: this.#json } });
     // The batch processor's timer is what exports; an idle worker must not keep the process alive.
     worker.unref();
     worker.on('message', (message: FromWorker) => {
