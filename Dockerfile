@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Switchyard image: the engine (`node --import ./src/telemetry/instrumentation.ts src/main.ts`), the load generator (`node src/loadgen/main.ts`) and
+# Switchyard image: the engine (`node src/main.ts`), the load generator (`node src/loadgen/main.ts`) and
 # the pager sink (`node src/pager-sink/main.ts`). Node 24 runs the TypeScript sources directly (type
 # stripping, no build step); tools run as Bun subprocesses with the Bun binary of the npm package
 # @oven/bun-linux-<arch>, installed by `npm ci` from the lockfile.
@@ -39,4 +39,4 @@ RUN case "${TARGETARCH:-amd64}" in \
  && chown node:node /data
 USER node
 EXPOSE 8080
-CMD ["node", "--import", "./src/telemetry/instrumentation.ts", "src/main.ts"]
+CMD ["node", "src/main.ts"]

@@ -128,12 +128,16 @@ try {
     const r = await measureTelemetryMicro({ ...MODE.micro, log });
     results.micro = r;
     rows.push({
-      benchmark: 'telemetry CPU per quick_answer run (recorder)', measured: `${r.recorderCostUs.median.toFixed(1)} µs`, target: '<= 30 µs', met: r.recorderCostUs.median <= 30,
-      detail: `${fmtSpread(r.recorderCostUs, 1)}; ${r.spansPerRun} spans + ${r.pointsPerRun} points per run; skeleton alone ${r.cpuUsPerRun.none} µs`,
+      benchmark: 'telemetry CPU per quick_answer request, main thread (recorder)', measured: `${r.recorderCostUs.median.toFixed(1)} µs`, target: 'informative', met: true,
+      detail: `${fmtSpread(r.recorderCostUs, 1)}; spans per run: recorder ${r.spansPerRun.recorder}, bare ${r.spansPerRun.bare}; ${r.pointsPerRun} points; skeleton alone ${r.cpuUsPerRun.none} µs`,
     });
     rows.push({
-      benchmark: 'recorder vs bare SDK (cost ratio)', measured: `${r.ratio.median.toFixed(3)}x`, target: '<= 1.2x', met: r.ratio.median <= 1.2,
+      benchmark: 'recorder vs bare SDK, main thread (cost ratio)', measured: `${r.ratio.median.toFixed(3)}x`, target: '<= 0.55x', met: r.ratio.median <= 0.55,
       detail: `${fmtSpread(r.ratio)}; bare SDK ${r.bareCostUs.median.toFixed(1)} µs per run`,
+    });
+    rows.push({
+      benchmark: 'recorder vs bare SDK, whole process (cost ratio)', measured: `${r.process.ratio.median.toFixed(3)}x`, target: '<= 0.55x', met: r.process.ratio.median <= 0.55,
+      detail: `${fmtSpread(r.process.ratio)}; recorder ${r.process.recorderCostUs.median.toFixed(1)} µs vs bare ${r.process.bareCostUs.median.toFixed(1)} µs per run (export worker included)`,
     });
   });
 
@@ -214,8 +218,6 @@ const record = {
     '@opentelemetry/sdk-metrics': versionOf('@opentelemetry/sdk-metrics'),
     '@opentelemetry/exporter-trace-otlp-proto': versionOf('@opentelemetry/exporter-trace-otlp-proto'),
     '@opentelemetry/exporter-metrics-otlp-proto': versionOf('@opentelemetry/exporter-metrics-otlp-proto'),
-    '@opentelemetry/instrumentation-http': versionOf('@opentelemetry/instrumentation-http'),
-    '@opentelemetry/instrumentation-express': versionOf('@opentelemetry/instrumentation-express'),
     '@opentelemetry/context-async-hooks': versionOf('@opentelemetry/context-async-hooks'),
     express: versionOf('express'),
   },

@@ -1,5 +1,5 @@
 /**
- * Benchmark 5: startup. Time from spawning `node --import ./src/telemetry/instrumentation.ts src/main.ts`
+ * Benchmark 5: startup. Time from spawning `node src/main.ts`
  * to the first 200 from /readyz, and resident memory (VmRSS) at ready and after a short warm load, with
  * telemetry on (OTLP to the Collector) versus off (OTEL_SDK_DISABLED=true). On and off alternate
  * (on, off, off, on, ...); each pair gives one difference.

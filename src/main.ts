@@ -1,6 +1,6 @@
 /**
  * Process entry: config -> telemetry -> store -> definitions -> engine -> HTTP; graceful shutdown.
- * Run with `node --import ./src/telemetry/instrumentation.ts src/main.ts` (npm start does).
+ * Run with `node src/main.ts` (npm start does).
  */
 import { readFileSync } from 'node:fs';
 import pino from 'pino';

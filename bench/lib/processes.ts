@@ -173,7 +173,7 @@ export interface EngineProcessOptions {
 }
 
 /**
- * Starts `node --import ./src/telemetry/instrumentation.ts src/main.ts` (what `npm start` runs) with a
+ * Starts `node src/main.ts` (what `npm start` runs) with a
  * fresh embedded store in a temporary directory, and waits for /readyz.
  */
 export async function startEngine(options: EngineProcessOptions): Promise<EngineProcess> {
@@ -206,7 +206,7 @@ export async function startEngine(options: EngineProcessOptions): Promise<Engine
   }
   Object.assign(env, options.env ?? {});
   const began = performance.now();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'src/main.ts'], {
     cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

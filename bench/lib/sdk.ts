@@ -1,13 +1,18 @@
 /**
  * An in-process OpenTelemetry SDK for the benchmarks, set up as src/telemetry/sdk.ts sets up the real one
- * (BatchSpanProcessor with the same queue bounds, the catalogue's views) but exporting to no-op exporters,
- * with metric collection on demand so its cost can be charged to the runs that produced the points.
+ * (BatchSpanProcessor with the same queue bounds, the catalogue's views), with metric collection on demand so
+ * its cost can be charged to the runs that produced the points. Spans are encoded to OTLP protobuf and the
+ * bytes dropped (nothing is sent): `spanExport: 'main'` encodes on the calling thread, as the SDK's OTLP
+ * exporter does; `'worker'` hands the batches to a worker thread that encodes them, as the engine does
+ * (src/telemetry/span-export.ts, with bench/lib/encode-worker.ts in place of the sending worker).
  */
 import { context, type Meter, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
+import { WorkerSpanExporter } from '../../src/telemetry/span-export.ts';
 import { Telemetry } from '../../src/telemetry/recorder.ts';
 import { buildViews } from '../../src/telemetry/views.ts';
 
@@ -19,15 +24,25 @@ export function ensureContextManager(): void {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 }
 
-/** Accepts every batch and drops it; counts what it saw (to check the spans did go through the pipeline). */
-export class NoopSpanExporter implements SpanExporter {
+/** Encodes every batch to OTLP protobuf (on this thread, or through a worker) and drops it; counts what it saw. */
+export class EncodingSpanExporter implements SpanExporter {
   spans = 0;
+  readonly #worker: WorkerSpanExporter | undefined;
+  constructor(where: 'main' | 'worker') {
+    this.#worker = where === 'worker' ? new WorkerSpanExporter({ json: false, workerUrl: new URL('./encode-worker.ts', import.meta.url) }) : undefined;
+  }
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     this.spans += spans.length;
+    if (this.#worker) return this.#worker.export(spans, done);
+    ProtobufTraceSerializer.serializeRequest(spans);
     done({ code: ExportResultCode.SUCCESS });
   }
-  async shutdown(): Promise<void> {}
-  async forceFlush(): Promise<void> {}
+  async shutdown(): Promise<void> {
+    await this.#worker?.shutdown();
+  }
+  async forceFlush(): Promise<void> {
+    await this.#worker?.forceFlush();
+  }
 }
 
 /** Collects (aggregates every series, as a periodic export would) when asked, and drops the result. */
@@ -48,16 +63,16 @@ export interface BenchSdk {
   readonly tracer: Tracer;
   readonly meter: Meter;
   readonly meterProvider: MeterProvider;
-  readonly spanExporter: NoopSpanExporter;
+  readonly spanExporter: EncodingSpanExporter;
   readonly reader: CollectOnDemandReader;
   /** Exports the queued spans and collects the metrics: the export cost, charged to whoever calls it. */
   flush(): Promise<void>;
   shutdown(): Promise<void>;
 }
 
-export function createBenchSdk(): BenchSdk {
+export function createBenchSdk(spanExport: 'main' | 'worker' = 'main'): BenchSdk {
   ensureContextManager();
-  const spanExporter = new NoopSpanExporter();
+  const spanExporter = new EncodingSpanExporter(spanExport);
   const tracerProvider = new TracerProvider({
     spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: 2048, maxExportBatchSize: 512 })],
   });
@@ -70,6 +85,7 @@ export function createBenchSdk(): BenchSdk {
     spanExporter,
     reader,
     async flush() {
+      // Waits for the export's result: with a worker, until it has encoded the batch.
       await tracerProvider.forceFlush();
       await reader.collectAndDrop();
     },
@@ -80,8 +96,8 @@ export function createBenchSdk(): BenchSdk {
   };
 }
 
-/** The engine's recorder over a bench SDK. */
+/** The engine's recorder over a bench SDK that exports spans as the engine does (through a worker thread). */
 export function createBenchTelemetry(): { sdk: BenchSdk; telemetry: Telemetry } {
-  const sdk = createBenchSdk();
+  const sdk = createBenchSdk('worker');
   return { sdk, telemetry: new Telemetry({ tracer: sdk.tracer, meter: sdk.meter }) };
 }

@@ -315,7 +315,7 @@ export class Stack {
     this.#log(`${name} stopped (${this.components[name].exitInfo ?? '?'})`);
   }
 
-  /** Starts an engine process (`node --import ./src/telemetry/instrumentation.ts src/main.ts`) and waits for /readyz. */
+  /** Starts an engine process (`node src/main.ts`) and waits for /readyz. */
   async startEngine(name: string, options: EngineOptions = {}): Promise<EngineHandle> {
     const port = await freePort();
     const dbPath = options.dbPath ?? join(this.dir, 'data', 'engines', `${name}.db`);
@@ -344,7 +344,7 @@ export class Stack {
     });
     const proc = new ManagedProcess({
       name: `engine-${name}`, command: process.execPath, cwd: REPO, env,
-      args: ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'],
+      args: ['src/main.ts'],
       logFile: join(this.dir, 'logs', `engine-${name}.log`),
     });
     proc.start();

@@ -7,6 +7,7 @@ import type { ExecutionRecord } from '../store/store.ts';
 import { EXECUTION_STATUSES, type ExecutionKind, type ExecutionStatus } from '../domain.ts';
 import type { Telemetry } from '../telemetry/recorder.ts';
 import { callerOf, requireApiKey, type Authenticator } from './auth.ts';
+import { traceRequests } from './http-telemetry.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH, parseByteLimit } from './limits.ts';
 import { ProblemError, problems, sendProblem, type Problem } from './problem.ts';
 
@@ -33,6 +34,8 @@ export function createApp(options: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  // First: every request's SERVER span and http.server.request.duration (the probes aside).
+  app.use(traceRequests(telemetry));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });

@@ -69,11 +69,12 @@ export interface MetricSpec {
   /** Most distinct label sets the SDK keeps for this metric; beyond it, points go to the overflow series. */
   readonly cardinalityLimit: number;
   /**
-   * Who makes the instrument: the engine's recorder (absent), the OpenTelemetry SDK itself ('sdk': its
-   * self-observability metrics), or an auto-instrumentation ('instrumentation': the HTTP server's), declared
-   * here so that views (buckets, limits), dashboards and tests know them too.
+   * Who makes the instrument: the engine's recorder from typed labels (absent), the OpenTelemetry SDK itself
+   * ('sdk': its self-observability metrics), or the recorder's HTTP server path ('http': attributes of the
+   * conventions' own types, not guarded labels), declared here so that views (buckets, limits), dashboards
+   * and tests know them too.
    */
-  readonly source?: 'sdk' | 'instrumentation';
+  readonly source?: 'sdk' | 'http';
   /**
    * The name is the OpenTelemetry semantic conventions' (the registry's), with its unit and attributes: a
    * test checks it against @opentelemetry/semantic-conventions. Without it the metric is this engine's own.
@@ -219,10 +220,10 @@ export const METRICS = {
     description: 'Execution API requests answered with an error status, by kind and HTTP status code.',
     labels: { kind: [...EXECUTION_KINDS, 'execution'], code: ID_LABEL }, cardinalityLimit: SMALL,
   }),
-  // The semantic conventions' HTTP server metric, made by @opentelemetry/instrumentation-http (registered by
-  // telemetry/instrumentation.ts, given the SDK's meter provider by telemetry/sdk.ts): every API request the
-  // express app answers (the health probes aside). http.route is the express route template, absent for a
-  // request no route matched (a 404); error.type is the status code of a 5xx answer.
+  // The semantic conventions' HTTP server metric, made by the API's own middleware (src/api/http-telemetry.ts,
+  // through Telemetry.endHttpServerRequest, which keeps the conventions' attribute types: the status code is an
+  // int): every request the express app answers (the health probes aside). http.route is the express route
+  // template, absent for a request no route matched; error.type is the status code of a 5xx answer.
   httpServerRequestDuration: metric({
     name: 'http_server_request_duration_seconds', otelName: METRIC_HTTP_SERVER_REQUEST_DURATION, kind: 'histogram', unit: 's',
     description: 'Duration of HTTP server requests, by method, route and status code (http.server.request.duration of the semantic conventions).',
@@ -235,7 +236,7 @@ export const METRICS = {
       http_response_status_code: { name: ATTR_HTTP_RESPONSE_STATUS_CODE }, url_scheme: { name: ATTR_URL_SCHEME },
       network_protocol_version: { name: ATTR_NETWORK_PROTOCOL_VERSION, optional: true }, error_type: { name: ATTR_ERROR_TYPE, optional: true },
     },
-    buckets: HTTP_SERVER_DURATION_BUCKETS, cardinalityLimit: SMALL, source: 'instrumentation', registry: true,
+    buckets: HTTP_SERVER_DURATION_BUCKETS, cardinalityLimit: SMALL, source: 'http', registry: true,
   }),
   workflowSyncPolls: metric({
     name: 'workflow_sync_polls_total', otelName: 'workflow.sync.polls', kind: 'counter', unit: '{poll}',
@@ -464,6 +465,13 @@ export interface SpanSpec {
 export const EVERY_SPAN_ATTRIBUTES = ['error.type'] as const;
 
 export const SPANS = {
+  httpServer: {
+    // The conventions' name: `{method} {route}` (`POST /api/v1/workflows/:id/executions/sync`), the method
+    // alone when no route matched. Made by the API's middleware (src/api/http-telemetry.ts), kind SERVER, the
+    // root of a request's trace unless the request carried a W3C traceparent.
+    name: '{http.request.method} {http.route}', description: 'One HTTP request the API answered (the health probes aside).',
+    attributes: ['http.request.method', 'url.path', 'url.scheme', 'network.protocol.version', 'http.route', 'http.response.status_code'],
+  },
   workflowExecute: {
     name: 'workflow.execute', description: 'One workflow run, from its first task to its terminal status.',
     attributes: ['switchyard.execution.id', 'switchyard.workflow.id', 'switchyard.trigger', 'switchyard.execution.status', 'switchyard.caller.key_id', 'switchyard.resumed'],

@@ -3,9 +3,12 @@ import {
   ROOT_CONTEXT,
   context,
   isSpanContextValid,
+  propagation,
+  SpanKind,
   SpanStatusCode,
   trace,
   type Attributes,
+  type Context,
   type Counter,
   type Histogram,
   type Meter,
@@ -16,12 +19,26 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelSpec, type MetricSpec, type LabelsOf, type MetricKey, type RecordedMetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
-import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
+import {
+  ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_NETWORK_PROTOCOL_VERSION, ATTR_URL_PATH, ATTR_URL_SCHEME,
+} from '@opentelemetry/semantic-conventions';
 import { errorTypeOf } from './error-type.ts';
 import { EventLoopDelay } from './event-loop.ts';
 import { LabelGuard } from './labels.ts';
 
 const MAX_CACHED_LABEL_SETS = 4096;
+/** The methods the semantic conventions know; any other is reported as `_OTHER` (a bounded set). */
+const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', 'QUERY']);
+
+/** One HTTP request being served: its SERVER span, the context to run its handlers in, when it started. */
+export interface HttpServerRequest {
+  readonly span: Span;
+  readonly context: Context;
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  readonly protocolVersion: string;
+  readonly startedAt: number;
+}
 
 type KeyOfKind<Kind> = { [K in RecordedMetricKey]: (typeof METRICS)[K]['kind'] extends Kind ? K : never }[RecordedMetricKey];
 export type CounterKey = KeyOfKind<'counter'>;
@@ -56,8 +73,12 @@ export class Telemetry {
   readonly #counters = new Map<MetricKey, Counter>();
   readonly #histograms = new Map<MetricKey, Histogram>();
   readonly #gauges = new Map<MetricKey, ObservableGauge>();
-  readonly #guards = new Map<MetricKey, Map<string, GuardedLabel>>();
-  readonly #admitted = new Map<string, Attributes>();
+  #httpServerDuration: Histogram | undefined;
+  readonly #httpAttributes = new Map<string, Attributes>();
+  readonly #guards = new Map<MetricKey, GuardedLabel[]>();
+  /** Per metric, the admitted attributes by label values (a tree in the catalogue's label order). */
+  readonly #admitted = new Map<MetricKey, AdmittedNode>();
+  #admittedSets = 0;
   readonly #onFailure: TelemetryOptions['onFailure'];
   #gaugeSource: GaugeSource | undefined;
   #configured: Partial<ConfiguredGauges> = {};
@@ -81,6 +102,12 @@ export class Telemetry {
       } catch (error) {
         this.failure('instrument', error);
       }
+    }
+    try {
+      const http = METRICS.httpServerRequestDuration;
+      this.#httpServerDuration = options.meter.createHistogram(http.otelName, { description: http.description, unit: http.unit });
+    } catch (error) {
+      this.failure('instrument', error);
     }
     try {
       options.meter.addBatchObservableCallback((observer) => {
@@ -190,6 +217,67 @@ export class Telemetry {
   }
 
   /**
+   * Starts serving one HTTP request: a SERVER span (the conventions' name and attributes; named by the method
+   * until the route is known), child of the caller's span when the headers carry a W3C traceparent (the
+   * global propagator extracts it), else the root of a new trace. Run the request's handlers in `context`.
+   */
+  startHttpServerRequest(method: string, path: string, headers: Record<string, string | string[] | undefined>, scheme: 'http' | 'https', protocolVersion: string): HttpServerRequest {
+    const known = HTTP_METHODS.has(method) ? method : '_OTHER';
+    const startedAt = performance.now();
+    try {
+      const parent = headers['traceparent'] === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers);
+      const span = this.tracer.startSpan(known === '_OTHER' ? 'HTTP' : known, {
+        kind: SpanKind.SERVER,
+        attributes: { [ATTR_HTTP_REQUEST_METHOD]: known, [ATTR_URL_PATH]: path, [ATTR_URL_SCHEME]: scheme, [ATTR_NETWORK_PROTOCOL_VERSION]: protocolVersion },
+      }, parent);
+      return { span, context: trace.setSpan(parent, span), method: known, scheme, protocolVersion, startedAt };
+    } catch (error) {
+      this.failure('span', error);
+      return { span: NOOP_SPAN, context: ROOT_CONTEXT, method: known, scheme, protocolVersion, startedAt };
+    }
+  }
+
+  /**
+   * Ends an HTTP request: names its span by the route template (`POST /api/v1/workflows/:id/executions/sync`),
+   * sets the status code (and error.type, ERROR status on a 5xx or a response that never finished), and
+   * records http.server.request.duration with one cached attributes object per distinct set.
+   */
+  endHttpServerRequest(request: HttpServerRequest, statusCode: number, route: string | undefined, finished: boolean): void {
+    const seconds = (performance.now() - request.startedAt) / 1000;
+    const errorType = statusCode >= 500 ? String(statusCode) : finished ? undefined : '_OTHER';
+    try {
+      const { span } = request;
+      if (route !== undefined) {
+        span.updateName(`${request.method === '_OTHER' ? 'HTTP' : request.method} ${route}`);
+        span.setAttribute(ATTR_HTTP_ROUTE, route);
+      }
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
+      if (errorType !== undefined) {
+        span.setAttribute(ATTR_ERROR_TYPE, errorType);
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end();
+    } catch (error) {
+      this.failure('span', error);
+    }
+    try {
+      const key = `${request.method}\u0000${route ?? ''}\u0000${statusCode}\u0000${request.scheme}\u0000${request.protocolVersion}\u0000${errorType ?? ''}`;
+      let attributes = this.#httpAttributes.get(key);
+      if (!attributes) {
+        attributes = Object.freeze({
+          [ATTR_HTTP_REQUEST_METHOD]: request.method, [ATTR_URL_SCHEME]: request.scheme, [ATTR_NETWORK_PROTOCOL_VERSION]: request.protocolVersion,
+          ...(route !== undefined && { [ATTR_HTTP_ROUTE]: route }), [ATTR_HTTP_RESPONSE_STATUS_CODE]: statusCode,
+          ...(errorType !== undefined && { [ATTR_ERROR_TYPE]: errorType }),
+        });
+        if (this.#httpAttributes.size < MAX_CACHED_LABEL_SETS) this.#httpAttributes.set(key, attributes);
+      }
+      this.#httpServerDuration?.record(seconds, attributes);
+    } catch (error) {
+      this.failure('instrument', error);
+    }
+  }
+
+  /**
    * Marks a span failed: ERROR status, the exception, and error.type from the one vocabulary
    * (telemetry/error-type.ts): the type the error names itself, else `errorType` (what the caller knows
    * that the error does not say, such as why a call was aborted), else `_OTHER`. So a failure carries the
@@ -216,28 +304,43 @@ export class Telemetry {
 
   /**
    * Guards the labels and returns one frozen attributes object per distinct label set, reused across
-   * calls: the guards run once per set, and the SDK sees the same object each time. The cache is
-   * bounded; past the bound, sets are guarded on every call instead.
+   * calls: the guards run once per set, and the SDK sees the same object each time. The cache is a tree of
+   * maps keyed by the label values in the catalogue's order (no key string built per call: a few map
+   * lookups); it is bounded, and past the bound, sets are guarded on every call instead.
    */
   #admit(key: MetricKey, labels: object): Attributes {
     const values = labels as Record<string, unknown>;
     const guards = this.#guards.get(key)!;
-    let cacheKey = key as string;
-    for (const [label, { optional }] of guards) {
-      const value = values[label];
-      // An optional attribute without a value is left off (\u0001 marks that), never confused with 'none'.
-      cacheKey += value === undefined && optional ? '\u0000\u0001' : `\u0000${String(value ?? 'none')}`;
+    let node: AdmittedNode | undefined = this.#admitted.get(key);
+    if (!node) {
+      node = new Map();
+      this.#admitted.set(key, node);
     }
-    const cached = this.#admitted.get(cacheKey);
+    const last = guards.length - 1;
+    for (let i = 0; i < last && node; i++) {
+      const value = values[guards[i]!.label];
+      let next = node.get(value) as AdmittedNode | undefined;
+      if (!next && this.#admittedSets < MAX_CACHED_LABEL_SETS) {
+        next = new Map();
+        node.set(value, next);
+      }
+      node = next;
+    }
+    const leafValue = last < 0 ? undefined : values[guards[last]!.label];
+    const cached = node?.get(leafValue) as Attributes | undefined;
     if (cached) return cached;
     const admitted: Attributes = {};
-    for (const [label, { guard, attribute, optional }] of guards) {
+    for (const { label, guard, attribute, optional } of guards) {
       const value = values[label];
+      // An optional attribute without a value is left off, never confused with 'none'.
       if (value === undefined && optional) continue;
       admitted[attribute] = guard.admit(String(value ?? 'none'));
     }
     Object.freeze(admitted);
-    if (this.#admitted.size < MAX_CACHED_LABEL_SETS) this.#admitted.set(cacheKey, admitted);
+    if (node && this.#admittedSets < MAX_CACHED_LABEL_SETS) {
+      node.set(leafValue, admitted);
+      this.#admittedSets++;
+    }
     return admitted;
   }
 }
@@ -260,18 +363,22 @@ export function enumeratedLabelSets(spec: Pick<MetricSpec, 'labels' | 'attribute
 }
 const MAX_SEEDED_LABEL_SETS = 64;
 
+/** A level of the admitted-attributes cache: label value -> next level, or the attributes at the last label. */
+type AdmittedNode = Map<unknown, AdmittedNode | Attributes>;
+
 interface GuardedLabel {
+  readonly label: string;
   readonly guard: LabelGuard;
   /** The OpenTelemetry attribute name the label is exported under (Prometheus turns its dots into underscores). */
   readonly attribute: string;
   readonly optional: boolean;
 }
 
-function guardedLabels(spec: MetricSpec): Map<string, GuardedLabel> {
-  return new Map(Object.entries(spec.labels).map(([label, allowed]: [string, LabelSpec]) => {
+function guardedLabels(spec: MetricSpec): GuardedLabel[] {
+  return Object.entries(spec.labels).map(([label, allowed]: [string, LabelSpec]) => {
     const attribute = spec.attributes?.[label];
-    return [label, { guard: new LabelGuard(allowed), attribute: attribute?.name ?? label, optional: attribute?.optional === true }];
-  }));
+    return { label, guard: new LabelGuard(allowed), attribute: attribute?.name ?? label, optional: attribute?.optional === true };
+  });
 }
 
 /** The W3C traceparent of a span (to store and continue later with `startSpan`); null for a no-op span. */

@@ -3,8 +3,6 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as OTLPMetricExporterProto } from '@opentelemetry/exporter-metrics-otlp-proto';
-import { OTLPTraceExporter as OTLPTraceExporterJson } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OTLPTraceExporterProto } from '@opentelemetry/exporter-trace-otlp-proto';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import {
@@ -12,8 +10,8 @@ import {
   type ReadableSpan, type Sampler, type SpanExporter,
 } from '@opentelemetry/sdk-trace';
 import type { TelemetryStage } from './catalog.ts';
-import { REGISTERED_INSTRUMENTATIONS } from './instrumentations.ts';
 import { Telemetry } from './recorder.ts';
+import { WorkerSpanExporter } from './span-export.ts';
 import { buildViews } from './views.ts';
 
 export interface TelemetrySdkOptions {
@@ -75,10 +73,9 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
     })],
   });
   metrics.setGlobalMeterProvider(meterProvider);
-  // Created before this provider existed (instrumentation.ts): without it they record into a no-op meter.
-  for (const instrumentation of REGISTERED_INSTRUMENTATIONS) instrumentation.setMeterProvider(meterProvider);
 
-  const spanExporter = new ReportingSpanExporter(json ? new OTLPTraceExporterJson() : new OTLPTraceExporterProto(),
+  // Encoded and sent by a worker thread (span-export.ts): the OTLP encoding stays off the event loop.
+  const spanExporter = new ReportingSpanExporter(new WorkerSpanExporter({ json }),
     (failing, error) => options.onExportStateChange?.('traces', failing, error), (error) => countFailure('export_traces', error));
   const tracerProvider = new TracerProvider({
     resource,

@@ -187,7 +187,7 @@ describe('the runtime directory', () => {
   it('one the engine cannot use stops the start: exit 2, one fatal line that names it and the variable', async () => {
     const blocker = join(dir, 'not-a-directory');
     writeFileSync(blocker, 'a file where the directory should be');
-    const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+    const child = spawn(process.execPath, ['src/main.ts'], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'blocked.db'), SWITCHYARD_RUNTIME_DIR: join(blocker, 'tools'), OTEL_SDK_DISABLED: 'true' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -8,7 +8,7 @@ import { SqliteStore } from '../../src/store/sqlite.ts';
 import { TICKET, eventually, childPids } from '../support/engine.ts';
 import { startEngineProcess } from '../support/engine-process.ts';
 
-/** The engine as users run it: `node --import ./src/telemetry/instrumentation.ts src/main.ts`. */
+/** The engine as users run it: `node src/main.ts`. */
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-process-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -34,7 +34,7 @@ const post = (url: string, path: string, body: unknown, key?: string) =>
 
 describe('the engine process: authentication', () => {
   it('refuses to start on a non-loopback address without API keys: exit 2, a fatal log line that says what to set', async () => {
-    const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+    const child = spawn(process.execPath, ['src/main.ts'], {
       env: { ...process.env, SWITCHYARD_HOST: '0.0.0.0', SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'exposed.db'), OTEL_SDK_DISABLED: 'true', SWITCHYARD_API_KEYS: '', SWITCHYARD_API_KEYS_FILE: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -135,7 +135,7 @@ describe('the engine process', () => {
     const project = join(dir, 'broken-project');
     mkdirSync(join(project, 'workflows'), { recursive: true });
     writeFileSync(join(project, 'workflows', 'broken.yaml'), 'id: broken\ntasks: 5\n');
-    const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+    const child = spawn(process.execPath, ['src/main.ts'], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'broken.db'), SWITCHYARD_PROJECT_DIR: project, OTEL_SDK_DISABLED: 'true' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -151,7 +151,7 @@ describe('the engine process', () => {
   it('refuses a store file that is not a database: exits 2 with one fatal line naming the file, never "ready"', async () => {
     const db = join(dir, 'overwritten.db');
     writeFileSync(db, Buffer.alloc(8192, 'garbage '));
-    const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+    const child = spawn(process.execPath, ['src/main.ts'], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: db, OTEL_SDK_DISABLED: 'true' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -172,7 +172,7 @@ describe('the engine process', () => {
     writeFileSync(join(project, 'tools', 'echo.yaml'), `id: echo\ndescription: d\nscript: ${join(process.cwd(), 'examples', 'tools', 'echo.ts')}\n`);
     const tasks = (ref: string) => `tasks:\n  - id: classify\n    tool: echo\n  - id: notify\n    tool: echo\n    input: { category: "{{ ${ref} }}" }\n`;
     writeFileSync(join(project, 'workflows', 'typo.yaml'), `id: typo\ndescription: d\n${tasks('tasks.clasify.output.category')}`);
-    const start = () => spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+    const start = () => spawn(process.execPath, ['src/main.ts'], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'typo.db'), SWITCHYARD_PROJECT_DIR: project, OTEL_SDK_DISABLED: 'true' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -207,7 +207,7 @@ describe('the engine process', () => {
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const port = (holder.address() as AddressInfo).port;
     try {
-      const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+      const child = spawn(process.execPath, ['src/main.ts'], {
         env: { ...process.env, SWITCHYARD_PORT: String(port), SWITCHYARD_DB: join(dir, 'port-in-use.db'), OTEL_SDK_DISABLED: 'true' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -21,7 +21,7 @@ describe('the stale sweeper', () => {
   it('finalizes a run whose engine was killed (SIGKILL), exactly once, naming its last task', async () => {
     const dbPath = join(dir, 'killed.db');
     // A real engine process, killed mid-run while its tool hangs.
-    const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+    const child = spawn(process.execPath, ['src/main.ts'], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: dbPath, OTEL_SDK_DISABLED: 'true', SWITCHYARD_LOG_LEVEL: 'info', SWITCHYARD_HEARTBEAT_MS: '200', SWITCHYARD_STALE_AFTER_MS: '1000' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -1,7 +1,8 @@
-import { context, SpanStatusCode, trace, TraceFlags } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace, TraceFlags } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestEngine, TICKET, eventually, type TestEngine } from '../support/engine.ts';
+import { request } from 'node:http';
+import { startTestEngine, TEST_API_KEY, TICKET, eventually, type TestEngine } from '../support/engine.ts';
 
 let t: TestEngine;
 beforeAll(async () => {
@@ -32,9 +33,13 @@ describe('a sync workflow run', () => {
     const { body } = await t.post('/api/v1/workflows/support_triage/executions/sync', { input: TICKET });
     const spans = spansOfTrace(body.trace_id);
 
+    // The root: the request's SERVER span (the API's middleware), with the sync span right below it.
+    const roots = spans.filter((s) => parentOf(s) === undefined);
+    expect(roots.map((s) => [s.name, s.kind])).toEqual([['POST /api/v1/workflows/:id/executions/sync', SpanKind.SERVER]]);
+    expect(roots[0]!.attributes).toMatchObject({ 'http.route': '/api/v1/workflows/:id/executions/sync', 'http.response.status_code': 200 });
     const [sync] = named(spans, 'workflow.execute_sync');
     expect(sync).toBeDefined();
-    expect(parentOf(sync!)).toBeUndefined();
+    expect(parentOf(sync!)).toBe(roots[0]!.spanContext().spanId);
     expect(sync!.attributes).toMatchObject({ 'switchyard.workflow.id': 'support_triage', 'switchyard.execution.id': body.id });
 
     const [run] = named(spans, 'workflow.execute');
@@ -66,6 +71,28 @@ describe('a sync workflow run', () => {
     expect(wait!.events.map((e) => e.name)).toEqual(['poll_iteration', 'poll_iteration']);
     expect(wait!.events.at(-1)!.attributes).toMatchObject({ 'switchyard.wait.attempt': 2, 'switchyard.execution.status': 'success' });
     expect(spans.every((s) => s.status.code !== SpanStatusCode.ERROR)).toBe(true);
+  });
+
+  it('a body that arrives after its headers still runs in the request\'s trace (the handler is reached from a stream event)', async () => {
+    t.observed.resetSpans();
+    const body = JSON.stringify({ input: TICKET });
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(`${t.url}/api/v1/workflows/support_triage/executions/sync`, {
+        method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization: `Bearer ${TEST_API_KEY}` },
+      }, (res) => {
+        let text = '';
+        res.on('data', (chunk: Buffer) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      });
+      req.on('error', reject);
+      req.flushHeaders();
+      setTimeout(() => req.end(body), 100);
+    });
+    expect(answer.status).toBe(200);
+    const spans = spansOfTrace(JSON.parse(answer.body).trace_id);
+    const [server] = spans.filter((s) => s.kind === SpanKind.SERVER);
+    expect(server, 'the request span is in the run\'s trace').toBeDefined();
+    expect(parentOf(named(spans, 'workflow.execute_sync')[0]!)).toBe(server!.spanContext().spanId);
   });
 
   it('answers 408 with the partial state when the run outlives the wait, and the run goes on', async () => {

@@ -203,14 +203,13 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
 
     const [sync] = named(spans, 'workflow.execute_sync');
     expect(sync).toBeDefined();
-    // Above execute_sync: the HTTP server span of the request (instrumentation-http, the root) and the
-    // express route handler span, nothing else.
+    // Above execute_sync: the HTTP server span of the request (the API's middleware, the root), nothing else.
     const above: TraceSpan[] = [];
     for (let s = byId.get(sync!.parentSpanId); s; s = byId.get(s.parentSpanId)) above.push(s);
     expect(above.at(-1), 'the root is above execute_sync').toBe(roots[0]);
     expect(String(roots[0]!.kind)).toMatch(/SERVER|^2$/);
     expect(roots[0]!.name).toBe('POST /api/v1/workflows/:id/executions/sync');
-    expect(above.map((s) => s.name)).toEqual(['request handler', 'POST /api/v1/workflows/:id/executions/sync']);
+    expect(above.map((s) => s.name)).toEqual(['POST /api/v1/workflows/:id/executions/sync']);
     expect(sync!.attributes).toMatchObject({ 'switchyard.workflow.id': 'support_triage', 'switchyard.execution.id': body.id });
     const [run] = named(spans, 'workflow.execute');
     const [wait] = named(spans, 'workflow.wait_completion');

@@ -206,7 +206,7 @@ if (policy !== 'run') {
       const pgpass = join(cluster.dir, 'engine.pgpass');
       writeFileSync(pgpass, `127.0.0.1:${cluster.port}:*:${cluster.user}:${cluster.password}\n`, { mode: 0o600 });
       const run = (env: Record<string, string>) => {
-        const child = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+        const child = spawn(process.execPath, ['src/main.ts'], {
           env: { ...process.env, SWITCHYARD_PORT: '0', OTEL_SDK_DISABLED: 'true', SWITCHYARD_DB_CONNECT_TIMEOUT_MS: '2000', ...env },
           stdio: ['ignore', 'pipe', 'pipe'],
         });

@@ -56,7 +56,8 @@ describe('one failure, one error.type up the tree', () => {
     const tool = spans.find((s) => s.name === 'runtime.execute_tool' && s.attributes['error.type'] !== undefined)!;
     const chain: string[] = [];
     for (let s = tool; s; s = byId.get(s.parentSpanContext?.spanId ?? '')!) chain.push(`${s.name}=${String(s.attributes['error.type'])}`);
-    expect(chain).toEqual(['runtime.execute_tool=tool_wait', 'task.execute=tool_wait', 'workflow.execute=tool_wait', 'workflow.execute_sync=undefined']);
+    expect(chain).toEqual(['runtime.execute_tool=tool_wait', 'task.execute=tool_wait', 'workflow.execute=tool_wait', 'workflow.execute_sync=undefined',
+      'POST /api/v1/workflows/:id/executions/sync=undefined']);
   });
 
   it('a request the engine refuses: invalid_input on the sync span, not the class name', async () => {

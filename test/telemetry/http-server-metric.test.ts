@@ -1,8 +1,8 @@
 /**
- * http.server.request.duration reaches the exporter: the engine run as users run it (`node --import
- * ./src/telemetry/instrumentation.ts src/main.ts`), exporting OTLP/HTTP JSON to a local endpoint. The HTTP
- * instrumentation is registered before the SDK starts; without the SDK handing it the meter provider it
- * recorded into a no-op meter, and this metric never left the process.
+ * The HTTP server's telemetry reaches the exporter: the engine run as users run it (`node src/main.ts`),
+ * exporting OTLP/HTTP JSON to a local endpoint. The API's own middleware (src/api/http-telemetry.ts) makes
+ * http.server.request.duration and one SERVER span per request, the root of the request's trace (or the child
+ * of an incoming W3C traceparent), with the engine's spans below it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -21,12 +21,20 @@ interface OtlpMetric {
 }
 interface OtlpScope { scope: { name: string }; metrics: OtlpMetric[] }
 
+interface OtlpSpan {
+  traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number;
+  attributes: { key: string; value: Record<string, unknown> }[];
+}
 const exports: { resourceMetrics: { scopeMetrics: OtlpScope[] }[] }[] = [];
+const spans: OtlpSpan[] = [];
 const collector = createServer((req, res) => {
   let body = '';
   req.on('data', (chunk) => (body += chunk));
   req.on('end', () => {
     if (req.url === '/v1/metrics') exports.push(JSON.parse(body));
+    if (req.url === '/v1/traces') {
+      for (const resource of JSON.parse(body).resourceSpans) for (const scope of resource.scopeSpans) spans.push(...scope.spans);
+    }
     res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
   });
 });
@@ -36,11 +44,11 @@ let url: string;
 
 beforeAll(async () => {
   await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
-  engine = spawn(process.execPath, ['--import', './src/telemetry/instrumentation.ts', 'src/main.ts'], {
+  engine = spawn(process.execPath, ['src/main.ts'], {
     env: {
       ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'engine.db'), SWITCHYARD_API_KEYS: '', SWITCHYARD_API_KEYS_FILE: '',
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_METRIC_EXPORT_INTERVAL: '500', OTEL_SDK_DISABLED: 'false',
+      OTEL_METRIC_EXPORT_INTERVAL: '500', OTEL_BSP_SCHEDULE_DELAY: '200', OTEL_SDK_DISABLED: 'false',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -75,7 +83,7 @@ it('every API request is measured in http.server.request.duration: seconds, the 
   expect((await fetch(`${url}/healthz`)).status).toBe(200);
   const found = await eventually(async () => httpServerDuration(), (f) => (f?.metric.histogram?.dataPoints.length ?? 0) >= 2, 10_000);
   expect(found, 'http.server.request.duration exported').toBeDefined();
-  expect(found!.scope).toBe('@opentelemetry/instrumentation-http');
+  expect(found!.scope, 'made by the engine itself, not an auto-instrumentation').toBe('switchyard');
   expect(found!.metric.unit).toBe(METRICS.httpServerRequestDuration.unit);
   const points = found!.metric.histogram!.dataPoints.map((p) => ({
     attributes: Object.fromEntries(p.attributes.map((a) => [a.key, Object.values(a.value)[0]])), bounds: p.explicitBounds,
@@ -95,3 +103,41 @@ it('the engine\'s own OTLP exports are not measured as HTTP client requests (out
   expect(names).not.toContain('http.client.request.duration');
   expect(names).toContain('http.server.request.duration');
 });
+
+const attributesOf = (span: OtlpSpan) => Object.fromEntries(span.attributes.map((a) => [a.key, Object.values(a.value)[0]]));
+
+it('each API request is one SERVER span, the root of its trace, with the engine\'s spans below it', async () => {
+  const response = await fetch(`${url}/api/v1/workflows/quick_answer/executions/sync`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: { question: 'Do you have an API?' } }),
+  });
+  const { trace_id: traceId } = await response.json() as { trace_id: string };
+  const found = await eventually(async () => spans.filter((s) => s.traceId === traceId), (t) => t.some((s) => s.name === 'workflow.execute_sync') && t.some((s) => s.kind === 2), 10_000);
+  const servers = found.filter((s) => s.kind === 2);
+  expect(servers, 'one SERVER span').toHaveLength(1);
+  const [server] = servers;
+  expect(server!.name).toBe('POST /api/v1/workflows/:id/executions/sync');
+  expect(server!.parentSpanId ?? '', 'the root of the trace').toBe('');
+  expect(attributesOf(server!)).toEqual({
+    'http.request.method': 'POST', 'url.path': '/api/v1/workflows/quick_answer/executions/sync', 'url.scheme': 'http', 'network.protocol.version': '1.1',
+    'http.route': '/api/v1/workflows/:id/executions/sync', 'http.response.status_code': 200,
+  });
+  // Directly below it (the body was parsed in between: the handler still runs in the request's context).
+  expect(found.find((s) => s.name === 'workflow.execute_sync')!.parentSpanId).toBe(server!.spanId);
+  expect(found.every((s) => s.traceId === traceId)).toBe(true);
+  // The health probes make no span.
+  await fetch(`${url}/healthz`);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(spans.filter((s) => attributesOf(s)['url.path'] === '/healthz')).toEqual([]);
+}, 30_000);
+
+it('an incoming W3C traceparent makes the request\'s span a child of the caller\'s', async () => {
+  const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const callerSpan = '00f067aa0ba902b7';
+  const response = await fetch(`${url}/api/v1/workflows/nope/executions/sync`, {
+    method: 'POST', headers: { 'content-type': 'application/json', traceparent: `00-${callerTrace}-${callerSpan}-01` }, body: '{}',
+  });
+  expect(response.status).toBe(404);
+  const [server] = await eventually(async () => spans.filter((s) => s.traceId === callerTrace && s.kind === 2), (t) => t.length > 0, 10_000);
+  expect(server!.parentSpanId).toBe(callerSpan);
+  expect(attributesOf(server!)['http.response.status_code']).toBe(404);
+}, 30_000);

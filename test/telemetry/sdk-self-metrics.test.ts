@@ -9,6 +9,7 @@ import { metrics } from '@opentelemetry/api';
 import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { METRICS, SDK_METRIC_KEYS } from '../../src/telemetry/catalog.ts';
+import { eventually } from '../support/engine.ts';
 import { SPAN_EXPORT_BATCH, SPAN_QUEUE_CAPACITY, startTelemetrySdk, type TelemetrySdk } from '../../src/telemetry/sdk.ts';
 
 interface OtlpPoint {
@@ -71,7 +72,8 @@ it('counts the spans a full queue drops, and shows the queue at its capacity', a
   const ENDED = SPAN_EXPORT_BATCH + SPAN_QUEUE_CAPACITY + OVERFLOW;
   for (let i = 0; i < ENDED; i++) sdk.telemetry.tracer.startSpan(`span ${i}`).end();
   // The first full batch went out at once (and hangs); the queue took the next ones up to its capacity; the
-  // rest were dropped.
+  // rest were dropped. (Sent by the export worker thread, which starts at the first export.)
+  await eventually(async () => stuckTraceRequests.length, (n) => n > 0, 10_000);
   await new Promise((resolve) => setTimeout(resolve, 100));
   expect(stuckTraceRequests).toHaveLength(1);
   // Flush the metrics only: a span flush would empty the queue into more (hanging) exports.
