@@ -91,13 +91,16 @@ export class ProcessRecords {
     return new ProcessRecords(dir, bootId);
   }
 
-  /** Records a tool process that was just spawned (it leads its own process group). False when it is already gone. */
-  add(pid: number, toolId: string): boolean {
+  /**
+   * Records a process that was just spawned (a tool, or the spawn helper; it leads its own process group).
+   * Returns its start time, or undefined when it is already gone.
+   */
+  add(pid: number, toolId: string): string | undefined {
     const startTime = processStartTime(pid);
-    if (startTime === undefined) return false;
+    if (startTime === undefined) return undefined;
     const record: ToolProcessRecord = { pid, pgid: pid, start_time: startTime, boot_id: this.#bootId, tool_id: toolId };
     writeFileSync(join(this.#dir, String(pid)), JSON.stringify(record));
-    return true;
+    return startTime;
   }
 
   /** Forgets a tool process whose group has been killed. */
