@@ -17,9 +17,10 @@
  *   leftover helper and leftover tools alike.
  * - When the helper dies (or is killed: it is SIGKILLed when a call's answer is overdue by `helperWatchdogMs`
  *   past its timeout and grace periods, or when it breaks the protocol), every call in flight on it ends at once
- *   with `lost` (kind wait, TOOL_HELPER_DIED; `spawnError` when its tool had not started yet), never hangs; the
- *   engine SIGKILLs those tools' process groups itself (a pid whose start time changed is spared), on top of
- *   each tool's guard, which watches the helper's end of fd 3. The next call starts a new helper.
+ *   with `lost` (kind wait, TOOL_HELPER_DIED; `spawnError`, kind start, when the helper had not reported its
+ *   tool's pid yet), never hangs; the engine SIGKILLs those tools' process groups itself (a pid whose start time
+ *   changed is spared), on top of each tool's guard, which watches the helper's end of fd 3 (and alone covers a
+ *   tool whose pid never reached the engine). The next call starts a new helper.
  * - When the engine dies, the helper reads end-of-file on its link, SIGKILLs every tool group (stopped ones
  *   included) and exits; the guards would also see the helper go.
  */
@@ -47,6 +48,7 @@ export interface HelperToolProcessesOptions extends LocalToolProcessesOptions {
 
 export const DEFAULT_HELPER_WATCHDOG_MS = 5_000;
 const MAX_CALL_ID = 0xffff_ffff;
+const MAX_HELPER_STDERR = 8 * 1024;
 
 /** One life of the helper process. */
 interface Helper {
@@ -65,6 +67,9 @@ interface Helper {
   /** Shut down on purpose: no warning. */
   closing: boolean;
   finished: boolean;
+  /** The start of what it wrote to stderr. */
+  stderr: string;
+  stderrClosed: boolean;
 }
 
 interface Call {
@@ -168,17 +173,30 @@ export class HelperToolProcesses implements ToolProcesses {
       bunPath: o.bunPath, outputLimit: o.outputLimit, stderrLimit: o.stderrLimit, killGraceMs: o.killGraceMs, closeGraceMs: o.closeGraceMs,
     };
     const child = spawn(o.helperRuntime ?? process.execPath, [SPAWN_HELPER, JSON.stringify(options)], {
-      stdio: ['ignore', 'ignore', 'inherit', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '' },
+      // Not the engine's stderr: a helper that outlives the engine (stopped) would hold the engine's pipe open.
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '' },
     });
     child.unref();
     const link = child.stdio[3] as Socket;
+    const stderr = child.stderr as Socket;
     let markGone!: () => void;
     const helper: Helper = {
       child, link, pid: child.pid ?? null, calls: new Set(), gone: new Promise((r) => (markGone = r)), markGone,
       startTime: undefined, startError: undefined, exited: undefined, linkClosed: false, killedBecause: undefined, closing: false, finished: false,
+      stderr: '', stderrClosed: false,
     };
     this.#helper = helper;
     link.unref();
+    // What it says on stderr (a crash's stack, say) goes into the warning about its death.
+    stderr.unref();
+    stderr.on('data', (chunk: Buffer) => {
+      if (helper.stderr.length < MAX_HELPER_STDERR) helper.stderr += chunk.toString('utf8', 0, MAX_HELPER_STDERR - helper.stderr.length);
+    });
+    stderr.on('error', () => {});
+    stderr.on('close', () => {
+      helper.stderrClosed = true;
+      this.#maybeGone(helper);
+    });
     if (helper.pid !== null && this.#records) {
       try {
         helper.startTime = this.#records.add(helper.pid, SPAWN_HELPER_LABEL);
@@ -206,8 +224,13 @@ export class HelperToolProcesses implements ToolProcesses {
     });
     child.on('exit', (code, signal) => {
       helper.exited = { code, signal };
-      // What it wrote before dying is still read; a link held open by something else is cut after a moment.
-      if (!helper.linkClosed) setTimeout(() => link.destroy(), 1_000).unref();
+      // What it wrote before dying is still read; pipes held open by something else are cut after a moment.
+      if (!helper.linkClosed || !helper.stderrClosed) {
+        setTimeout(() => {
+          link.destroy();
+          stderr.destroy();
+        }, 1_000).unref();
+      }
       this.#maybeGone(helper);
     });
     child.on('error', (error) => {
@@ -215,6 +238,7 @@ export class HelperToolProcesses implements ToolProcesses {
       helper.startError = error;
       helper.exited = { code: null, signal: null };
       link.destroy();
+      stderr.destroy();
       this.#maybeGone(helper);
     });
     return helper;
@@ -265,9 +289,9 @@ export class HelperToolProcesses implements ToolProcesses {
     }
   }
 
-  /** Once the helper has exited and its link is closed: every call still on it ends as lost. */
+  /** Once the helper has exited and its pipes are closed: every call still on it ends as lost. */
   #maybeGone(helper: Helper): void {
-    if (helper.finished || !helper.linkClosed || helper.exited === undefined) return;
+    if (helper.finished || !helper.linkClosed || !helper.stderrClosed || helper.exited === undefined) return;
     helper.finished = true;
     if (this.#helper === helper) this.#helper = undefined;
     if (helper.pid !== null && helper.startTime !== undefined) this.#records?.remove(helper.pid);
@@ -275,13 +299,13 @@ export class HelperToolProcesses implements ToolProcesses {
       : helper.killedBecause ?? (helper.exited.signal ? `died (killed by ${helper.exited.signal})` : `exited with code ${helper.exited.code}`);
     const lost = [...helper.calls];
     if (lost.length || !helper.closing) {
-      this.#o.logger?.warn({ pid: helper.pid, exit_code: helper.exited.code, signal: helper.exited.signal, calls_lost: lost.length },
+      this.#o.logger?.warn({ pid: helper.pid, exit_code: helper.exited.code, signal: helper.exited.signal, calls_lost: lost.length, stderr: helper.stderr || undefined },
         `the tool spawn helper (pid ${helper.pid}) ${why}; ${lost.length} tool call(s) in flight failed and their process groups were killed; the next call starts a new helper`);
     }
     for (const call of lost) {
       this.#killToolGroup(call);
       this.#finish(call, call.pid === null
-        ? notRun(null, { spawnError: new Error(`the tool spawn helper (pid ${helper.pid}) ${why} before it started the tool`), terminated: call.requested })
+        ? notRun(null, { spawnError: new Error(`the tool spawn helper (pid ${helper.pid}) ${why} before it reported starting the tool`), terminated: call.requested })
         : notRun(call.pid, { lost: new Error(`the tool spawn helper (pid ${helper.pid}) ${why} while the tool ran; its process group was killed`), terminated: call.requested }));
     }
     helper.markGone();
