@@ -165,8 +165,15 @@ describe('records of a live runtime', () => {
       const pending: Promise<ToolResult> = runtime.execute({ tool: loadExampleTool('echo'), executionId: 'x', input: { _fault: 'hang' }, signal: controller.signal });
       const [ownDir] = readdirSync(runtimeDir);
       // The tool's record, and the spawn helper's (the runtime's helper is a child of this process).
-      const records = await eventually(async () => readdirSync(join(runtimeDir, ownDir!)), (files) => files.length === 2);
       const read = (file: string) => JSON.parse(readFileSync(join(runtimeDir, ownDir!, file), 'utf8')) as { tool_id: string };
+      const written = (file: string) => {
+        try {
+          return read(file) !== undefined;
+        } catch {
+          return false; // being written
+        }
+      };
+      const records = await eventually(async () => readdirSync(join(runtimeDir, ownDir!)), (files) => files.length === 2 && files.every(written));
       const helper = spawnHelperPid(process.pid)!;
       started.add(helper);
       const toolFile = records.find((file) => read(file).tool_id === 'echo')!;
@@ -182,7 +189,8 @@ describe('records of a live runtime', () => {
 
       controller.abort();
       expect(await pending).toMatchObject({ ok: false, pid, error: { kind: 'canceled' } });
-      expect(readdirSync(join(runtimeDir, ownDir!))).toEqual([String(helper)]);
+      // Removed off the event loop: soon, not necessarily by the time the call has resolved.
+      expect(await eventually(async () => readdirSync(join(runtimeDir, ownDir!)), (files) => files.length === 1)).toEqual([String(helper)]);
     } finally {
       await runtime.shutdown();
       await other?.shutdown();

@@ -46,8 +46,15 @@ async function waitFor<T>(read: () => T, ok: (value: T) => boolean, withinMs = 1
 
 /** The pids of the tools the runtime has recorded in `runtimeDir`: those whose start the engine has heard of. */
 function recordedTools(runtimeDir: string): number[] {
+  const toolId = (path: string) => {
+    try {
+      return (JSON.parse(readFileSync(path, 'utf8')) as { tool_id: string }).tool_id;
+    } catch {
+      return undefined; // being written
+    }
+  };
   return readdirSync(runtimeDir).flatMap((engineDir) => readdirSync(join(runtimeDir, engineDir))
-    .filter((file) => (JSON.parse(readFileSync(join(runtimeDir, engineDir, file), 'utf8')) as { tool_id: string }).tool_id !== 'spawn-helper')
+    .filter((file) => ![undefined, 'spawn-helper'].includes(toolId(join(runtimeDir, engineDir, file))))
     .map(Number));
 }
 

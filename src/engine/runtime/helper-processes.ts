@@ -12,9 +12,10 @@
  *   its only environment. Starting it forks the engine once; a restart does it again.
  * - Cancellation (the call's AbortSignal) becomes a `cancel` frame; `shutdown()` a `shutdown` frame, then the
  *   link is closed and the helper exits.
- * - Records (process-records.ts) stay the engine's: the helper reports each tool's pid (`started`) and the
- *   engine records it, and records the helper itself, so an engine that starts after a killed one kills a
- *   leftover helper and leftover tools alike.
+ * - Records (process-records.ts) stay the engine's: the helper reports each tool's pid and start time
+ *   (`started`) and the engine records it (the file written by the thread pool, not on the event loop), and
+ *   records the helper itself, so an engine that starts after a killed one kills a leftover helper and leftover
+ *   tools alike.
  * - When the helper dies (or is killed: it is SIGKILLed when a call's answer is overdue by `helperWatchdogMs`
  *   past its timeout and grace periods, or when it breaks the protocol), every call in flight on it ends at once
  *   with `lost` (kind wait, TOOL_HELPER_DIED; `spawnError`, kind start, when the helper had not reported its
@@ -137,7 +138,7 @@ export class HelperToolProcesses implements ToolProcesses {
     };
     this.#calls.set(call.id, call);
     helper.calls.add(call);
-    helper.link.ref();
+    if (helper.calls.size === 1) holdOpen(helper, true);
     call.watchdog = setTimeout(() => this.#overdue(call), spec.timeoutMs + this.#o.killGraceMs + this.#o.closeGraceMs + this.#watchdogMs);
     call.watchdog.unref();
     writeFrame(helper.link, encodeRun(call.id, spec));
@@ -162,6 +163,7 @@ export class HelperToolProcesses implements ToolProcesses {
       await helper.gone;
       clearTimeout(bound);
     }
+    await this.#records?.settled();
     this.#records?.close();
   }
 
@@ -176,7 +178,6 @@ export class HelperToolProcesses implements ToolProcesses {
       // Not the engine's stderr: a helper that outlives the engine (stopped) would hold the engine's pipe open.
       stdio: ['ignore', 'ignore', 'pipe', 'pipe'], detached: true, env: { PATH: process.env.PATH ?? '' },
     });
-    child.unref();
     const link = child.stdio[3] as Socket;
     const stderr = child.stderr as Socket;
     let markGone!: () => void;
@@ -186,9 +187,8 @@ export class HelperToolProcesses implements ToolProcesses {
       stderr: '', stderrClosed: false,
     };
     this.#helper = helper;
-    link.unref();
+    holdOpen(helper, false);
     // What it says on stderr (a crash's stack, say) goes into the warning about its death.
-    stderr.unref();
     stderr.on('data', (chunk: Buffer) => {
       if (helper.stderr.length < MAX_HELPER_STDERR) helper.stderr += chunk.toString('utf8', 0, MAX_HELPER_STDERR - helper.stderr.length);
     });
@@ -248,18 +248,17 @@ export class HelperToolProcesses implements ToolProcesses {
     const call = this.#calls.get(id);
     if (!call) return; // ended meanwhile (its helper was declared gone)
     if (type === FRAME.started) {
-      const { pid } = header as StartedHeader;
+      const { pid, startTime } = header as StartedHeader;
       call.pid = pid;
-      if (this.#records) {
-        try {
-          call.startTime = this.#records.add(pid, call.spec.label);
-          call.recorded = call.startTime !== undefined;
-        } catch (error) {
+      call.startTime = startTime ?? undefined;
+      if (this.#records && startTime !== null) {
+        // Written by the thread pool: the event loop only hands it over.
+        this.#records.addInBackground(pid, call.spec.label, startTime, (error) => {
           // A full or read-only disk must not fail the call: the guard and the helper still stand.
           this.#o.logger?.warn({ err: error, pid, tool_id: call.spec.label }, 'could not record a tool process; if the engine is killed and neither the helper nor the guard can act, the next engine will not find it');
-        }
+        });
+        call.recorded = true;
       }
-      call.startTime ??= processStartTime(pid);
       call.spec.onStarted?.(pid);
     } else if (type === FRAME.done) {
       this.#finish(call, decodeDone(header as DoneHeader, body));
@@ -326,11 +325,22 @@ export class HelperToolProcesses implements ToolProcesses {
     if (!this.#calls.delete(call.id)) return;
     clearTimeout(call.watchdog);
     if (call.onAbort) call.spec.signal?.removeEventListener('abort', call.onAbort);
-    if (call.recorded) this.#records?.remove(call.pid!);
+    if (call.recorded) this.#records?.removeInBackground(call.pid!);
     const helper = call.helper;
     helper.calls.delete(call);
-    if (helper.calls.size === 0 && !helper.link.destroyed) helper.link.unref();
+    if (helper.calls.size === 0) holdOpen(helper, false);
     call.resolve(run);
+  }
+}
+
+/**
+ * While calls are in flight the helper keeps this process alive (as a tool's pipes do when the engine spawns),
+ * so that each call ends, even as lost; idle, it does not.
+ */
+function holdOpen(helper: Helper, hold: boolean): void {
+  for (const handle of [helper.child, helper.link, helper.child.stderr as Socket]) {
+    if (hold) handle.ref();
+    else handle.unref();
   }
 }
 

@@ -16,8 +16,9 @@
  * what happens to its tools. It writes nothing to stdout; stderr is the engine's (a crash shows there).
  */
 import { Socket } from 'node:net';
+import { processStartTime } from './process-records.ts';
 import { LocalToolProcesses, type LocalToolProcessesOptions } from './processes.ts';
-import { decodeRun, encodeDone, encodeFrame, FRAME, FrameReader, writeFrame, type RunHeader } from './spawn-protocol.ts';
+import { decodeRun, encodeDone, encodeFrame, FRAME, FrameReader, writeFrame, type RunHeader, type StartedHeader } from './spawn-protocol.ts';
 
 const ENGINE_LINK_FD = 3;
 
@@ -44,7 +45,8 @@ const reader = new FrameReader((type, id, header, body) => {
       const run = header as RunHeader;
       void processes.run({
         ...decodeRun(run, body), signal: controller.signal,
-        onStarted: (pid) => writeFrame(link, encodeFrame(FRAME.started, id, { pid })),
+        // The start time is read here, off the engine's event loop: the engine records the tool with it.
+        onStarted: (pid) => writeFrame(link, encodeFrame(FRAME.started, id, { pid, startTime: processStartTime(pid) ?? null } satisfies StartedHeader)),
       }).then((result) => {
         calls.delete(id);
         writeFrame(link, encodeDone(id, result));

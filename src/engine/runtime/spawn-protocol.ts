@@ -9,7 +9,7 @@
  *   ...     body: raw bytes (a request's stdin; a finished call's stdout then stderr)
  *
  * engine -> helper   run(id, {script, env, timeoutMs, label}, stdin)   cancel(id)   shutdown
- * helper -> engine   started(id, {pid})   done(id, DoneHeader, stdout + stderr)
+ * helper -> engine   started(id, {pid, startTime})   done(id, DoneHeader, stdout + stderr)
  *
  * Bytes are never re-encoded: a tool's binary stdout reaches the engine exactly as written. A frame is written
  * as a few buffers under one cork (no copy of the body), and read with one copy at most.
@@ -31,6 +31,8 @@ export interface RunHeader {
 
 export interface StartedHeader {
   readonly pid: number;
+  /** Field 22 of /proc/<pid>/stat, read by the helper; null when there is none (the process is gone, no /proc). */
+  readonly startTime: string | null;
 }
 
 interface ErrorFacts {
