@@ -21,7 +21,8 @@
  *   with `lost` (kind wait, TOOL_HELPER_DIED; `spawnError`, kind start, when the helper had not reported its
  *   tool's pid yet), never hangs; the engine SIGKILLs those tools' process groups itself (a pid whose start time
  *   changed is spared), on top of each tool's guard, which watches the helper's end of fd 3 (and alone covers a
- *   tool whose pid never reached the engine). The next call starts a new helper.
+ *   tool whose pid never reached the engine). A new helper starts at once (or, if the dead one never answered,
+ *   at the next call, so that a helper that cannot start does not loop).
  * - When the engine dies, the helper reads end-of-file on its link, SIGKILLs every tool group (stopped ones
  *   included) and exits; the guards would also see the helper go.
  */
@@ -68,6 +69,8 @@ interface Helper {
   /** Shut down on purpose: no warning. */
   closing: boolean;
   finished: boolean;
+  /** It has sent a frame: it did start (a helper that dies before is not restarted at once, or it would loop). */
+  answered: boolean;
   /** The start of what it wrote to stderr. */
   stderr: string;
   stderrClosed: boolean;
@@ -183,7 +186,7 @@ export class HelperToolProcesses implements ToolProcesses {
     let markGone!: () => void;
     const helper: Helper = {
       child, link, pid: child.pid ?? null, calls: new Set(), gone: new Promise((r) => (markGone = r)), markGone,
-      startTime: undefined, startError: undefined, exited: undefined, linkClosed: false, killedBecause: undefined, closing: false, finished: false,
+      startTime: undefined, startError: undefined, exited: undefined, linkClosed: false, killedBecause: undefined, closing: false, finished: false, answered: false,
       stderr: '', stderrClosed: false,
     };
     this.#helper = helper;
@@ -204,7 +207,7 @@ export class HelperToolProcesses implements ToolProcesses {
         o.logger?.warn({ err: error, pid: helper.pid }, 'could not record the tool spawn helper; if the engine is killed while the helper is stopped, the next engine will not find it');
       }
     }
-    const reader = new FrameReader((type, id, header, body) => this.#onFrame(type, id, header, body));
+    const reader = new FrameReader((type, id, header, body) => this.#onFrame(helper, type, id, header, body));
     link.on('data', (chunk: Buffer) => {
       try {
         reader.push(chunk);
@@ -244,7 +247,8 @@ export class HelperToolProcesses implements ToolProcesses {
     return helper;
   }
 
-  #onFrame(type: number, id: number, header: unknown, body: Buffer): void {
+  #onFrame(helper: Helper, type: number, id: number, header: unknown, body: Buffer): void {
+    helper.answered = true;
     const call = this.#calls.get(id);
     if (!call) return; // ended meanwhile (its helper was declared gone)
     if (type === FRAME.started) {
@@ -299,7 +303,8 @@ export class HelperToolProcesses implements ToolProcesses {
     const lost = [...helper.calls];
     if (lost.length || !helper.closing) {
       this.#o.logger?.warn({ pid: helper.pid, exit_code: helper.exited.code, signal: helper.exited.signal, calls_lost: lost.length, stderr: helper.stderr || undefined },
-        `the tool spawn helper (pid ${helper.pid}) ${why}; ${lost.length} tool call(s) in flight failed and their process groups were killed; the next call starts a new helper`);
+        `the tool spawn helper (pid ${helper.pid}) ${why}; ${lost.length} tool call(s) in flight failed and their process groups were killed; `
+        + (helper.answered ? 'a new helper starts now' : 'the next call starts a new helper'));
     }
     for (const call of lost) {
       this.#killToolGroup(call);
@@ -308,6 +313,8 @@ export class HelperToolProcesses implements ToolProcesses {
         : notRun(call.pid, { lost: new Error(`the tool spawn helper (pid ${helper.pid}) ${why} while the tool ran; its process group was killed`), terminated: call.requested }));
     }
     helper.markGone();
+    // A helper that worked is replaced at once, so the next call does not wait for a start.
+    if (!helper.closing && helper.answered && this.#helper === undefined) this.start();
   }
 
   /** SIGKILLs a lost call's process group, unless its pid now names another process. */

@@ -9,16 +9,18 @@
  * children of the process it lives in (the engine itself when used directly, SWITCHYARD_TOOL_PROCESSES=local):
  *
  * - `bun --preload tool-guard.ts <script>`, detached (its own session and process group), cwd the script's
- *   directory, the given environment only; stdio 0-2 are pipes, fd 3 is the engine link the guard watches
- *   (one end of a socket pair the engine holds until the tool has exited: the guard kills the group when it
- *   closes early, i.e. when the engine died).
+ *   directory, the given environment only; stdio 0-2 are pipes, fd 3 is the link the guard watches (one end
+ *   of a socket pair this process, the spawn helper or the engine, holds until the tool has exited: the guard
+ *   kills the group when it closes early, i.e. when this process died).
  * - The request goes to stdin, which is then closed. stdout is kept up to `outputLimit` (the group is
  *   terminated beyond); stderr is kept up to `stderrLimit`, the rest counted and dropped.
  * - On timeout, cancellation (AbortSignal), output overflow or shutdown the whole group gets SIGTERM, then
  *   SIGKILL after `killGraceMs`. Whenever the tool itself exits, the group gets SIGKILL, so children the tool
  *   left behind die with it (a child that calls setsid() escapes its group: that needs cgroups).
  * - With `recordsDir`, every tool process is recorded while it lives (process-records.ts), and the tool
- *   processes earlier engines left there are killed when this object is made.
+ *   processes earlier engines left there are killed when this object is made. (In the helper there is none:
+ *   the engine keeps the records.)
+ * - `killAll()` SIGKILLs every live group at once: what the helper does when its engine is gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
