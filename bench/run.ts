@@ -5,7 +5,7 @@
  *                     [--throughput-seconds=60] [--throughput-concurrency=16] [--sampler-ratio=0.1]
  *                     [--out=bench/results/latest.json]
  *
- * Full mode takes about 8 minutes on a 2-core machine, --quick about 3. Everything runs on loopback: the
+ * Full mode takes about 11 minutes on a 2-core machine, --quick about 4. Everything runs on loopback: the
  * engine processes, the Collector (pinned binary from scripts/stack-binaries.sh, or OTELCOL_BIN) with
  * bench/otelcol-bench.yaml, and a sink standing in for its backends. Prints a table of results versus
  * targets and writes the whole record (every round) as JSON. Exit code 0 even when a target is missed:
