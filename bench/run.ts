@@ -1,11 +1,11 @@
 /**
  * `npm run bench`: Switchyard's benchmarks, as ratios measured side by side in one run.
  *
- *   node bench/run.ts [--quick] [--only=overhead,micro,tool,wait,startup,throughput]
+ *   node bench/run.ts [--quick] [--only=overhead,micro,tool,wait,startup,throughput,spawn,loop]
  *                     [--throughput-seconds=60] [--throughput-concurrency=16] [--sampler-ratio=0.1]
  *                     [--out=bench/results/latest.json]
  *
- * Full mode takes about 8 minutes on a 2-core machine, --quick about 3. Everything runs on loopback: the
+ * Full mode takes about 11 minutes on a 2-core machine, --quick about 4. Everything runs on loopback: the
  * engine processes, the Collector (pinned binary from scripts/stack-binaries.sh, or OTELCOL_BIN) with
  * bench/otelcol-bench.yaml, and a sink standing in for its backends. Prints a table of results versus
  * targets and writes the whole record (every round) as JSON. Exit code 0 even when a target is missed:
@@ -24,9 +24,11 @@ import { round } from './lib/stats.ts';
 import { measureStartup } from './startup.ts';
 import { measureSyncWait } from './sync-wait.ts';
 import { measureThroughput } from './throughput.ts';
+import { measureLoopDelay } from './loop-delay.ts';
+import { measureSpawnCost } from './spawn-cost.ts';
 import { measureToolFloor } from './tool-floor.ts';
 
-const BENCHMARKS = ['overhead', 'micro', 'tool', 'wait', 'startup', 'throughput'] as const;
+const BENCHMARKS = ['overhead', 'micro', 'tool', 'wait', 'startup', 'throughput', 'spawn', 'loop'] as const;
 type BenchName = (typeof BENCHMARKS)[number];
 
 const { values } = parseArgs({
@@ -47,10 +49,12 @@ for (const name of selected) if (!BENCHMARKS.includes(name)) throw new Error(`un
 const MODE = quick
   ? { overhead: { rounds: 4, roundMs: 2_500, warmupMs: 1_500 }, micro: { rounds: 5, runsPerBlock: 1_500 }, tool: { pairs: 40, warmup: 5 },
       wait: { requests: 600, concurrency: 4, pollingRequests: 48, pollingConcurrency: 16 }, startup: { pairs: 2, warmRequests: 200 },
-      throughput: { durationMs: 15_000, warmupMs: 3_000 } }
+      throughput: { durationMs: 15_000, warmupMs: 3_000 }, spawn: { sizes: [100, 300, 500], calls: 15, rounds: 1 },
+      loop: { ballasts: [0], rounds: 2, roundMs: 3_000, warmupMs: 2_000 } }
   : { overhead: { rounds: 6, roundMs: 5_000, warmupMs: 3_000 }, micro: { rounds: 11, runsPerBlock: 3_000 }, tool: { pairs: 150, warmup: 10 },
       wait: { requests: 2_000, concurrency: 4, pollingRequests: 128, pollingConcurrency: 16 }, startup: { pairs: 5, warmRequests: 300 },
-      throughput: { durationMs: 60_000, warmupMs: 5_000 } };
+      throughput: { durationMs: 60_000, warmupMs: 5_000 }, spawn: { sizes: [100, 300, 500], calls: 30, rounds: 2 },
+      loop: { ballasts: [0, 300], rounds: 4, roundMs: 5_000, warmupMs: 3_000 } };
 const throughputMs = values['throughput-seconds'] ? Number(values['throughput-seconds']) * 1000 : MODE.throughput.durationMs;
 const throughputConcurrency = Number(values['throughput-concurrency']);
 const samplerRatio = values['sampler-ratio'];
@@ -146,7 +150,8 @@ try {
     results.tool = r;
     rows.push({
       benchmark: 'tool call floor (runtime/bare bun spawn)', measured: `${r.ratioOfMedians.toFixed(3)}x`, target: '<= 1.10x', met: r.ratioOfMedians <= 1.1,
-      detail: `runtime p50 ${r.runtimeMs.p50.toFixed(1)} ms vs bare p50 ${r.bareMs.p50.toFixed(1)} ms (ratio of medians); per-pair ${fmtSpread(r.ratio)}; failures ${r.failures}`,
+      detail: `runtime (spawn helper) p50 ${r.runtimeMs.p50.toFixed(1)} ms vs bare p50 ${r.bareMs.p50.toFixed(1)} ms (ratio of medians); per-round ${fmtSpread(r.ratio)}; `
+        + `local spawn (before the helper) p50 ${r.localMs.p50.toFixed(1)} ms, ${r.localRatioOfMedians.toFixed(3)}x; failures ${r.failures}`,
     });
   });
 
@@ -187,6 +192,33 @@ try {
       benchmark: 'throughput p99 latency', measured: `${r.latencyMs.p99.toFixed(1)} ms`, target: '<= 50 ms', met: r.latencyMs.p99 <= 50,
       detail: `p50 ${r.latencyMs.p50.toFixed(1)} ms, p90 ${r.latencyMs.p90.toFixed(1)} ms, max ${r.latencyMs.max.toFixed(1)} ms`,
     });
+  });
+
+  await step('spawn', async () => {
+    const list = await measureSpawnCost({ ...MODE.spawn, log });
+    results.spawn = list;
+    for (const r of list) {
+      rows.push({
+        benchmark: `starting a tool blocks the event loop, engine at ${r.targetMiB} MiB`, measured: `${r.helper.blockMs.p50.toFixed(3)} ms`, target: '<= 1 ms', met: r.helper.blockMs.p50 <= 1,
+        detail: `spawn helper p50 ${r.helper.blockMs.p50.toFixed(3)} ms (p90 ${r.helper.blockMs.p90.toFixed(3)}) vs local spawn p50 ${r.local.blockMs.p50.toFixed(2)} ms `
+          + `(p90 ${r.local.blockMs.p90.toFixed(2)}): ${r.blockRatio.toFixed(4)}x; RSS ${r.local.rssMiB}/${r.helper.rssMiB} MiB; helper start (once) ${r.helper.helperStartMs?.toFixed(1)} ms; `
+          + `failures ${r.local.failures + r.helper.failures}`,
+      });
+    }
+  });
+
+  await step('loop', async () => {
+    const list = [];
+    for (const ballastMiB of MODE.loop.ballasts) {
+      const r = await measureLoopDelay({ ballastMiB, rounds: MODE.loop.rounds, roundMs: MODE.loop.roundMs, warmupMs: MODE.loop.warmupMs, log });
+      list.push(r);
+      rows.push({
+        benchmark: `event-loop delay p99, support_triage load${ballastMiB ? `, +${ballastMiB} MiB` : ''}`, measured: `${r.helper.p99Ms.toFixed(2)} ms`, target: '<= 5 ms', met: r.helper.p99Ms <= 5,
+        detail: `spawn helper p99 ${r.helper.p99Ms.toFixed(2)} ms (RSS ${r.helper.rssMiB} MiB, ${r.helper.perSecond}/s) vs local spawn p99 ${r.local.p99Ms.toFixed(2)} ms `
+          + `(RSS ${r.local.rssMiB} MiB, ${r.local.perSecond}/s); helper/local per round ${fmtSpread(r.p99Ratio)}; failures ${r.failures}`,
+      });
+    }
+    results.loop = list;
   });
 } finally {
   await collector?.close();

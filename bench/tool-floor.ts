@@ -1,10 +1,12 @@
 /**
  * Benchmark 3: the tool call floor. ToolRuntime.execute of examples/tools/echo.ts (the production path:
- * runtime.execute_tool span and metrics through the recorder over a real SDK with no-op exporters,
- * process group, the parent-death guard preloaded into bun, the process record written and removed, env
- * allowlist, output caps, classification) versus a bare `bun echo.ts` spawn with the
- * same stdin request and the same environment, reading stdout to the end and parsing it. Calls alternate
- * (runtime, bare, bare, runtime, ...); each pair gives one ratio of wall times.
+ * runtime.execute_tool span and metrics through the recorder over a real SDK with no-op exporters, the spawn
+ * helper started beforehand as the engine does, process group, the parent-death guard preloaded into bun, the
+ * process record written and removed, env allowlist, output caps, classification) versus a bare
+ * `bun echo.ts` spawn from this process with the same stdin request and the same environment, reading stdout to
+ * the end and parsing it; and the same runtime spawning from this process (`processes: 'local'`, the path
+ * before the helper). The three rotate (each first, second and third equally often); each round gives one
+ * ratio of wall times per runtime.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,12 +26,18 @@ export interface ToolFloorOptions {
 
 export interface ToolFloorResult {
   readonly pairs: number;
+  /** The runtime with its default ToolProcesses (the spawn helper). */
   readonly runtimeMs: LatencySummary;
+  /** The runtime spawning from this process (SWITCHYARD_TOOL_PROCESSES=local), the path before the helper. */
+  readonly localMs: LatencySummary;
   readonly bareMs: LatencySummary;
-  /** Ratio of the medians of the two series. */
+  /** Ratio of the medians: runtime (helper) / bare. */
   readonly ratioOfMedians: number;
-  /** Per pair ratios (runtime / bare). */
+  /** Per round ratios (runtime / bare). */
   readonly ratio: Spread;
+  /** The same for the local path: local / bare. */
+  readonly localRatioOfMedians: number;
+  readonly localRatio: Spread;
   readonly failures: number;
 }
 
@@ -62,16 +70,20 @@ function bareSpawn(bun: string, request: string, env: Record<string, string>): P
 export async function measureToolFloor(options: ToolFloorOptions): Promise<ToolFloorResult> {
   const { sdk, telemetry } = createBenchTelemetry();
   const runtimeDir = mkdtempSync(join(tmpdir(), 'switchyard-bench-tools-'));
-  const runtime = new ToolRuntime({ telemetry, bunPath: resolveBunPath(), runtimeDir });
+  const localDir = mkdtempSync(join(tmpdir(), 'switchyard-bench-tools-'));
+  const runtime = new ToolRuntime({ telemetry, bunPath: resolveBunPath(), runtimeDir, processes: 'helper' });
+  const local = new ToolRuntime({ telemetry, bunPath: resolveBunPath(), runtimeDir: localDir, processes: 'local' });
+  runtime.start(); // as the engine does at start
   const bun = runtime.bunPath;
   runtime.bunVersion(); // cached once at the first call in the engine too
+  local.bunVersion();
   // The same environment the runtime gives the tool (PATH, HOME, LANG, TZ; echo allowlists nothing).
   const env: Record<string, string> = {};
   for (const name of ['PATH', 'HOME', 'LANG', 'TZ']) if (process.env[name] !== undefined) env[name] = process.env[name]!;
   let failures = 0;
-  const viaRuntime = async (n: number) => {
+  const via = (r: ToolRuntime) => async (n: number) => {
     const began = performance.now();
-    const result = await runtime.execute({ tool: ECHO, executionId: `bench-${n}`, input: INPUT });
+    const result = await r.execute({ tool: ECHO, executionId: `bench-${n}`, input: INPUT });
     if (!result.ok) failures++;
     return performance.now() - began;
   };
@@ -81,40 +93,35 @@ export async function measureToolFloor(options: ToolFloorOptions): Promise<ToolF
     if (!result.ok) failures++;
     return result.ms;
   };
-  for (let i = 0; i < options.warmup; i++) {
-    await viaRuntime(i);
-    await viaBare(i);
-  }
+  const variants = [via(runtime), via(local), viaBare];
+  for (let i = 0; i < options.warmup; i++) for (const variant of variants) await variant(i);
   failures = 0;
-  const runtimeMs: number[] = [];
-  const bareMs: number[] = [];
-  const ratios: number[] = [];
+  const samples: number[][] = [[], [], []];
   for (let i = 0; i < options.pairs; i++) {
-    let r: number;
-    let b: number;
-    if (i % 2 === 0) {
-      r = await viaRuntime(i);
-      b = await viaBare(i);
-    } else {
-      b = await viaBare(i);
-      r = await viaRuntime(i);
+    // Rotating order: each variant runs first, second and third equally often.
+    for (let k = 0; k < 3; k++) {
+      const v = (i + k) % 3;
+      samples[v]!.push(await variants[v]!(i));
     }
-    runtimeMs.push(r);
-    bareMs.push(b);
-    ratios.push(r / b);
     if ((i + 1) % Math.max(1, Math.floor(options.pairs / 4)) === 0) {
-      options.log(`  tool floor ${i + 1}/${options.pairs}: runtime median ${median(runtimeMs).toFixed(2)} ms, bare ${median(bareMs).toFixed(2)} ms`);
+      options.log(`  tool floor ${i + 1}/${options.pairs}: runtime (helper) median ${median(samples[0]!).toFixed(2)} ms, local ${median(samples[1]!).toFixed(2)} ms, bare ${median(samples[2]!).toFixed(2)} ms`);
     }
   }
   await runtime.shutdown();
+  await local.shutdown();
   await sdk.shutdown();
   rmSync(runtimeDir, { recursive: true, force: true });
+  rmSync(localDir, { recursive: true, force: true });
+  const [helperMs, localMs, bareMs] = samples as [number[], number[], number[]];
   return {
     pairs: options.pairs,
-    runtimeMs: latencySummary(runtimeMs),
+    runtimeMs: latencySummary(helperMs),
+    localMs: latencySummary(localMs),
     bareMs: latencySummary(bareMs),
-    ratioOfMedians: round(median(runtimeMs) / median(bareMs), 4),
-    ratio: spread(ratios),
+    ratioOfMedians: round(median(helperMs) / median(bareMs), 4),
+    ratio: spread(helperMs.map((ms, i) => ms / bareMs[i]!)),
+    localRatioOfMedians: round(median(localMs) / median(bareMs), 4),
+    localRatio: spread(localMs.map((ms, i) => ms / bareMs[i]!)),
     failures,
   };
 }

@@ -18,6 +18,7 @@ const EnvSchema = z.object({
   SWITCHYARD_DB_STATEMENT_TIMEOUT_MS: milliseconds(5_000),
   SWITCHYARD_DB_CONNECT_TIMEOUT_MS: milliseconds(5_000),
   SWITCHYARD_RUNTIME_DIR: z.string().optional(),
+  SWITCHYARD_TOOL_PROCESSES: z.enum(['helper', 'local']).default('helper'),
   SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SWITCHYARD_INSTANCE_ID: z.string().optional(),
   SWITCHYARD_SYNC_TIMEOUT_MS: milliseconds(60_000),
@@ -52,6 +53,11 @@ export interface Config {
    * PostgreSQL: data/tool-processes).
    */
   readonly runtimeDir: string;
+  /**
+   * Who starts tool processes: `helper`, a long-lived spawn helper process (the engine's event loop never forks
+   * the engine), or `local`, the engine itself (engine/runtime/helper-processes.ts).
+   */
+  readonly toolProcesses: 'helper' | 'local';
   readonly logLevel: z.infer<typeof EnvSchema>['SWITCHYARD_LOG_LEVEL'];
   /** Identifies this engine process: owner of its executions' heartbeats and service.instance.id. */
   readonly instanceId: string;
@@ -130,6 +136,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     store,
     // An empty value counts as unset (compose's `${VAR:-}` gives one).
     runtimeDir: resolve(e.SWITCHYARD_RUNTIME_DIR || join(store.kind === 'sqlite' && store.path !== ':memory:' ? dirname(store.path) : 'data', 'tool-processes')),
+    toolProcesses: e.SWITCHYARD_TOOL_PROCESSES,
     logLevel: e.SWITCHYARD_LOG_LEVEL,
     instanceId: e.SWITCHYARD_INSTANCE_ID ?? randomUUID(),
     syncTimeoutMs: Math.min(e.SWITCHYARD_SYNC_TIMEOUT_MS, e.SWITCHYARD_SYNC_TIMEOUT_MAX_MS),

@@ -97,7 +97,7 @@ try {
   assembled = assembleSwitchyard({
     telemetry, logger, store, definitions, prices,
     engine: { instanceId: config.instanceId, heartbeatMs: config.heartbeatMs, staleAfterMs: config.staleAfterMs, sweepIntervalMs: config.sweepIntervalMs },
-    tools: { outputLimitBytes: config.toolOutputLimitBytes, toolFaults: config.toolFaults, runtimeDir: config.runtimeDir },
+    tools: { outputLimitBytes: config.toolOutputLimitBytes, toolFaults: config.toolFaults, runtimeDir: config.runtimeDir, processes: config.toolProcesses },
     models: { baseUrl: config.modelBaseUrl, apiKey: config.modelApiKey },
     api: {
       apiKeys: config.apiKeys, bodyLimit: config.bodyLimit, syncTimeoutMs: config.syncTimeoutMs, syncTimeoutMaxMs: config.syncTimeoutMaxMs,
@@ -111,6 +111,8 @@ try {
   throw error;
 }
 const { engine, runtime, server } = assembled;
+// The spawn helper forks the engine once, now, while the engine is small; no tool call waits for it to start.
+runtime.start();
 // The counters' start-up zeros go out before the first sweep can move them: a swept run counted in the
 // first point a new instance exports would be invisible to increase() and to the SLO ratio. Bounded, as
 // the Collector may be away.
@@ -121,7 +123,8 @@ server.listen(config.port, config.host, () => {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info({
-    url: `http://${config.host}:${port}`, project: config.projectDir, db, store: config.store.kind, runtime_dir: config.runtimeDir, instance_id: config.instanceId,
+    url: `http://${config.host}:${port}`, project: config.projectDir, db, store: config.store.kind, runtime_dir: config.runtimeDir, tool_processes: config.toolProcesses,
+    instance_id: config.instanceId,
     workflows: [...definitions.workflows.keys()], priced_models: prices.size, telemetry: sdk.enabled ? 'otlp' : 'disabled',
     api_keys: config.apiKeys.map((k) => k.id), tool_faults: config.toolFaults,
   }, 'switchyard engine ready');

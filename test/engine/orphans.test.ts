@@ -1,6 +1,7 @@
-// No orphans: a killed engine's tools (and what they forked) die with it, through the guard each tool runs;
-// where the guard cannot act (the processes are stopped), the next engine to start kills them from its
-// records, and never a process whose pid matches a record but whose start time does not. Real engine
+// No orphans: a killed engine's spawn helper and tools (and what they forked) die with it: the helper kills
+// every tool group when its link to the engine closes, and each tool's guard kills its group when the helper
+// goes; where neither can act (the helper and the tools are stopped), the next engine to start kills them from
+// its records, and never a process whose pid matches a record but whose start time does not. Real engine
 // processes, real Bun tools, real signals; every wait is bounded, nothing is timed.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,10 +10,10 @@ import { join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { ToolRuntime, type ToolResult } from '../../src/engine/runtime/tool-runtime.ts';
-import { childPids, eventually } from '../support/engine.ts';
+import { eventually, spawnHelperPid, toolPids } from '../support/engine.ts';
 import { startEngineProcess, type EngineProcess as RunningEngine } from '../support/engine-process.ts';
 import { createTestTelemetry } from '../support/telemetry.ts';
-import { leftAfterKill, loadExampleTool, processAlive, processGroupMembers } from '../runtime/tools.ts';
+import { leftAfterKill, loadExampleTool, processAlive, processGroupMembers, stateOf } from '../runtime/tools.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-orphans-'));
 /** Every process a test started or found, killed at the end whatever happened (SIGKILL also ends a stopped one). */
@@ -64,20 +65,10 @@ async function toolGroups(engine: RunningEngine, faults: string[]): Promise<numb
   }
   // spawn_children: the tool and its 2 children, all in the tool's group; hang: the tool alone.
   const wanted = faults.map((fault) => (fault === 'spawn_children' ? 3 : 1)).sort();
-  const groups = await eventually(async () => childPids(engine.child.pid!).map((pid) => processGroupMembers(pid)),
+  const groups = await eventually(async () => toolPids(engine.child.pid!).map((pid) => processGroupMembers(pid)),
     (found) => JSON.stringify(found.map((members) => members.length).sort()) === JSON.stringify(wanted), 20_000);
   for (const pid of groups.flat()) started.add(pid);
   return groups;
-}
-
-/** The state letter of /proc/<pid>/stat (R, S, T for stopped, Z, ...). */
-function stateOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
-  } catch {
-    return undefined;
-  }
 }
 
 function startTimeOf(pid: number): string {
@@ -93,26 +84,44 @@ function bystander(): ChildProcess {
 }
 
 describe('a killed engine leaves no tool process behind', () => {
-  it('SIGKILL of the engine: its hanging tools and the children they forked die with it (the guard)', async () => {
+  it('SIGKILL of the engine: its spawn helper, its hanging tools and the children they forked die with it', async () => {
     const engine = await startEngine('guard');
     const groups = await toolGroups(engine, ['spawn_children', 'spawn_children', 'hang']);
-    const everyone = groups.flat();
-    expect(everyone).toHaveLength(7);
+    const helper = spawnHelperPid(engine.child.pid!)!;
+    started.add(helper);
+    const everyone = [helper, ...groups.flat()];
+    expect(everyone).toHaveLength(8);
     engine.child.kill('SIGKILL');
     await engine.exited;
     expect(await leftAfterKill(() => everyone.filter(processAlive), 15_000)).toEqual([]);
   }, 60_000);
 
-  it('a stopped tool cannot guard itself: the next engine kills it from its record, and spares a reused pid', async () => {
+  it('SIGKILL of the engine: its helper kills even stopped tools (which no guard can help) at once', async () => {
+    const engine = await startEngine('stopped');
+    const groups = await toolGroups(engine, ['spawn_children', 'hang']);
+    const helper = spawnHelperPid(engine.child.pid!)!;
+    started.add(helper);
+    const tools = groups.flat();
+    for (const pid of tools) process.kill(pid, 'SIGSTOP');
+    await eventually(async () => tools.map(stateOf), (states) => states.every((s) => s === 'T'));
+    engine.child.kill('SIGKILL');
+    await engine.exited;
+    // No next engine: the helper, seeing its link to the engine close, did it.
+    expect(await leftAfterKill(() => [helper, ...tools].filter(processAlive), 15_000)).toEqual([]);
+  }, 60_000);
+
+  it('a stopped helper and stopped tools cannot act: the next engine kills them from its records, and spares a reused pid', async () => {
     const first = await startEngine('reap');
     const groups = await toolGroups(first, ['spawn_children', 'spawn_children']);
-    const everyone = groups.flat();
-    const leaders = groups.map((members) => members.find((pid) => childPids(first.child.pid!).includes(pid))!);
+    const helper = spawnHelperPid(first.child.pid!)!;
+    started.add(helper);
+    const everyone = [helper, ...groups.flat()];
+    const leaders = groups.map((members) => members.find((pid) => toolPids(first.child.pid!).includes(pid))!);
     const runtimeDir = join(dir, 'reap', 'tool-processes');
-    // The records this engine keeps: one per live tool, named by its pid.
+    // The records this engine keeps: one per live tool and one for its spawn helper, named by their pids.
     const [engineDir] = readdirSync(runtimeDir);
     expect(engineDir).toMatch(new RegExp(`^${first.child.pid}-\\d+-[0-9a-f]+$`));
-    expect(readdirSync(join(runtimeDir, engineDir!)).map(Number).sort()).toEqual([...leaders].sort());
+    expect(readdirSync(join(runtimeDir, engineDir!)).map(Number).sort()).toEqual([...leaders, helper].sort());
 
     for (const pid of everyone) process.kill(pid, 'SIGSTOP');
     await eventually(async () => everyone.map(stateOf), (states) => states.every((s) => s === 'T'));
@@ -129,17 +138,18 @@ describe('a killed engine leaves no tool process behind', () => {
     plant(planted.pid!, startTimeOf(planted.pid!), 'planted');
     plant(reused.pid!, String(Number(startTimeOf(reused.pid!)) - 1), 'reused');
 
-    // Stopped, the guard could not act: everything is still there.
+    // Stopped, neither the helper nor the guards could act: everything is still there.
     expect(everyone.filter(processAlive)).toEqual(everyone);
 
     const second = await startEngine('reap');
     expect(await leftAfterKill(() => [...everyone, planted.pid!].filter(processAlive), 15_000)).toEqual([]);
     expect(processAlive(reused.pid!)).toBe(true);
     const killed = second.logs().filter((l) => String(l['msg']).startsWith('killed tool '));
-    expect(killed.map((l) => l['pid']).sort()).toEqual([...leaders, planted.pid].sort());
+    expect(killed.map((l) => l['pid']).sort()).toEqual([...leaders, helper, planted.pid].sort());
     expect(killed.every((l) => l['level'] === 'warn' && l['engine_pid'] === first.child.pid)).toBe(true);
     expect(killed.find((l) => l['pid'] === planted.pid)!['tool_id']).toBe('planted');
-    // The first engine's records are gone with its directory; the second keeps its own, empty while idle.
+    expect(killed.find((l) => l['pid'] === helper)!['tool_id']).toBe('spawn-helper');
+    // The first engine's records are gone with its directory; the second keeps its own (its helper's alone while idle).
     expect(readdirSync(runtimeDir)).toEqual([expect.stringMatching(new RegExp(`^${second.child.pid}-`))]);
   }, 90_000);
 });
@@ -154,10 +164,23 @@ describe('records of a live runtime', () => {
       const controller = new AbortController();
       const pending: Promise<ToolResult> = runtime.execute({ tool: loadExampleTool('echo'), executionId: 'x', input: { _fault: 'hang' }, signal: controller.signal });
       const [ownDir] = readdirSync(runtimeDir);
-      const records = await eventually(async () => readdirSync(join(runtimeDir, ownDir!)), (files) => files.length === 1);
-      const pid = Number(records[0]);
+      // The tool's record, and the spawn helper's (the runtime's helper is a child of this process).
+      const read = (file: string) => JSON.parse(readFileSync(join(runtimeDir, ownDir!, file), 'utf8')) as { tool_id: string };
+      const written = (file: string) => {
+        try {
+          return read(file) !== undefined;
+        } catch {
+          return false; // being written
+        }
+      };
+      const records = await eventually(async () => readdirSync(join(runtimeDir, ownDir!)), (files) => files.length === 2 && files.every(written));
+      const helper = spawnHelperPid(process.pid)!;
+      started.add(helper);
+      const toolFile = records.find((file) => read(file).tool_id === 'echo')!;
+      const pid = Number(toolFile);
       started.add(pid);
-      expect(JSON.parse(readFileSync(join(runtimeDir, ownDir!, records[0]!), 'utf8'))).toMatchObject({ pid, pgid: pid, start_time: startTimeOf(pid), tool_id: 'echo' });
+      expect(read(toolFile)).toMatchObject({ pid, pgid: pid, start_time: startTimeOf(pid), tool_id: 'echo' });
+      expect(read(String(helper))).toMatchObject({ pid: helper, pgid: helper, start_time: startTimeOf(helper), tool_id: 'spawn-helper' });
 
       // Another runtime (another engine sharing the directory) starts: this process lives, so nothing is reaped.
       other = new ToolRuntime({ telemetry: t.telemetry, baseEnv: { PATH: process.env.PATH }, runtimeDir });
@@ -166,7 +189,8 @@ describe('records of a live runtime', () => {
 
       controller.abort();
       expect(await pending).toMatchObject({ ok: false, pid, error: { kind: 'canceled' } });
-      expect(readdirSync(join(runtimeDir, ownDir!))).toEqual([]);
+      // Removed off the event loop: soon, not necessarily by the time the call has resolved.
+      expect(await eventually(async () => readdirSync(join(runtimeDir, ownDir!)), (files) => files.length === 1)).toEqual([String(helper)]);
     } finally {
       await runtime.shutdown();
       await other?.shutdown();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite.ts';
-import { TICKET, eventually, childPids } from '../support/engine.ts';
+import { TICKET, eventually, toolPids } from '../support/engine.ts';
 import { startEngineProcess } from '../support/engine-process.ts';
 
 /** The engine as users run it: `node src/main.ts`. */
@@ -92,7 +92,7 @@ describe('the engine process: fault injection', () => {
       const failing = await post(engine.url, '/api/v1/workflows/support_triage/executions/sync', { input: { ...TICKET, fault: 'fail' } });
       expect(failing.body.status).toBe('success');
       expect(readFileSync(dbPath).subarray(0, 16).toString('latin1')).toBe('SQLite format 3\0');
-      expect(childPids(engine.child.pid!)).toEqual([]);
+      expect(toolPids(engine.child.pid!)).toEqual([]);
       expect((await fetch(`${engine.url}/readyz`)).status).toBe(200);
     } finally {
       engine.child.kill('SIGKILL');
@@ -260,10 +260,10 @@ describe('the engine process', () => {
     const store = new SqliteStore(join(dir, 'forced.db'));
     try {
       await eventually(() => store.getExecution(body.id), (r) => r?.lastStartedTask === 'lookup');
-      const toolPids = await eventually(async () => childPids(engine.child.pid!), (pids) => pids.length > 0);
+      const tools = await eventually(async () => toolPids(engine.child.pid!), (pids) => pids.length > 0);
       engine.child.kill('SIGTERM');
       expect(await engine.exited).toBe(0);
-      for (const pid of toolPids) expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
+      for (const pid of tools) expect(() => process.kill(pid, 0)).toThrow(/ESRCH/);
       expect(await store.getExecution(body.id)).toMatchObject({ status: 'failed', finalizationPath: 'force_failed', error: { code: 'shutdown' } });
     } finally {
       await store.close();

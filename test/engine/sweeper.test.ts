@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite.ts';
-import { startTestEngine, TICKET, eventually, childPids } from '../support/engine.ts';
+import { startTestEngine, TICKET, eventually, toolPids } from '../support/engine.ts';
 
 function killGroup(pid: number): void {
   try {
@@ -41,10 +41,10 @@ describe('the stale sweeper', () => {
     await eventually(() => store.getExecution(started.id), (r) => r?.lastStartedTask === 'lookup');
     // The engine's tool processes run in their own process groups: SIGKILL of the engine alone leaves
     // them (in a container the runtime kills the whole namespace). Note them to clean up after the test.
-    const toolPids = await eventually(async () => childPids(child.pid!), (pids) => pids.length > 0);
+    const tools = await eventually(async () => toolPids(child.pid!), (pids) => pids.length > 0);
     child.kill('SIGKILL');
     await new Promise((resolve) => child.once('exit', resolve));
-    for (const pid of toolPids) killGroup(pid);
+    for (const pid of tools) killGroup(pid);
     expect((await store.getExecution(started.id))!.status).toBe('running');
 
     // Two engines sharing the database sweep at once: only one may finalize and count the run.

@@ -39,16 +39,17 @@ function childrenOf(result: ToolResult): number[] {
   return [...result.stderr.matchAll(/child_pid=(\d+)/g)].map((m) => Number(m[1]));
 }
 
-/** The process groups of this process's children (each tool leads its own group). */
+/** The process groups of this process's children and grandchildren (each tool leads its own group; tools are the spawn helper's children). */
 function toolGroups(): number[][] {
-  const children = (() => {
+  const childrenOf = (pid: number) => {
     try {
-      return readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
     } catch {
       return [];
     }
-  })();
-  return children.map((pid) => processGroupMembers(pid));
+  };
+  const children = childrenOf(process.pid);
+  return [...children, ...children.flatMap(childrenOf)].map((pid) => processGroupMembers(pid));
 }
 
 function call(toolId: string, input: unknown, extra: Partial<ToolCall> = {}): Promise<ToolResult> {

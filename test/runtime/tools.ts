@@ -44,6 +44,16 @@ export function processAlive(pid: number): boolean {
   }
 }
 
+/** The state letter of /proc/<pid>/stat (R, S, T for stopped, Z, ...). */
+export function stateOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0];
+  } catch {
+    return undefined;
+  }
+}
+
 /** Pids of live (non-zombie) processes whose process group is one of `pgids`, from /proc. */
 export function processGroupMembers(...pgids: number[]): number[] {
   const members: number[] = [];
@@ -72,6 +82,35 @@ export async function leftAfterKill(survivors: () => number[], withinMs = 2000):
     left = survivors();
   }
   return left;
+}
+
+/** Direct children of a process (Linux /proc). */
+export function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** The spawn helper among an engine process's children (src/engine/runtime/spawn-helper.ts), if one runs. */
+export function spawnHelperPid(enginePid: number): number | undefined {
+  return childPids(enginePid).find((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((arg) => arg.endsWith('spawn-helper.ts'));
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * The tool processes an engine process started: the children of its spawn helper, or its own children when it
+ * starts them itself (SWITCHYARD_TOOL_PROCESSES=local).
+ */
+export function toolPids(enginePid: number): number[] {
+  const helper = spawnHelperPid(enginePid);
+  return [...childPids(enginePid).filter((pid) => pid !== helper), ...(helper === undefined ? [] : childPids(helper))];
 }
 
 function readdirSafe(path: string): string[] {

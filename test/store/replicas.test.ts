@@ -8,7 +8,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TICKET, childPids, eventually } from '../support/engine.ts';
+import { TICKET, eventually, toolPids } from '../support/engine.ts';
 import { call, startEngineProcess, type EngineProcess } from '../support/engine-process.ts';
 import { findPostgres, postgresPolicy, startPostgres, type PostgresCluster } from '../support/postgres.ts';
 
@@ -49,7 +49,7 @@ describe.skipIf(policy === 'skip')(`engine replicas on one PostgreSQL${policy ==
     const started = await call(a.url, 'POST', '/api/v1/workflows/support_triage/executions', { input: { ...TICKET, fault: 'hang' } });
     const id = started.body.id as string;
     await eventually(() => call(b.url, 'GET', `/api/v1/executions/${id}`), (r) => r.body.diagnostics.last_started_task === 'lookup');
-    const tools = await eventually(async () => childPids(a.child.pid!), (pids) => pids.length > 0);
+    const tools = await eventually(async () => toolPids(a.child.pid!), (pids) => pids.length > 0);
     const canceled = await call(b.url, 'POST', `/api/v1/executions/${id}/cancel`);
     expect(canceled).toMatchObject({ status: 200, body: { status: 'canceled', diagnostics: { finalization_path: 'canceled', previous_status: 'running' } } });
     // The owner learns at its next heartbeat and kills the hanging tool (a hang never ends by itself).

@@ -145,12 +145,5 @@ export async function eventually<T>(read: () => Promise<T>, predicate: (value: T
   }
 }
 
-/** Direct children of a process (Linux /proc), e.g. the tool processes of an engine process. */
-export function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
+export { childPids, spawnHelperPid, toolPids } from '../runtime/tools.ts';
 

@@ -13,6 +13,8 @@
  *   timeout       killed at its timeout
  *   output_limit  stdout exceeded the output limit; killed
  *   canceled      killed because the call was canceled (code CANCELED) or the runtime shut down (SHUTDOWN)
+ *   wait          the spawn helper died while the tool ran (code TOOL_HELPER_DIED): the tool's process group
+ *                 was killed, how it would have ended is unknown
  *   start         the process could not be spawned (ENOENT/EACCES/EMFILE)
  *   stdout/stderr a read error on that pipe (engine side)
  *   tool          the tool answered with its own error, `{"error": ...}`: its code (or TOOL_ERROR) is the
@@ -51,6 +53,8 @@ export type ToolRunFacts = Pick<ProcessRun,
   'terminated' | 'overflow' | 'spawnError' | 'stdoutError' | 'stderrError' | 'stdinFailed' | 'exitCode' | 'signal' | 'stdout'> & {
   timeoutMs: number;
   outputLimit: number;
+  /** ProcessRun.lost (absent: not lost). */
+  lost?: Error | null;
 };
 
 export type ToolOutcomeValue = { ok: true; result: unknown } | { ok: false; error: ToolError };
@@ -69,6 +73,7 @@ export function classifyToolRun(facts: ToolRunFacts): ToolOutcomeValue {
     default:
       break;
   }
+  if (facts.lost) return fail('wait', `tool process lost: ${facts.lost.message}`, { code: 'TOOL_HELPER_DIED', cause: facts.lost });
   if (facts.overflow) return fail('output_limit', `tool wrote more than ${facts.outputLimit} bytes to stdout; its process group was killed`);
   if (facts.spawnError) return fail('start', `could not start bun: ${facts.spawnError.message}`, { cause: facts.spawnError });
   if (facts.stdoutError) return fail('stdout', `reading the tool's stdout failed: ${facts.stdoutError.message}`, { cause: facts.stdoutError });

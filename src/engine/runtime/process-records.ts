@@ -7,7 +7,8 @@
  *
  *   <dir>/<engine pid>-<engine start time>-<random>/<tool pid>   {"pid", "pgid", "start_time", "boot_id", "tool_id"}
  *
- * written (one synchronous write) when the tool is spawned and removed when its group is killed at exit.
+ * written when the tool is spawned (one synchronous write; or, when the spawn helper starts the tools, written by
+ * the thread pool, off the event loop) and removed when its group is killed at exit.
  * Start times are field 22 of /proc/<pid>/stat (clock ticks since boot): a pid and its start time name one
  * process of one boot, so a pid the kernel has since handed to another process is never mistaken for a tool.
  *
@@ -19,7 +20,7 @@
  * Linux only (/proc). Elsewhere the records are off and the guard alone stands.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, unlink, unlinkSync, writeFile, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** The few logger methods the runtime uses (a pino.Logger fits). */
@@ -65,6 +66,10 @@ function readBootId(): string | undefined {
 export class ProcessRecords {
   readonly #dir: string;
   readonly #bootId: string;
+  /** Records being written off the event loop, by pid: their removal waits for the write. */
+  readonly #writing = new Map<number, Promise<void>>();
+  /** Writes and removals still in the thread pool. */
+  readonly #pending = new Set<Promise<void>>();
 
   private constructor(dir: string, bootId: string) {
     this.#dir = dir;
@@ -91,13 +96,52 @@ export class ProcessRecords {
     return new ProcessRecords(dir, bootId);
   }
 
-  /** Records a tool process that was just spawned (it leads its own process group). False when it is already gone. */
-  add(pid: number, toolId: string): boolean {
+  /**
+   * Records a process that was just spawned (a tool, or the spawn helper; it leads its own process group).
+   * Returns its start time, or undefined when it is already gone.
+   */
+  add(pid: number, toolId: string): string | undefined {
     const startTime = processStartTime(pid);
-    if (startTime === undefined) return false;
+    if (startTime === undefined) return undefined;
     const record: ToolProcessRecord = { pid, pgid: pid, start_time: startTime, boot_id: this.#bootId, tool_id: toolId };
     writeFileSync(join(this.#dir, String(pid)), JSON.stringify(record));
-    return true;
+    return startTime;
+  }
+
+  /**
+   * Records a process whose start time is already known (the spawn helper read it), writing the file off the
+   * event loop. A failed write is reported to `onError`; the call goes on (the helper and the guard still stand).
+   */
+  addInBackground(pid: number, toolId: string, startTime: string, onError: (error: Error) => void): void {
+    const record: ToolProcessRecord = { pid, pgid: pid, start_time: startTime, boot_id: this.#bootId, tool_id: toolId };
+    const written = this.#track(new Promise<void>((resolve) => {
+      writeFile(join(this.#dir, String(pid)), JSON.stringify(record), (error) => {
+        if (error) onError(error);
+        resolve();
+      });
+    }));
+    this.#writing.set(pid, written);
+    void written.then(() => {
+      if (this.#writing.get(pid) === written) this.#writing.delete(pid);
+    });
+  }
+
+  /** Resolves once every record written or removed off the event loop is on disk (or gone). */
+  async settled(): Promise<void> {
+    while (this.#pending.size) await Promise.all(this.#pending);
+  }
+
+  #track(work: Promise<void>): Promise<void> {
+    this.#pending.add(work);
+    void work.then(() => this.#pending.delete(work));
+    return work;
+  }
+
+  /** Forgets, off the event loop, a process recorded by addInBackground (once its record is written). */
+  removeInBackground(pid: number): void {
+    const writing = this.#writing.get(pid) ?? Promise.resolve();
+    this.#writing.delete(pid);
+    this.#track(writing.then(() => new Promise<void>((resolve) => unlink(join(this.#dir, String(pid)), () => resolve()))));
   }
 
   /** Forgets a tool process whose group has been killed. */

@@ -3,20 +3,24 @@
  * process records. It knows nothing of tools' definitions, the protocol's meaning or telemetry: it runs a
  * script with a request on stdin and reports what happened (ProcessRun), which outcome.ts classifies.
  *
- * `ToolProcesses` is the whole interface the runtime uses, so that spawning can move into a long-lived helper
- * process later without the runtime changing. `LocalToolProcesses` spawns the tools as children of the engine:
+ * `ToolProcesses` is the whole interface the runtime uses. Two implementations: `HelperToolProcesses`
+ * (helper-processes.ts, the default) has a small long-lived spawn helper process start the tools, so that the
+ * engine's event loop never forks the engine; the helper runs a `LocalToolProcesses`, which spawns the tools as
+ * children of the process it lives in (the engine itself when used directly, SWITCHYARD_TOOL_PROCESSES=local):
  *
  * - `bun --preload tool-guard.ts <script>`, detached (its own session and process group), cwd the script's
- *   directory, the given environment only; stdio 0-2 are pipes, fd 3 is the engine link the guard watches
- *   (one end of a socket pair the engine holds until the tool has exited: the guard kills the group when it
- *   closes early, i.e. when the engine died).
+ *   directory, the given environment only; stdio 0-2 are pipes, fd 3 is the link the guard watches (one end
+ *   of a socket pair this process, the spawn helper or the engine, holds until the tool has exited: the guard
+ *   kills the group when it closes early, i.e. when this process died).
  * - The request goes to stdin, which is then closed. stdout is kept up to `outputLimit` (the group is
  *   terminated beyond); stderr is kept up to `stderrLimit`, the rest counted and dropped.
  * - On timeout, cancellation (AbortSignal), output overflow or shutdown the whole group gets SIGTERM, then
  *   SIGKILL after `killGraceMs`. Whenever the tool itself exits, the group gets SIGKILL, so children the tool
  *   left behind die with it (a child that calls setsid() escapes its group: that needs cgroups).
  * - With `recordsDir`, every tool process is recorded while it lives (process-records.ts), and the tool
- *   processes earlier engines left there are killed when this object is made.
+ *   processes earlier engines left there are killed when this object is made. (In the helper there is none:
+ *   the engine keeps the records.)
+ * - `killAll()` SIGKILLs every live group at once: what the helper does when its engine is gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
@@ -32,12 +36,14 @@ export interface ProcessSpec {
   readonly script: string;
   readonly env: Record<string, string>;
   /** Written to stdin, which is then closed. */
-  readonly stdin: string;
+  readonly stdin: string | Uint8Array;
   readonly timeoutMs: number;
   /** Aborting terminates the process group (reason `canceled`). */
   readonly signal?: AbortSignal;
   /** Names the process in its record and in logs: the tool id. */
   readonly label: string;
+  /** Called once the process exists (before its request is written), with its pid, which is its process group id. */
+  readonly onStarted?: (pid: number) => void;
 }
 
 export type TerminateReason = 'timeout' | 'output_limit' | 'canceled' | 'shutdown';
@@ -51,6 +57,11 @@ export interface ProcessRun {
   /** stdout went over the cap (possibly after the process exited, while draining the pipe). */
   readonly overflow: boolean;
   readonly spawnError: Error | null;
+  /**
+   * The process was lost: what ran it (the spawn helper) died before reporting how it ended. Its process group
+   * has been killed; exit code, signal and output are unknown.
+   */
+  readonly lost: Error | null;
   readonly stdoutError: Error | null;
   readonly stderrError: Error | null;
   /** The request was not delivered whole (EPIPE, or still buffered when the process went away). */
@@ -67,6 +78,8 @@ export interface ProcessRun {
 
 /** Where tool processes run. */
 export interface ToolProcesses {
+  /** Readies the machinery ahead of the first call (starts the spawn helper); `run` does it when needed. */
+  start(): void;
   /** Runs one tool process to its end. Never rejects: a failure to spawn is a ProcessRun with `spawnError`. */
   run(spec: ProcessSpec): Promise<ProcessRun>;
   /** Processes started and not yet fully reaped. */
@@ -104,6 +117,10 @@ export class LocalToolProcesses implements ToolProcesses {
     return this.#live.size;
   }
 
+  start(): void {
+    // Nothing to start: each call spawns its tool.
+  }
+
   run(spec: ProcessSpec): Promise<ProcessRun> {
     const run = new ToolProcess(this.#o, spec, this.#records, (done) => this.#live.delete(done));
     this.#live.add(run);
@@ -119,6 +136,11 @@ export class LocalToolProcesses implements ToolProcesses {
     }
     await Promise.all(done);
     this.#records?.close();
+  }
+
+  /** SIGKILLs every live process group at once, no grace (the spawn helper does it when its engine is gone). */
+  killAll(): void {
+    for (const run of this.#live) run.killNow();
   }
 }
 
@@ -198,6 +220,7 @@ class ToolProcess {
     link?.resume();
     if (this.#pid === null) return; // spawn failed: 'error' follows on the next tick
     this.#record();
+    spec.onStarted?.(this.#pid);
     child.stdin!.end(spec.stdin);
     this.#timeoutTimer = setTimeout(() => this.terminate('timeout'), spec.timeoutMs);
     spec.signal?.addEventListener('abort', this.#onAbort, { once: true });
@@ -212,10 +235,15 @@ class ToolProcess {
     this.#graceTimer = setTimeout(() => this.#killGroup('SIGKILL'), this.#o.killGraceMs);
   }
 
+  /** SIGKILL to the group now. */
+  killNow(): void {
+    if (!this.#finished && !this.#exited) this.#killGroup('SIGKILL');
+  }
+
   #record(): void {
     if (!this.#records) return;
     try {
-      this.#recorded = this.#records.add(this.#pid!, this.#spec.label);
+      this.#recorded = this.#records.add(this.#pid!, this.#spec.label) !== undefined;
     } catch (error) {
       // A full or read-only disk must not fail the call: the guard still stands.
       this.#o.logger?.warn({ err: error, pid: this.#pid, tool_id: this.#spec.label }, 'could not record a tool process; if the engine is killed and the guard cannot act, the next engine will not find it');
@@ -308,7 +336,7 @@ class ToolProcess {
     this.#stderr = [];
     this.#onDone(this);
     this.#resolve({
-      pid: this.#pid, terminated: this.#terminated, overflow: this.#overflow, spawnError: this.#spawnError, stdoutError: this.#stdoutError,
+      pid: this.#pid, terminated: this.#terminated, overflow: this.#overflow, spawnError: this.#spawnError, lost: null, stdoutError: this.#stdoutError,
       stderrError: this.#stderrError, stdinFailed, exitCode: this.#exitCode, signal: this.#signal, stdout, stdoutBytes: this.#stdoutBytes,
       stderr, stderrBytes: this.#stderrBytes,
     });

@@ -9,13 +9,16 @@
  *                                     closeGraceMs?, baseEnv?, logger?, toolFaults?, runtimeDir? });
  *   const result = await runtime.execute({ tool, executionId, input, timeoutMs?, signal? });
  *   if (result.ok) use(result.result); else report(result.error.kind, result.error.message);
- *   runtime.bunVersion(); runtime.liveProcesses(); await runtime.shutdown();
+ *   runtime.start(); runtime.bunVersion(); runtime.liveProcesses(); await runtime.shutdown();
  *
  * `execute()` never throws: every failure is a value, `{ ok: false, error: ToolError }`.
  *
  * The parts, one job each:
  *   environment.ts       what a tool's environment holds (allowlist, loader-variable refusal, trace context), which bun
  *   processes.ts         the process lifecycle: spawn, pipes, caps, timeout, group kill; behind `ToolProcesses`
+ *   helper-processes.ts  the default `ToolProcesses`: a long-lived spawn helper process starts the tools, so the
+ *                        engine's event loop never forks the engine
+ *     spawn-helper.ts    the helper process (runs a LocalToolProcesses); spawn-protocol.ts its framed protocol
  *     tool-guard.ts      Bun preload in every tool: kills the tool's process group when the engine dies
  *     process-records.ts records of live tool processes; a starting engine kills what an earlier one left
  *   outcome.ts           the error kinds and the classifier (how a call ended)
@@ -46,7 +49,8 @@ import { redactText, secretForms, secretInputValues } from '../secrets.ts';
 import { ALWAYS_PASSED_ENV, pickEnv, resolveBunPath, toolEnvironment, withTraceContext } from './environment.ts';
 import { classifyToolRun, fail, ToolError, type ToolOutcomeValue } from './outcome.ts';
 import type { RuntimeLogger } from './process-records.ts';
-import { LocalToolProcesses, type ProcessRun, type ToolProcesses } from './processes.ts';
+import { HelperToolProcesses } from './helper-processes.ts';
+import { LocalToolProcesses, type LocalToolProcessesOptions, type ProcessRun, type ToolProcesses } from './processes.ts';
 
 export { envAllowlistProblem, resolveBunPath } from './environment.ts';
 export { classifyToolRun, ToolError, type ToolErrorOrigin, type ToolRunFacts } from './outcome.ts';
@@ -118,7 +122,19 @@ export interface ToolRuntimeOptions {
    * Default: no records. Throws when the directory cannot be made.
    */
   runtimeDir?: string;
+  /**
+   * Who starts the tool processes: `helper` (the default), a long-lived spawn helper process, so that the
+   * engine's event loop never forks the engine (helper-processes.ts); `local`, the engine itself (a fork of the
+   * engine per call, which blocks its event loop for a time that grows with its RSS). Default: env
+   * SWITCHYARD_TOOL_PROCESSES, else `helper`.
+   */
+  processes?: ToolProcessesKind;
+  /** How long past a call's timeout and grace periods the engine waits for the spawn helper before it kills it; default 5000 ms. */
+  helperWatchdogMs?: number;
 }
+
+export const TOOL_PROCESSES_KINDS = ['helper', 'local'] as const;
+export type ToolProcessesKind = (typeof TOOL_PROCESSES_KINDS)[number];
 
 export const DEFAULT_OUTPUT_LIMIT_BYTES = 10_000_000;
 export const DEFAULT_STDERR_LIMIT_BYTES = 64 * 1024;
@@ -151,11 +167,19 @@ export class ToolRuntime {
     this.#baseEnv = options.baseEnv ?? process.env;
     this.#logger = options.logger;
     this.#toolFaults = options.toolFaults ?? false;
-    this.#processes = new LocalToolProcesses({
+    const processes: LocalToolProcessesOptions = {
       bunPath: this.#bunPath, outputLimit: this.#outputLimit, stderrLimit: options.stderrLimitBytes ?? DEFAULT_STDERR_LIMIT_BYTES,
       killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS, closeGraceMs: options.closeGraceMs ?? 1000,
       recordsDir: options.runtimeDir, logger: options.logger,
-    });
+    };
+    this.#processes = (options.processes ?? toolProcessesFromEnv()) === 'local'
+      ? new LocalToolProcesses(processes)
+      : new HelperToolProcesses({ ...processes, helperWatchdogMs: options.helperWatchdogMs });
+  }
+
+  /** Starts the spawn helper now rather than at the first call (the engine does, at start). */
+  start(): void {
+    this.#processes.start();
   }
 
   get bunPath(): string {
@@ -297,6 +321,11 @@ export class ToolRuntime {
       }
     }
   }
+}
+
+/** SWITCHYARD_TOOL_PROCESSES (validated by config.ts for the engine); anything but `local` is the helper. */
+function toolProcessesFromEnv(): ToolProcessesKind {
+  return process.env.SWITCHYARD_TOOL_PROCESSES === 'local' ? 'local' : 'helper';
 }
 
 function prepareTool(tool: ToolDefinition, baseEnv: NodeJS.ProcessEnv, toolFaults: boolean): PreparedTool {
