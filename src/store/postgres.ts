@@ -1,7 +1,7 @@
 import pg from 'pg';
-import type { ExecutionKind, ExecutionStatus, FinalizationPath, Trigger } from '../domain.ts';
 import { redactCredentials, redactUrl, StoreUnavailableError } from './errors.ts';
-import type { ExecutionError, ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store, SweepEnding } from './store.ts';
+import { toRecord, type DecodedRow as Row } from './row.ts';
+import type { ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store, SweepEnding } from './store.ts';
 
 export interface PostgresStoreOptions {
   /** postgres:// or postgresql:// URL (pg-connection-string: host, port, database, user, password, sslmode, ...). */
@@ -119,14 +119,6 @@ const SQL = {
     RETURNING e.*`,
 } as const;
 
-interface Row {
-  id: string; kind: string; target: string; status: string; trigger: string;
-  input: unknown; output: unknown; error: unknown;
-  created_at: number; started_at: number | null; ended_at: number | null; heartbeat_at: number;
-  trace_id: string | null; traceparent: string | null; parent_execution_id: string | null; caller_key_id: string | null; owner_id: string;
-  last_started_task: string | null; last_completed_task: string | null; last_completed_success: boolean | null;
-  finalization_path: string | null; previous_status: string | null; completion_failure: string | null; task_outputs: unknown;
-}
 
 const INT8_OID = 20;
 /** bigint columns hold epoch milliseconds, well inside a double's exact range: read them as numbers, not strings. */
@@ -320,34 +312,6 @@ function text(value: string): string {
   return value.replaceAll('\u0000', '\ufffd');
 }
 
-function toRecord(row: Row): ExecutionRecord {
-  return {
-    id: row.id,
-    kind: row.kind as ExecutionKind,
-    target: row.target,
-    status: row.status as ExecutionStatus,
-    trigger: row.trigger as Trigger,
-    input: row.input,
-    output: row.output,
-    error: row.error as ExecutionError | null,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    endedAt: row.ended_at,
-    heartbeatAt: row.heartbeat_at,
-    traceId: row.trace_id,
-    traceparent: row.traceparent,
-    parentExecutionId: row.parent_execution_id,
-    callerKeyId: row.caller_key_id,
-    ownerId: row.owner_id,
-    lastStartedTask: row.last_started_task,
-    lastCompletedTask: row.last_completed_task,
-    lastCompletedSuccess: row.last_completed_success,
-    finalizationPath: row.finalization_path as FinalizationPath | null,
-    previousStatus: row.previous_status as ExecutionStatus | null,
-    completionFailure: row.completion_failure,
-    taskOutputs: row.task_outputs as Record<string, unknown>,
-  };
-}
 
 function withPassword(url: string, password: string): string {
   const parsed = new URL(url);

@@ -1,8 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
-import type { ExecutionKind, ExecutionStatus, FinalizationPath, Trigger } from '../domain.ts';
-import type { ExecutionError, ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store, SweepEnding } from './store.ts';
+import { toRecord as toSharedRecord } from './row.ts';
+import type { ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store, SweepEnding } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS executions (
@@ -246,36 +246,14 @@ function parse(text: string | null): unknown {
   return text === null ? null : JSON.parse(text);
 }
 
-/** Rows finalized by a cancel before 0.1.0 spelt the path `cancelled`; it reads back as `canceled`, like the status. */
-function finalizationPathOf(text: string | null): FinalizationPath | null {
-  return text === 'cancelled' ? 'canceled' : (text as FinalizationPath | null);
-}
-
+/** Decodes the JSON text and the 0/1 flag of a row for the shared mapping. */
 function toRecord(row: Row): ExecutionRecord {
-  return {
-    id: row.id,
-    kind: row.kind as ExecutionKind,
-    target: row.target,
-    status: row.status as ExecutionStatus,
-    trigger: row.trigger as Trigger,
+  return toSharedRecord({
+    ...row,
     input: parse(row.input),
     output: parse(row.output),
-    error: parse(row.error) as ExecutionError | null,
-    createdAt: row.created_at,
-    startedAt: row.started_at,
-    endedAt: row.ended_at,
-    heartbeatAt: row.heartbeat_at,
-    traceId: row.trace_id,
-    traceparent: row.traceparent,
-    parentExecutionId: row.parent_execution_id,
-    callerKeyId: row.caller_key_id,
-    ownerId: row.owner_id,
-    lastStartedTask: row.last_started_task,
-    lastCompletedTask: row.last_completed_task,
-    lastCompletedSuccess: row.last_completed_success === null ? null : row.last_completed_success === 1,
-    finalizationPath: finalizationPathOf(row.finalization_path),
-    previousStatus: row.previous_status as ExecutionStatus | null,
-    completionFailure: row.completion_failure,
-    taskOutputs: parse(row.task_outputs) as Record<string, unknown>,
-  };
+    error: parse(row.error),
+    last_completed_success: row.last_completed_success === null ? null : row.last_completed_success === 1,
+    task_outputs: parse(row.task_outputs),
+  });
 }
