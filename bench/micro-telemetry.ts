@@ -47,7 +47,7 @@ const IDS = Array.from({ length: 1024 }, (_, i) => `00000000-0000-4000-8000-${St
 type RunFn = (n: number) => Promise<void>;
 
 /** The engine's calls through its recorder, as made for one quick_answer sync request. */
-function recorderRun(t: Telemetry): RunFn {
+export function recorderRun(t: Telemetry): RunFn {
   const engine = recorderEngineRun(t);
   return async (n) => {
     // As the middleware: the request's span and context, the handler inside it, the end at the response's close.
@@ -104,7 +104,7 @@ function recorderEngineRun(t: Telemetry): RunFn {
 }
 
 /** The same spans and points with the bare SDK: no guards, no label admission, no try/catch. */
-function bareRun(sdk: BenchSdk): RunFn {
+export function bareRun(sdk: BenchSdk): RunFn {
   const { tracer, meter } = sdk;
   const counter = (key: keyof typeof METRICS): Counter => meter.createCounter(METRICS[key].otelName, { unit: METRICS[key].unit });
   const histogram = (key: keyof typeof METRICS): Histogram => meter.createHistogram(METRICS[key].otelName, { unit: METRICS[key].unit });
@@ -281,8 +281,8 @@ export async function measureTelemetryMicro(options: MicroOptions): Promise<Micr
   const names = Object.keys(variants) as Name[];
   // Warm-up: JIT, the SDK's attribute hashing caches, every series created.
   for (const name of names) await block(variants[name].run, options.runsPerBlock, variants[name].flush);
-  const spansBefore = recorder.sdk.spanExporter.spans;
-  const bareSpansBefore = bareSdk.spanExporter.spans;
+  const spansBefore = recorder.sdk.spansExported();
+  const bareSpansBefore = bareSdk.spansExported();
   const rounds: Array<Record<Name, number>> = [];
   const processRounds: Array<Record<Name, number>> = [];
   for (let r = 0; r < options.rounds; r++) {
@@ -301,7 +301,7 @@ export async function measureTelemetryMicro(options: MicroOptions): Promise<Micr
       + `bare ${result.bare.toFixed(1)} / ${whole.bare.toFixed(1)} µs, recorder ${result.recorder.toFixed(1)} / ${whole.recorder.toFixed(1)} µs per run`);
   }
   const measuredRuns = options.rounds * options.runsPerBlock;
-  const spansPerRun = { bare: round((bareSdk.spanExporter.spans - bareSpansBefore) / measuredRuns, 2), recorder: round((recorder.sdk.spanExporter.spans - spansBefore) / measuredRuns, 2) };
+  const spansPerRun = { bare: round((bareSdk.spansExported() - bareSpansBefore) / measuredRuns, 2), recorder: round((recorder.sdk.spansExported() - spansBefore) / measuredRuns, 2) };
   await recorder.sdk.reader.collectAndDrop();
   const pointsBefore = recorder.sdk.reader.points;
   await recorder.sdk.reader.collectAndDrop();

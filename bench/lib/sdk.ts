@@ -1,10 +1,11 @@
 /**
- * An in-process OpenTelemetry SDK for the benchmarks, set up as src/telemetry/sdk.ts sets up the real one
- * (BatchSpanProcessor with the same queue bounds, the catalogue's views), with metric collection on demand so
- * its cost can be charged to the runs that produced the points. Spans are encoded to OTLP protobuf and the
- * bytes dropped (nothing is sent): `spanExport: 'main'` encodes on the calling thread, as the SDK's OTLP
- * exporter does; `'worker'` hands the batches to a worker thread that encodes them, as the engine does
- * (src/telemetry/span-export.ts, with bench/lib/encode-worker.ts in place of the sending worker).
+ * Telemetry for the benchmarks, with metric collection on demand so its cost can be charged to the runs that
+ * produced the points, and spans encoded to OTLP protobuf and dropped (nothing is sent).
+ * - `createBenchSdk`: the bare OpenTelemetry SDK as an instrumented app sets it up (BatchSpanProcessor with
+ *   the engine's queue bounds, the SDK's protobuf serializer on the calling thread, as its OTLP exporter does).
+ * - `createBenchTelemetry`: the engine's recorder as src/telemetry/sdk.ts sets it up: its own tracer and span
+ *   pipeline (spans written as they end, requests posted to a worker: bench/lib/discard-worker.ts in place of
+ *   the sending one), the same meter setup.
  */
 import { context, type Meter, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -12,8 +13,9 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
-import { WorkerSpanExporter } from '../../src/telemetry/span-export.ts';
 import { Telemetry } from '../../src/telemetry/recorder.ts';
+import { BatchSpanPipeline, WorkerRequestExporter } from '../../src/telemetry/span-pipeline.ts';
+import { SwitchyardTracerProvider } from '../../src/telemetry/tracer.ts';
 import { buildViews } from '../../src/telemetry/views.ts';
 
 let contextManager = false;
@@ -24,25 +26,16 @@ export function ensureContextManager(): void {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 }
 
-/** Encodes every batch to OTLP protobuf (on this thread, or through a worker) and drops it; counts what it saw. */
+/** Encodes every batch to OTLP protobuf on this thread and drops it; counts what it saw. */
 export class EncodingSpanExporter implements SpanExporter {
   spans = 0;
-  readonly #worker: WorkerSpanExporter | undefined;
-  constructor(where: 'main' | 'worker') {
-    this.#worker = where === 'worker' ? new WorkerSpanExporter({ json: false, workerUrl: new URL('./encode-worker.ts', import.meta.url) }) : undefined;
-  }
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     this.spans += spans.length;
-    if (this.#worker) return this.#worker.export(spans, done);
     ProtobufTraceSerializer.serializeRequest(spans);
     done({ code: ExportResultCode.SUCCESS });
   }
-  async shutdown(): Promise<void> {
-    await this.#worker?.shutdown();
-  }
-  async forceFlush(): Promise<void> {
-    await this.#worker?.forceFlush();
-  }
+  async shutdown(): Promise<void> {}
+  async forceFlush(): Promise<void> {}
 }
 
 /** Collects (aggregates every series, as a periodic export would) when asked, and drops the result. */
@@ -63,16 +56,17 @@ export interface BenchSdk {
   readonly tracer: Tracer;
   readonly meter: Meter;
   readonly meterProvider: MeterProvider;
-  readonly spanExporter: EncodingSpanExporter;
+  /** Spans that reached the exporter so far. */
+  spansExported(): number;
   readonly reader: CollectOnDemandReader;
   /** Exports the queued spans and collects the metrics: the export cost, charged to whoever calls it. */
   flush(): Promise<void>;
   shutdown(): Promise<void>;
 }
 
-export function createBenchSdk(spanExport: 'main' | 'worker' = 'main'): BenchSdk {
+export function createBenchSdk(): BenchSdk {
   ensureContextManager();
-  const spanExporter = new EncodingSpanExporter(spanExport);
+  const spanExporter = new EncodingSpanExporter();
   const tracerProvider = new TracerProvider({
     spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: 2048, maxExportBatchSize: 512 })],
   });
@@ -82,7 +76,7 @@ export function createBenchSdk(spanExport: 'main' | 'worker' = 'main'): BenchSdk
     tracer: tracerProvider.getTracer('switchyard', '0.1.0'),
     meter: meterProvider.getMeter('switchyard', '0.1.0'),
     meterProvider,
-    spanExporter,
+    spansExported: () => spanExporter.spans,
     reader,
     async flush() {
       // Waits for the export's result: with a worker, until it has encoded the batch.
@@ -96,8 +90,42 @@ export function createBenchSdk(spanExport: 'main' | 'worker' = 'main'): BenchSdk
   };
 }
 
-/** The engine's recorder over a bench SDK that exports spans as the engine does (through a worker thread). */
+/** The engine's recorder with its own tracer and span pipeline (as src/telemetry/sdk.ts), the same meter setup. */
 export function createBenchTelemetry(): { sdk: BenchSdk; telemetry: Telemetry } {
-  const sdk = createBenchSdk('worker');
+  ensureContextManager();
+  let exported = 0;
+  const worker = new WorkerRequestExporter({ json: false, workerUrl: new URL('./discard-worker.ts', import.meta.url) });
+  const pipeline = new BatchSpanPipeline({
+    resource: { 'service.name': 'switchyard-bench' },
+    exporter: {
+      export: async (request, count) => {
+        const result = await worker.export(request, count);
+        if (result.code === ExportResultCode.SUCCESS) exported += count;
+        return result;
+      },
+      forceFlush: () => worker.forceFlush(),
+      shutdown: () => worker.shutdown(),
+    },
+    maxQueueSize: 2048,
+    maxExportBatchSize: 512,
+  });
+  const tracerProvider = new SwitchyardTracerProvider({ sink: pipeline });
+  const reader = new CollectOnDemandReader();
+  const meterProvider = new MeterProvider({ views: buildViews(), readers: [reader] });
+  const sdk: BenchSdk = {
+    tracer: tracerProvider.getTracer('switchyard', '0.1.0'),
+    meter: meterProvider.getMeter('switchyard', '0.1.0'),
+    meterProvider,
+    spansExported: () => exported,
+    reader,
+    async flush() {
+      await tracerProvider.forceFlush();
+      await reader.collectAndDrop();
+    },
+    async shutdown() {
+      await tracerProvider.shutdown();
+      await meterProvider.shutdown();
+    },
+  };
   return { sdk, telemetry: new Telemetry({ tracer: sdk.tracer, meter: sdk.meter }) };
 }

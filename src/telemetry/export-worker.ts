@@ -1,23 +1,39 @@
 /**
- * The span exporter's worker thread: OTLP encoding (protobuf, or JSON with OTEL_EXPORTER_OTLP_PROTOCOL=http/json)
- * and the HTTP export, off the engine's event loop. The engine's side (`WorkerSpanExporter` in ./span-export.ts)
- * posts each batch as plain data (`SpanData`); this thread rebuilds what the OTLP exporter reads from a span,
- * exports it with the SDK's own exporter, and answers with the export's result.
+ * The span pipeline's worker thread: sends the encoded ExportTraceServiceRequests it is posted
+ * (telemetry/span-pipeline.ts) with the SDK's OTLP/HTTP transport, off the engine's event loop. The
+ * transport reads the standard OTEL_EXPORTER_OTLP_* variables (endpoint, headers, timeout, compression)
+ * and retries as the SDK's exporters do. With OTEL_EXPORTER_OTLP_PROTOCOL=http/json the request is read
+ * back and serialized as OTLP/JSON by the SDK's own serializer.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { OTLPTraceExporter as OTLPTraceExporterJson } from '@opentelemetry/exporter-trace-otlp-http';
-import { OTLPTraceExporter as OTLPTraceExporterProto } from '@opentelemetry/exporter-trace-otlp-proto';
 import type { ExportResult } from '@opentelemetry/core';
-import { rebuildSpan, type ToWorker } from './span-export.ts';
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
+import { JsonTraceSerializer, ProtobufTraceSerializer, type ISerializer } from '@opentelemetry/otlp-transformer';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { decodeTraceRequest, toReadableSpan } from './otlp-spans.ts';
+import type { ToWorker } from './span-pipeline.ts';
+
+interface EncodedRequest {
+  readonly request: Uint8Array;
+  readonly count: number;
+}
 
 const { json } = workerData as { json: boolean };
-const exporter = json ? new OTLPTraceExporterJson() : new OTLPTraceExporterProto();
+const serializer: ISerializer<EncodedRequest, unknown> = json
+  ? {
+    serializeRequest: ({ request }) => JsonTraceSerializer.serializeRequest(decodeTraceRequest(request).map(toReadableSpan) as ReadableSpan[]),
+    deserializeResponse: (data) => JsonTraceSerializer.deserializeResponse(data),
+  }
+  : { serializeRequest: ({ request }) => request, deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data) };
+const exporter = createOtlpHttpExportDelegate(
+  convertLegacyHttpOptions({}, 'TRACES', 'v1/traces', { 'Content-Type': json ? 'application/json' : 'application/x-protobuf' }),
+  serializer, 'otlp_http_span_exporter', { name: 'span', countItems: ({ count }) => count }, undefined,
+);
 const port = parentPort!;
 
 port.on('message', (message: ToWorker) => {
   if (message.type === 'export') {
-    const spans = message.spans.map((span) => rebuildSpan(span, message.resource));
-    exporter.export(spans, (result: ExportResult) => port.postMessage({ type: 'done', id: message.id, code: result.code, error: result.error }));
+    exporter.export({ request: message.request, count: message.count }, (result: ExportResult) => port.postMessage({ type: 'done', id: message.id, code: result.code, error: result.error }));
   } else {
     const work = message.type === 'flush' ? exporter.forceFlush() : exporter.shutdown();
     work.then(() => port.postMessage({ type: 'done', id: message.id, code: 0 }), (error: unknown) => port.postMessage({ type: 'done', id: message.id, code: 1, error }));

@@ -5,13 +5,11 @@ import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exp
 import { OTLPMetricExporter as OTLPMetricExporterProto } from '@opentelemetry/exporter-metrics-otlp-proto';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
-import {
-  AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider,
-  type ReadableSpan, type Sampler, type SpanExporter,
-} from '@opentelemetry/sdk-trace';
+import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace';
 import type { TelemetryStage } from './catalog.ts';
 import { Telemetry } from './recorder.ts';
-import { WorkerSpanExporter } from './span-export.ts';
+import { BatchSpanPipeline, WorkerRequestExporter } from './span-pipeline.ts';
+import { SwitchyardTracerProvider, spanLimitsFromEnv } from './tracer.ts';
 import { buildViews } from './views.ts';
 
 export interface TelemetrySdkOptions {
@@ -74,16 +72,21 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
   });
   metrics.setGlobalMeterProvider(meterProvider);
 
-  // Encoded and sent by a worker thread (span-export.ts): the OTLP encoding stays off the event loop.
-  const spanExporter = new ReportingSpanExporter(new WorkerSpanExporter({ json }),
-    (failing, error) => options.onExportStateChange?.('traces', failing, error), (error) => countFailure('export_traces', error));
-  const tracerProvider = new TracerProvider({
-    resource,
-    sampler: samplerFromEnv(env),
+  // Spans are written as OTLP protobuf as they end and sent by a worker thread (span-pipeline.ts): the
+  // engine's own tracer (tracer.ts), not the SDK's, which cost most of telemetry's time per request.
+  const spanHealth = new ExportHealth((failing, error) => options.onExportStateChange?.('traces', failing, error), (error) => countFailure('export_traces', error));
+  const spanPipeline = new BatchSpanPipeline({
+    resource: resource.attributes,
+    exporter: new WorkerRequestExporter({ json }),
     // Bounded: when the Collector is away, spans beyond the queue are dropped, not hoarded.
-    // The processor counts what it exports, drops and loses (otel.sdk.processor.span.* in the catalogue).
-    spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: SPAN_QUEUE_CAPACITY, maxExportBatchSize: SPAN_EXPORT_BATCH, selfObsMeterProvider: meterProvider })],
+    // The pipeline counts what it exports, drops and loses (otel.sdk.processor.span.* in the catalogue).
+    maxQueueSize: SPAN_QUEUE_CAPACITY,
+    maxExportBatchSize: SPAN_EXPORT_BATCH,
+    scheduledDelayMillis: positiveInt(env.OTEL_BSP_SCHEDULE_DELAY, 5000),
+    meter: meterProvider.getMeter('@opentelemetry/sdk-trace'),
+    onExported: spanHealth.wrap(() => {}),
   });
+  const tracerProvider = new SwitchyardTracerProvider({ sink: spanPipeline, sampler: samplerFromEnv(env), limits: spanLimitsFromEnv(env) });
   trace.setGlobalTracerProvider(tracerProvider);
 
   telemetry = new Telemetry({ tracer: tracerProvider.getTracer(SCOPE, options.serviceVersion), meter: meterProvider.getMeter(SCOPE, options.serviceVersion) });
@@ -111,7 +114,8 @@ function buildResource(options: TelemetrySdkOptions, env: NodeJS.ProcessEnv): Re
   return defaults.merge(detectResources({ detectors: [envDetector] }));
 }
 
-export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
+/** The SDK sampler OTEL_TRACES_SAMPLER names; undefined for the default, parent-based always-on, which the tracer decides inline. */
+export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler | undefined {
   const ratio = () => {
     const value = Number(env.OTEL_TRACES_SAMPLER_ARG ?? '1');
     return Number.isFinite(value) && value >= 0 && value <= 1 ? value : 1;
@@ -122,7 +126,7 @@ export function samplerFromEnv(env: NodeJS.ProcessEnv): Sampler {
     case 'traceidratio': return new TraceIdRatioBasedSampler(ratio());
     case 'parentbased_always_off': return new ParentBasedSampler({ root: new AlwaysOffSampler() });
     case 'parentbased_traceidratio': return new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(ratio()) });
-    default: return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    default: return undefined;
   }
 }
 
@@ -158,20 +162,6 @@ class ExportHealth {
       done(result);
     };
   }
-}
-
-class ReportingSpanExporter implements SpanExporter {
-  readonly #inner: SpanExporter;
-  readonly #health: ExportHealth;
-  constructor(inner: SpanExporter, onChange: (failing: boolean, error?: unknown) => void, onFailure: (error: unknown) => void) {
-    this.#inner = inner;
-    this.#health = new ExportHealth(onChange, onFailure);
-  }
-  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
-    this.#inner.export(spans, this.#health.wrap(done));
-  }
-  shutdown(): Promise<void> { return this.#inner.shutdown(); }
-  forceFlush(): Promise<void> { return this.#inner.forceFlush?.() ?? Promise.resolve(); }
 }
 
 class ReportingMetricExporter implements PushMetricExporter {

@@ -1,5 +1,5 @@
 /**
- * In-memory telemetry for tests: a real SDK tracer and meter (views from the catalogue) behind the engine's
+ * In-memory telemetry for tests: the engine's tracer (spans through its OTLP encoding) and a real SDK meter (views from the catalogue) behind the engine's
  * Telemetry recorder, with finished spans and metric points readable on demand.
  *
  *   const t = createTestTelemetry();
@@ -18,10 +18,33 @@ import {
   type CollectionResult,
   type MetricData,
 } from '@opentelemetry/sdk-metrics';
-import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { METRICS } from '../../src/telemetry/catalog.ts';
 import { Telemetry, type TelemetryOptions } from '../../src/telemetry/recorder.ts';
 import { buildViews } from '../../src/telemetry/views.ts';
+import { decodeTraceRequest, encodeResource, encodeTraceRequest, SpanEncoder, toReadableSpan } from '../../src/telemetry/otlp-spans.ts';
+import { ProtobufWriter } from '../../src/telemetry/protobuf.ts';
+import { SwitchyardTracerProvider, type RecordingSpan, type SpanSink } from '../../src/telemetry/tracer.ts';
+
+/**
+ * Keeps every span as it ends, the way the engine exports it: written as an OTLP protobuf request and read
+ * back. So every test that reads spans also checks the encoding.
+ */
+export class InMemorySpanSink implements SpanSink {
+  readonly spans: ReadableSpan[] = [];
+  readonly #encoder = new SpanEncoder();
+  readonly #resource = encodeResource({ 'service.name': 'switchyard-test' });
+
+  onEnd(span: RecordingSpan): void {
+    const writer = new ProtobufWriter(1024);
+    this.#encoder.writeSpanField(writer, span);
+    const request = encodeTraceRequest(this.#resource, [{ scope: span.scope, encodedScope: span.scope.encoded, spans: writer.bytes() }]);
+    this.spans.push(...decodeTraceRequest(request).map(toReadableSpan));
+  }
+
+  async forceFlush(): Promise<void> {}
+  async shutdown(): Promise<void> {}
+}
 
 /** A metric reader that only collects when asked (no timer, no exporter). */
 class OnDemandMetricReader extends MetricReader {
@@ -66,8 +89,8 @@ const OTEL_NAME_BY_PROMETHEUS_NAME = new Map<string, string>(Object.values(METRI
 
 export function createTestTelemetry(options: Pick<TelemetryOptions, 'onFailure'> = {}): TestTelemetry {
   ensureContextManager();
-  const exporter = new InMemorySpanExporter();
-  const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+  const sink = new InMemorySpanSink();
+  const tracerProvider = new SwitchyardTracerProvider({ sink });
   const reader = new OnDemandMetricReader();
   const meterProvider = new MeterProvider({ views: buildViews(), readers: [reader] });
   const failures: TestTelemetry['failures'] = [];
@@ -85,8 +108,10 @@ export function createTestTelemetry(options: Pick<TelemetryOptions, 'onFailure'>
   return {
     telemetry,
     failures,
-    spans: () => exporter.getFinishedSpans(),
-    resetSpans: () => exporter.reset(),
+    spans: () => [...sink.spans],
+    resetSpans: () => {
+      sink.spans.length = 0;
+    },
     collectMetrics,
     async metricPoints(name) {
       const otelName = OTEL_NAME_BY_PROMETHEUS_NAME.get(name) ?? name;

@@ -1,0 +1,374 @@
+/**
+ * The engine's tracer: an implementation of the @opentelemetry/api Tracer whose spans cost what the engine
+ * needs and no more. The SDK's span copies and validates every attribute as it is set, builds HrTime arrays,
+ * runs its processors' hooks and, at export, is copied again into the OTLP encoding; in the engine's CPU
+ * profile that was most of telemetry's cost per request (BENCHMARKS.md, 2026-12-03). Here a span keeps its
+ * attributes in one plain object, its times as `performance.now()` numbers, and is written once, as OTLP
+ * protobuf, when it ends (telemetry/span-pipeline.ts); a value of no attribute type is left out then.
+ *
+ * What it keeps of the SDK: the API's contract (context, parents, links, events, status, exceptions, ended
+ * spans refusing changes), the samplers (the SDK's own, configured by OTEL_TRACES_SAMPLER; the default
+ * parent-based always-on is decided inline), the span limits (OTEL_SPAN_*_LIMIT and OTEL_ATTRIBUTE_*_LIMIT)
+ * and tracing suppression.
+ */
+import {
+  SamplingDecision, SpanKind, SpanStatusCode, TraceFlags, context, isSpanContextValid, trace,
+  type Attributes, type AttributeValue, type Context, type Exception, type Link, type Span, type SpanContext,
+  type SpanOptions, type SpanStatus, type TimeInput, type TraceState, type Tracer, type TracerProvider,
+} from '@opentelemetry/api';
+import { isTracingSuppressed } from '@opentelemetry/core';
+import type { Sampler } from '@opentelemetry/sdk-trace';
+import { ATTR_EXCEPTION_MESSAGE, ATTR_EXCEPTION_STACKTRACE, ATTR_EXCEPTION_TYPE } from '@opentelemetry/semantic-conventions';
+import { encodeScope, type EncodableEvent, type EncodableLink, type EncodableSpan, type InstrumentationScope } from './otlp-spans.ts';
+
+export interface SpanLimits {
+  /** Attributes per span, event or link; more are counted as dropped. */
+  readonly attributeCountLimit: number;
+  /** Longest string attribute value kept; longer ones are cut. */
+  readonly attributeValueLengthLimit: number;
+  readonly eventCountLimit: number;
+  readonly linkCountLimit: number;
+}
+
+export const DEFAULT_SPAN_LIMITS: SpanLimits = { attributeCountLimit: 128, attributeValueLengthLimit: Infinity, eventCountLimit: 128, linkCountLimit: 128 };
+
+/** The span limits of the OTEL_* variables (the span-specific one first), else the SDK's defaults. */
+export function spanLimitsFromEnv(env: NodeJS.ProcessEnv): SpanLimits {
+  const limit = (fallback: number, ...names: string[]) => {
+    for (const name of names) {
+      const value = Number(env[name]);
+      if (env[name] !== undefined && Number.isInteger(value) && value >= 0) return value;
+    }
+    return fallback;
+  };
+  return {
+    attributeCountLimit: limit(128, 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT', 'OTEL_ATTRIBUTE_COUNT_LIMIT'),
+    attributeValueLengthLimit: limit(Infinity, 'OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT'),
+    eventCountLimit: limit(128, 'OTEL_SPAN_EVENT_COUNT_LIMIT'),
+    linkCountLimit: limit(128, 'OTEL_SPAN_LINK_COUNT_LIMIT'),
+  };
+}
+
+/** Where ended spans go (telemetry/span-pipeline.ts; tests use an in-memory one). */
+export interface SpanSink {
+  onEnd(span: RecordingSpan): void;
+  forceFlush(): Promise<void>;
+  shutdown(): Promise<void>;
+}
+
+/** A tracer's scope, with its OTLP encoding made once. */
+export interface TracerScope extends InstrumentationScope {
+  readonly encoded: Uint8Array;
+}
+
+// --- Ids --------------------------------------------------------------------------------------------------
+
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function randomHex(words: number): string {
+  let hex = '';
+  let zero = true;
+  for (let i = 0; i < words; i++) {
+    const word = (Math.random() * 4294967296) >>> 0;
+    if (word !== 0) zero = false;
+    hex += HEX_BYTE[word >>> 24]! + HEX_BYTE[(word >>> 16) & 255]! + HEX_BYTE[(word >>> 8) & 255]! + HEX_BYTE[word & 255]!;
+  }
+  // An all-zero id is the invalid one.
+  return zero ? randomHex(words) : hex;
+}
+
+// --- Time -------------------------------------------------------------------------------------------------
+
+/** A TimeInput as milliseconds since performance.timeOrigin (the clock spans keep). */
+function toPerfMs(time: TimeInput): number {
+  if (typeof time === 'number') {
+    // The API allows both epoch and performance.now() milliseconds; like the SDK, tell them apart by size.
+    return time < performance.timeOrigin ? time : time - performance.timeOrigin;
+  }
+  if (Array.isArray(time)) return time[0] * 1000 + time[1] / 1e6 - performance.timeOrigin;
+  return time.getTime() - performance.timeOrigin;
+}
+
+function isTimeInput(value: unknown): value is TimeInput {
+  return typeof value === 'number' || value instanceof Date
+    || (Array.isArray(value) && value.length === 2 && typeof value[0] === 'number' && typeof value[1] === 'number');
+}
+
+// --- Spans ------------------------------------------------------------------------------------------------
+
+/** Copies attributes into `into` within the limits; returns how many were dropped. */
+function addAttributes(into: Attributes, count: { n: number }, attributes: Attributes, limits: SpanLimits): number {
+  let dropped = 0;
+  for (const key in attributes) {
+    if (!addAttribute(into, count, key, attributes[key], limits)) dropped++;
+  }
+  return dropped;
+}
+
+/** False when the attribute was dropped for the count limit (an invalid one is ignored, as by the SDK). */
+function addAttribute(into: Attributes, count: { n: number }, key: string, value: AttributeValue | undefined, limits: SpanLimits): boolean {
+  if (value === undefined || value === null || key.length === 0) return true;
+  if (into[key] === undefined) {
+    if (count.n >= limits.attributeCountLimit) return false;
+    count.n++;
+  }
+  into[key] = limits.attributeValueLengthLimit === Infinity ? value : truncate(value, limits.attributeValueLengthLimit);
+  return true;
+}
+
+function truncate(value: AttributeValue, limit: number): AttributeValue {
+  if (typeof value === 'string') return value.length > limit ? value.slice(0, limit) : value;
+  if (Array.isArray(value)) return value.map((item) => (typeof item === 'string' && item.length > limit ? item.slice(0, limit) : item)) as AttributeValue;
+  return value;
+}
+
+export class RecordingSpan implements Span, EncodableSpan {
+  name: string;
+  readonly kind: SpanKind;
+  readonly traceId: string;
+  readonly spanId: string;
+  readonly traceFlags: number;
+  readonly traceState: TraceState | undefined;
+  readonly parentSpanId: string | undefined;
+  readonly parentIsRemote: boolean;
+  readonly startTime: number;
+  endTime = 0;
+  readonly attributes: Attributes = {};
+  readonly #attributeCount = { n: 0 };
+  droppedAttributesCount = 0;
+  events: EncodableEvent[] | undefined;
+  droppedEventsCount = 0;
+  links: EncodableLink[] | undefined;
+  droppedLinksCount = 0;
+  status: SpanStatus = { code: SpanStatusCode.UNSET };
+  readonly scope: TracerScope;
+  #ended = false;
+  #context: SpanContext | undefined;
+  readonly #sink: SpanSink;
+  readonly #limits: SpanLimits;
+
+  constructor(init: {
+    name: string; kind: SpanKind; traceId: string; spanId: string; traceFlags: number; traceState: TraceState | undefined;
+    parentSpanId: string | undefined; parentIsRemote: boolean; startTime: number; scope: TracerScope; sink: SpanSink; limits: SpanLimits;
+  }) {
+    this.name = init.name;
+    this.kind = init.kind;
+    this.traceId = init.traceId;
+    this.spanId = init.spanId;
+    this.traceFlags = init.traceFlags;
+    this.traceState = init.traceState;
+    this.parentSpanId = init.parentSpanId;
+    this.parentIsRemote = init.parentIsRemote;
+    this.startTime = init.startTime;
+    this.scope = init.scope;
+    this.#sink = init.sink;
+    this.#limits = init.limits;
+  }
+
+  get traceStateHeader(): string | undefined {
+    return this.traceState?.serialize();
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  spanContext(): SpanContext {
+    return (this.#context ??= { traceId: this.traceId, spanId: this.spanId, traceFlags: this.traceFlags, ...(this.traceState && { traceState: this.traceState }) });
+  }
+
+  setAttribute(key: string, value: AttributeValue): this {
+    if (!this.#ended && !addAttribute(this.attributes, this.#attributeCount, key, value, this.#limits)) this.droppedAttributesCount++;
+    return this;
+  }
+
+  setAttributes(attributes: Attributes): this {
+    if (!this.#ended) this.droppedAttributesCount += addAttributes(this.attributes, this.#attributeCount, attributes, this.#limits);
+    return this;
+  }
+
+  addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
+    if (this.#ended) return this;
+    if (this.#limits.eventCountLimit === 0) {
+      this.droppedEventsCount++;
+      return this;
+    }
+    let attributes: Attributes | undefined;
+    if (isTimeInput(attributesOrTime)) time = attributesOrTime;
+    else attributes = attributesOrTime;
+    const events = (this.events ??= []);
+    // As the SDK: past the limit the oldest event makes room.
+    if (events.length >= this.#limits.eventCountLimit) {
+      this.droppedEventsCount++;
+      events.shift();
+    }
+    const kept: Attributes = {};
+    const dropped = attributes ? addAttributes(kept, { n: 0 }, attributes, this.#limits) : 0;
+    events.push({ name, time: time === undefined ? performance.now() : toPerfMs(time), attributes: kept, droppedAttributesCount: dropped });
+    return this;
+  }
+
+  addLink(link: Link): this {
+    if (this.#ended) return this;
+    const links = (this.links ??= []);
+    if (links.length >= this.#limits.linkCountLimit) {
+      this.droppedLinksCount++;
+      return this;
+    }
+    const kept: Attributes = {};
+    const dropped = link.attributes ? addAttributes(kept, { n: 0 }, link.attributes, this.#limits) : 0;
+    links.push({
+      traceId: link.context.traceId, spanId: link.context.spanId, traceFlags: link.context.traceFlags,
+      traceState: link.context.traceState?.serialize(), isRemote: link.context.isRemote === true, attributes: kept, droppedAttributesCount: dropped,
+    });
+    return this;
+  }
+
+  addLinks(links: Link[]): this {
+    for (const link of links) this.addLink(link);
+    return this;
+  }
+
+  setStatus(status: SpanStatus): this {
+    // As the SDK: UNSET changes nothing, OK is final, a message belongs to ERROR only.
+    if (this.#ended || status.code === SpanStatusCode.UNSET || this.status.code === SpanStatusCode.OK) return this;
+    this.status = status.code === SpanStatusCode.ERROR && typeof status.message === 'string' ? { code: status.code, message: status.message } : { code: status.code };
+    return this;
+  }
+
+  updateName(name: string): this {
+    if (!this.#ended) this.name = name;
+    return this;
+  }
+
+  end(endTime?: TimeInput): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.endTime = endTime === undefined ? performance.now() : toPerfMs(endTime);
+    if (this.endTime < this.startTime) this.endTime = this.startTime;
+    this.#sink.onEnd(this);
+  }
+
+  isRecording(): boolean {
+    return !this.#ended;
+  }
+
+  recordException(exception: Exception, time?: TimeInput): void {
+    const attributes: Attributes = {};
+    if (typeof exception === 'string') attributes[ATTR_EXCEPTION_MESSAGE] = exception;
+    else if (exception) {
+      if (exception.code) attributes[ATTR_EXCEPTION_TYPE] = exception.code.toString();
+      else if (exception.name) attributes[ATTR_EXCEPTION_TYPE] = exception.name;
+      if (exception.message) attributes[ATTR_EXCEPTION_MESSAGE] = exception.message;
+      if (exception.stack) attributes[ATTR_EXCEPTION_STACKTRACE] = exception.stack;
+    }
+    if (attributes[ATTR_EXCEPTION_TYPE] || attributes[ATTR_EXCEPTION_MESSAGE]) this.addEvent('exception', attributes, time);
+  }
+}
+
+// --- Tracer and provider ----------------------------------------------------------------------------------
+
+export interface TracerOptions {
+  readonly sink: SpanSink;
+  /** The SDK sampler to consult; undefined: parent-based always-on, decided without a call. */
+  readonly sampler?: Sampler | undefined;
+  readonly limits?: SpanLimits;
+}
+
+export class SwitchyardTracer implements Tracer {
+  readonly scope: TracerScope;
+  readonly #sink: SpanSink;
+  readonly #sampler: Sampler | undefined;
+  readonly #limits: SpanLimits;
+
+  constructor(scope: InstrumentationScope, options: TracerOptions) {
+    this.scope = { ...scope, encoded: encodeScope(scope) };
+    this.#sink = options.sink;
+    this.#sampler = options.sampler;
+    this.#limits = options.limits ?? DEFAULT_SPAN_LIMITS;
+  }
+
+  startSpan(name: string, options: SpanOptions = {}, ctx: Context = context.active()): Span {
+    if (isTracingSuppressed(ctx)) return trace.wrapSpanContext({ traceId: randomHex(4), spanId: randomHex(2), traceFlags: TraceFlags.NONE });
+    const parent = options.root ? undefined : trace.getSpan(ctx);
+    let traceId: string | undefined;
+    let parentSpanId: string | undefined;
+    let parentIsRemote = false;
+    let parentSampled = true;
+    let traceState: TraceState | undefined;
+    if (parent instanceof RecordingSpan) {
+      traceId = parent.traceId;
+      parentSpanId = parent.spanId;
+      traceState = parent.traceState;
+      parentSampled = (parent.traceFlags & TraceFlags.SAMPLED) !== 0;
+    } else if (parent) {
+      const parentContext = parent.spanContext();
+      if (isSpanContextValid(parentContext)) {
+        traceId = parentContext.traceId;
+        parentSpanId = parentContext.spanId;
+        parentIsRemote = parentContext.isRemote === true;
+        traceState = parentContext.traceState;
+        parentSampled = (parentContext.traceFlags & TraceFlags.SAMPLED) !== 0;
+      }
+    }
+    traceId ??= randomHex(4);
+    const spanId = randomHex(2);
+    const kind = options.kind ?? SpanKind.INTERNAL;
+    let sampled = parentSampled;
+    let samplerAttributes: Attributes | undefined;
+    if (this.#sampler) {
+      const result = this.#sampler.shouldSample(ctx, traceId, name, kind, options.attributes ?? {}, options.links ?? []);
+      sampled = result.decision === SamplingDecision.RECORD_AND_SAMPLED;
+      traceState = result.traceState ?? traceState;
+      samplerAttributes = result.attributes;
+    }
+    if (!sampled) return trace.wrapSpanContext({ traceId, spanId, traceFlags: TraceFlags.NONE, ...(traceState && { traceState }) });
+    const span = new RecordingSpan({
+      name, kind, traceId, spanId, traceFlags: TraceFlags.SAMPLED, traceState, parentSpanId, parentIsRemote,
+      startTime: options.startTime === undefined ? performance.now() : toPerfMs(options.startTime),
+      scope: this.scope, sink: this.#sink, limits: this.#limits,
+    });
+    if (options.attributes) span.setAttributes(options.attributes);
+    if (samplerAttributes) span.setAttributes(samplerAttributes);
+    if (options.links) span.addLinks(options.links);
+    return span;
+  }
+
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, fn: F): ReturnType<F>;
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, options: SpanOptions, fn: F): ReturnType<F>;
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, options: SpanOptions, ctx: Context, fn: F): ReturnType<F>;
+  startActiveSpan<F extends (span: Span) => unknown>(name: string, a: F | SpanOptions, b?: F | Context, c?: F): ReturnType<F> {
+    const fn = (c ?? b ?? a) as F;
+    const options = typeof a === 'function' ? {} : a;
+    const ctx = c ? (b as Context) : context.active();
+    const span = this.startSpan(name, options, ctx);
+    return context.with(trace.setSpan(ctx, span), fn as (span: Span) => ReturnType<F>, undefined, span);
+  }
+}
+
+export class SwitchyardTracerProvider implements TracerProvider {
+  readonly #options: TracerOptions;
+  readonly #tracers = new Map<string, SwitchyardTracer>();
+
+  constructor(options: TracerOptions) {
+    this.#options = options;
+  }
+
+  getTracer(name: string, version?: string, options?: { schemaUrl?: string }): SwitchyardTracer {
+    const key = `${name}@${version ?? ''}:${options?.schemaUrl ?? ''}`;
+    let tracer = this.#tracers.get(key);
+    if (!tracer) {
+      tracer = new SwitchyardTracer({ name, ...(version && { version }), ...(options?.schemaUrl && { schemaUrl: options.schemaUrl }) }, this.#options);
+      this.#tracers.set(key, tracer);
+    }
+    return tracer;
+  }
+
+  forceFlush(): Promise<void> {
+    return this.#options.sink.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this.#options.sink.shutdown();
+  }
+}
