@@ -9,9 +9,10 @@
 import { context, type Meter, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, MeterProvider, MetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
+import { MetricCells } from '../../src/telemetry/cells.ts';
 import { WorkerSpanExporter } from '../../src/telemetry/span-export.ts';
 import { Telemetry } from '../../src/telemetry/recorder.ts';
 import { buildViews } from '../../src/telemetry/views.ts';
@@ -48,8 +49,8 @@ export class EncodingSpanExporter implements SpanExporter {
 /** Collects (aggregates every series, as a periodic export would) when asked, and drops the result. */
 export class CollectOnDemandReader extends MetricReader {
   points = 0;
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  constructor(metricProducers: MetricProducer[] = []) {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers });
   }
   async collectAndDrop(): Promise<void> {
     const { resourceMetrics } = await this.collect();
@@ -70,13 +71,14 @@ export interface BenchSdk {
   shutdown(): Promise<void>;
 }
 
-export function createBenchSdk(spanExport: 'main' | 'worker' = 'main'): BenchSdk {
+/** `metricProducers`: read with the SDK's metrics at each collection (the recorder's cells). */
+export function createBenchSdk(spanExport: 'main' | 'worker' = 'main', metricProducers: MetricProducer[] = []): BenchSdk {
   ensureContextManager();
   const spanExporter = new EncodingSpanExporter(spanExport);
   const tracerProvider = new TracerProvider({
     spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: 2048, maxExportBatchSize: 512 })],
   });
-  const reader = new CollectOnDemandReader();
+  const reader = new CollectOnDemandReader(metricProducers);
   const meterProvider = new MeterProvider({ views: buildViews(), readers: [reader] });
   return {
     tracer: tracerProvider.getTracer('switchyard', '0.1.0'),
@@ -98,6 +100,7 @@ export function createBenchSdk(spanExport: 'main' | 'worker' = 'main'): BenchSdk
 
 /** The engine's recorder over a bench SDK that exports spans as the engine does (through a worker thread). */
 export function createBenchTelemetry(): { sdk: BenchSdk; telemetry: Telemetry } {
-  const sdk = createBenchSdk('worker');
-  return { sdk, telemetry: new Telemetry({ tracer: sdk.tracer, meter: sdk.meter }) };
+  const cells = new MetricCells({ name: 'switchyard', version: '0.1.0' });
+  const sdk = createBenchSdk('worker', [cells]);
+  return { sdk, telemetry: new Telemetry({ tracer: sdk.tracer, meter: sdk.meter, cells }) };
 }

@@ -1,6 +1,6 @@
 /**
- * In-memory telemetry for tests: a real SDK tracer and meter (views from the catalogue) behind the engine's
- * Telemetry recorder, with finished spans and metric points readable on demand.
+ * In-memory telemetry for tests: a real SDK tracer and meter (views from the catalogue) and the recorder's
+ * metric cells behind the engine's Telemetry recorder, with finished spans and metric points readable on demand.
  *
  *   const t = createTestTelemetry();
  *   ... run engine code with t.telemetry ...
@@ -17,16 +17,18 @@ import {
   MetricReader,
   type CollectionResult,
   type MetricData,
+  type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
 import { METRICS } from '../../src/telemetry/catalog.ts';
+import { MetricCells } from '../../src/telemetry/cells.ts';
 import { Telemetry, type TelemetryOptions } from '../../src/telemetry/recorder.ts';
 import { buildViews } from '../../src/telemetry/views.ts';
 
 /** A metric reader that only collects when asked (no timer, no exporter). */
-class OnDemandMetricReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+export class OnDemandMetricReader extends MetricReader {
+  constructor(metricProducers: MetricProducer[] = []) {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers });
   }
   protected override async onShutdown(): Promise<void> {}
   protected override async onForceFlush(): Promise<void> {}
@@ -68,12 +70,15 @@ export function createTestTelemetry(options: Pick<TelemetryOptions, 'onFailure'>
   ensureContextManager();
   const exporter = new InMemorySpanExporter();
   const tracerProvider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
-  const reader = new OnDemandMetricReader();
+  // The recorder's counters and histograms (its cells) and the SDK's gauges, read together as sdk.ts reads them.
+  const cells = new MetricCells({ name: 'switchyard-test' });
+  const reader = new OnDemandMetricReader([cells]);
   const meterProvider = new MeterProvider({ views: buildViews(), readers: [reader] });
   const failures: TestTelemetry['failures'] = [];
   const telemetry = new Telemetry({
     tracer: tracerProvider.getTracer('switchyard-test'),
     meter: meterProvider.getMeter('switchyard-test'),
+    cells,
     onFailure: (stage, error) => {
       failures.push({ stage, error });
       options.onFailure?.(stage, error);
