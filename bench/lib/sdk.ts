@@ -10,9 +10,10 @@
 import { context, type Meter, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, MeterProvider, MetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
+import { MetricCells } from '../../src/telemetry/cells.ts';
 import { Telemetry } from '../../src/telemetry/recorder.ts';
 import { BatchSpanPipeline, WorkerRequestExporter } from '../../src/telemetry/span-pipeline.ts';
 import { SwitchyardTracerProvider } from '../../src/telemetry/tracer.ts';
@@ -41,8 +42,8 @@ export class EncodingSpanExporter implements SpanExporter {
 /** Collects (aggregates every series, as a periodic export would) when asked, and drops the result. */
 export class CollectOnDemandReader extends MetricReader {
   points = 0;
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+  constructor(metricProducers: MetricProducer[] = []) {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers });
   }
   async collectAndDrop(): Promise<void> {
     const { resourceMetrics } = await this.collect();
@@ -110,7 +111,8 @@ export function createBenchTelemetry(): { sdk: BenchSdk; telemetry: Telemetry } 
     maxExportBatchSize: 512,
   });
   const tracerProvider = new SwitchyardTracerProvider({ sink: pipeline });
-  const reader = new CollectOnDemandReader();
+  const cells = new MetricCells({ name: 'switchyard', version: '0.1.0' });
+  const reader = new CollectOnDemandReader([cells]);
   const meterProvider = new MeterProvider({ views: buildViews(), readers: [reader] });
   const sdk: BenchSdk = {
     tracer: tracerProvider.getTracer('switchyard', '0.1.0'),
@@ -127,5 +129,5 @@ export function createBenchTelemetry(): { sdk: BenchSdk; telemetry: Telemetry } 
       await meterProvider.shutdown();
     },
   };
-  return { sdk, telemetry: new Telemetry({ tracer: sdk.tracer, meter: sdk.meter }) };
+  return { sdk, telemetry: new Telemetry({ tracer: sdk.tracer, meter: sdk.meter, cells }) };
 }

@@ -9,8 +9,6 @@ import {
   trace,
   type Attributes,
   type Context,
-  type Counter,
-  type Histogram,
   type Meter,
   type ObservableGauge,
   type Link,
@@ -22,6 +20,7 @@ import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelSpec, type MetricSpec, 
 import {
   ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_NETWORK_PROTOCOL_VERSION, ATTR_URL_PATH, ATTR_URL_SCHEME,
 } from '@opentelemetry/semantic-conventions';
+import { admissible, type CounterCell, type CounterTable, type HistogramCell, type HistogramTable, type MetricCells } from './cells.ts';
 import { errorTypeOf } from './error-type.ts';
 import { EventLoopDelay } from './event-loop.ts';
 import { LabelGuard } from './labels.ts';
@@ -59,6 +58,12 @@ export type ConfiguredGauges = { [K in ConfiguredGaugeKey]: ReadonlyArray<GaugeR
 export interface TelemetryOptions {
   readonly tracer: Tracer;
   readonly meter: Meter;
+  /**
+   * Where the counters and histograms are aggregated (register it with the metric reader: its
+   * `metricProducers`). Without it they are not recorded at all: no work per call (telemetry disabled).
+   * The observable gauges are the meter's.
+   */
+  readonly cells?: MetricCells;
   /** Told about each telemetry failure; must not throw (it is guarded anyway). */
   readonly onFailure?: (stage: TelemetryStage, error: unknown) => void;
 }
@@ -70,14 +75,12 @@ export interface TelemetryOptions {
  */
 export class Telemetry {
   readonly tracer: Tracer;
-  readonly #counters = new Map<MetricKey, Counter>();
-  readonly #histograms = new Map<MetricKey, Histogram>();
+  /** Per metric: its label guards, the cells (or gauge attributes) admitted so far, its table (none for a gauge). */
+  readonly #metrics = new Map<MetricKey, RecordedMetric>();
   readonly #gauges = new Map<MetricKey, ObservableGauge>();
-  #httpServerDuration: Histogram | undefined;
-  readonly #httpAttributes = new Map<string, Attributes>();
-  readonly #guards = new Map<MetricKey, GuardedLabel[]>();
-  /** Per metric, the admitted attributes by label values (a tree in the catalogue's label order). */
-  readonly #admitted = new Map<MetricKey, AdmittedNode>();
+  #httpServerDuration: HistogramTable | undefined;
+  /** http.server.request.duration's cells by a key of their attributes (bounded). */
+  readonly #httpCells = new Map<string, HistogramCell>();
   #admittedSets = 0;
   readonly #onFailure: TelemetryOptions['onFailure'];
   #gaugeSource: GaugeSource | undefined;
@@ -87,25 +90,30 @@ export class Telemetry {
   constructor(options: TelemetryOptions) {
     this.tracer = options.tracer;
     this.#onFailure = options.onFailure;
+    const { cells } = options;
     for (const key of RECORDED_METRIC_KEYS) {
-      const spec = METRICS[key];
-      this.#guards.set(key, guardedLabels(spec));
+      const spec: MetricSpec = METRICS[key];
+      const instrument = { name: spec.otelName, description: spec.description, unit: spec.unit, cardinalityLimit: spec.cardinalityLimit };
+      let table: CounterTable | HistogramTable | undefined;
       try {
-        const opts = { description: spec.description, unit: spec.unit };
-        if (spec.kind === 'counter') {
-          const counter = options.meter.createCounter(spec.otelName, opts);
-          this.#counters.set(key, counter);
-          for (const labels of enumeratedLabelSets(spec)) counter.add(0, labels);
+        if (spec.kind === 'counter' && cells) {
+          const counter = cells.counter(instrument);
+          // Seeded at 0 (see enumeratedLabelSets).
+          for (const labels of enumeratedLabelSets(spec)) counter.cell(labels);
+          table = counter;
+        } else if (spec.kind === 'histogram' && cells) {
+          table = cells.histogram({ ...instrument, buckets: spec.buckets ?? [] });
+        } else if (spec.kind === 'gauge') {
+          this.#gauges.set(key, options.meter.createObservableGauge(spec.otelName, { description: spec.description, unit: spec.unit }));
         }
-        else if (spec.kind === 'histogram') this.#histograms.set(key, options.meter.createHistogram(spec.otelName, opts));
-        else this.#gauges.set(key, options.meter.createObservableGauge(spec.otelName, opts));
       } catch (error) {
         this.failure('instrument', error);
       }
+      this.#metrics.set(key, { guards: guardedLabels(spec), admitted: new Map(), table });
     }
     try {
       const http = METRICS.httpServerRequestDuration;
-      this.#httpServerDuration = options.meter.createHistogram(http.otelName, { description: http.description, unit: http.unit });
+      this.#httpServerDuration = cells?.histogram({ name: http.otelName, description: http.description, unit: http.unit, cardinalityLimit: http.cardinalityLimit, buckets: http.buckets });
     } catch (error) {
       this.failure('instrument', error);
     }
@@ -121,7 +129,7 @@ export class Telemetry {
           for (const [key, points] of Object.entries(readings) as [GaugeKey, ReadonlyArray<GaugeReading<GaugeKey>>][]) {
             const gauge = this.#gauges.get(key);
             if (!gauge) continue;
-            for (const point of points) observer.observe(gauge, point.value, this.#admit(key, point.labels));
+            for (const point of points) observer.observe(gauge, point.value, this.#admit(this.#metrics.get(key)!, point.labels, point.value)!.attributes);
           }
         } catch (error) {
           this.failure('gauge_callback', error);
@@ -134,7 +142,7 @@ export class Telemetry {
 
   add<K extends CounterKey>(key: K, value: number, labels: LabelsOf<K>): void {
     try {
-      this.#counters.get(key)?.add(value, this.#admit(key, labels));
+      this.#count(key, value, labels);
     } catch (error) {
       this.failure('instrument', error);
     }
@@ -142,10 +150,18 @@ export class Telemetry {
 
   record<K extends HistogramKey>(key: K, value: number, labels: LabelsOf<K>): void {
     try {
-      this.#histograms.get(key)?.record(value, this.#admit(key, labels));
+      const metric = this.#metrics.get(key);
+      if (metric?.table === undefined) return;
+      (this.#admit(metric, labels, value) as HistogramCell | undefined)?.record(value);
     } catch (error) {
       this.failure('instrument', error);
     }
+  }
+
+  #count(key: CounterKey, value: number, labels: object): void {
+    const metric = this.#metrics.get(key);
+    if (metric?.table === undefined) return;
+    (this.#admit(metric, labels, value) as CounterCell | undefined)?.add(value);
   }
 
   setGaugeSource(source: GaugeSource): void {
@@ -160,7 +176,7 @@ export class Telemetry {
   /** Counts a failure of telemetry itself. Never throws. */
   failure(stage: TelemetryStage, error?: unknown): void {
     try {
-      this.#counters.get('telemetryFailures')?.add(1, { stage });
+      this.#count('telemetryFailures', 1, { stage });
     } catch {
       // The failure counter itself failed: nothing left to tell.
     }
@@ -261,17 +277,20 @@ export class Telemetry {
       this.failure('span', error);
     }
     try {
-      const key = `${request.method}\u0000${route ?? ''}\u0000${statusCode}\u0000${request.scheme}\u0000${request.protocolVersion}\u0000${errorType ?? ''}`;
-      let attributes = this.#httpAttributes.get(key);
-      if (!attributes) {
-        attributes = Object.freeze({
+      const duration = this.#httpServerDuration;
+      if (duration === undefined || !admissible(seconds)) return;
+      // One cell per distinct attribute set; an absent route is not an empty one.
+      const key = `${request.method}\u0000${route ?? '\u0001'}\u0000${statusCode}\u0000${request.scheme}\u0000${request.protocolVersion}\u0000${errorType ?? ''}`;
+      let cell = this.#httpCells.get(key);
+      if (!cell) {
+        cell = duration.cell(Object.freeze({
           [ATTR_HTTP_REQUEST_METHOD]: request.method, [ATTR_URL_SCHEME]: request.scheme, [ATTR_NETWORK_PROTOCOL_VERSION]: request.protocolVersion,
           ...(route !== undefined && { [ATTR_HTTP_ROUTE]: route }), [ATTR_HTTP_RESPONSE_STATUS_CODE]: statusCode,
           ...(errorType !== undefined && { [ATTR_ERROR_TYPE]: errorType }),
-        });
-        if (this.#httpAttributes.size < MAX_CACHED_LABEL_SETS) this.#httpAttributes.set(key, attributes);
+        }));
+        if (this.#httpCells.size < MAX_CACHED_LABEL_SETS) this.#httpCells.set(key, cell);
       }
-      this.#httpServerDuration?.record(seconds, attributes);
+      cell.record(seconds);
     } catch (error) {
       this.failure('instrument', error);
     }
@@ -303,40 +322,40 @@ export class Telemetry {
   }
 
   /**
-   * Guards the labels and returns one frozen attributes object per distinct label set, reused across
-   * calls: the guards run once per set, and the SDK sees the same object each time. The cache is a tree of
-   * maps keyed by the label values in the catalogue's order (no key string built per call: a few map
-   * lookups); it is bounded, and past the bound, sets are guarded on every call instead.
+   * Guards the labels and returns the metric's cell for that label set (a gauge's: its frozen attributes),
+   * reused across calls: the guards run once per set, and the cell is found again with a few map lookups (a
+   * tree of maps keyed by the label values in the catalogue's order, no key string built per call). The
+   * tree is bounded; past the bound, sets are guarded on every call instead, and find their cell by its
+   * attributes (the cells themselves are bounded by the metric's cardinality limit). A value the metric
+   * drops (see cells.ts, admissible) makes no cell: undefined.
    */
-  #admit(key: MetricKey, labels: object): Attributes {
+  #admit(metric: RecordedMetric, labels: object, value: number): Admitted | undefined {
     const values = labels as Record<string, unknown>;
-    const guards = this.#guards.get(key)!;
-    let node: AdmittedNode | undefined = this.#admitted.get(key);
-    if (!node) {
-      node = new Map();
-      this.#admitted.set(key, node);
-    }
+    const { guards } = metric;
+    let node: AdmittedNode | undefined = metric.admitted;
     const last = guards.length - 1;
     for (let i = 0; i < last && node; i++) {
-      const value = values[guards[i]!.label];
-      let next = node.get(value) as AdmittedNode | undefined;
+      const labelValue = values[guards[i]!.label];
+      let next = node.get(labelValue) as AdmittedNode | undefined;
       if (!next && this.#admittedSets < MAX_CACHED_LABEL_SETS) {
         next = new Map();
-        node.set(value, next);
+        node.set(labelValue, next);
       }
       node = next;
     }
     const leafValue = last < 0 ? undefined : values[guards[last]!.label];
-    const cached = node?.get(leafValue) as Attributes | undefined;
+    const cached = node?.get(leafValue) as Admitted | undefined;
     if (cached) return cached;
-    const admitted: Attributes = {};
+    const attributes: Attributes = {};
     for (const { label, guard, attribute, optional } of guards) {
-      const value = values[label];
+      const labelValue = values[label];
       // An optional attribute without a value is left off, never confused with 'none'.
-      if (value === undefined && optional) continue;
-      admitted[attribute] = guard.admit(String(value ?? 'none'));
+      if (labelValue === undefined && optional) continue;
+      attributes[attribute] = guard.admit(String(labelValue ?? 'none'));
     }
-    Object.freeze(admitted);
+    Object.freeze(attributes);
+    if (metric.table && !admissible(value)) return undefined;
+    const admitted: Admitted = metric.table ? metric.table.cell(attributes) : { attributes };
     if (node && this.#admittedSets < MAX_CACHED_LABEL_SETS) {
       node.set(leafValue, admitted);
       this.#admittedSets++;
@@ -363,8 +382,17 @@ export function enumeratedLabelSets(spec: Pick<MetricSpec, 'labels' | 'attribute
 }
 const MAX_SEEDED_LABEL_SETS = 64;
 
-/** A level of the admitted-attributes cache: label value -> next level, or the attributes at the last label. */
-type AdmittedNode = Map<unknown, AdmittedNode | Attributes>;
+/** What a label set is admitted as: a counter's or histogram's cell, or a gauge's attributes. */
+type Admitted = CounterCell | HistogramCell | { readonly attributes: Attributes };
+/** A level of the admission cache: label value -> next level, or what the set was admitted as at the last label. */
+type AdmittedNode = Map<unknown, AdmittedNode | Admitted>;
+
+interface RecordedMetric {
+  readonly guards: readonly GuardedLabel[];
+  readonly admitted: AdmittedNode;
+  /** A counter's or histogram's cells; undefined for a gauge, and for every metric when nothing is recorded. */
+  readonly table: CounterTable | HistogramTable | undefined;
+}
 
 interface GuardedLabel {
   readonly label: string;

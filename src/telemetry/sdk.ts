@@ -7,6 +7,7 @@ import { detectResources, envDetector, resourceFromAttributes, type Resource } f
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace';
 import type { TelemetryStage } from './catalog.ts';
+import { MetricCells } from './cells.ts';
 import { Telemetry } from './recorder.ts';
 import { BatchSpanPipeline, WorkerRequestExporter } from './span-pipeline.ts';
 import { SwitchyardTracerProvider, spanLimitsFromEnv } from './tracer.ts';
@@ -38,8 +39,9 @@ export const SPAN_EXPORT_BATCH = 512;
 /**
  * Sets up the OpenTelemetry SDK from the standard OTEL_* variables: OTLP over HTTP (protobuf by default,
  * JSON with OTEL_EXPORTER_OTLP_PROTOCOL=http/json), a batch span processor with a bounded queue, a
- * periodic metric reader with the catalogue's views. With OTEL_SDK_DISABLED=true every instrument is a
- * no-op and nothing is exported.
+ * periodic metric reader with the catalogue's views (for the observable gauges and the SDK's own metrics)
+ * that also reads the recorder's own cells. With OTEL_SDK_DISABLED=true every instrument is a no-op, the
+ * recorder aggregates nothing and nothing is exported.
  */
 export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
   const env = options.env ?? process.env;
@@ -48,6 +50,7 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
   propagation.setGlobalPropagator(new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }));
 
   if (env.OTEL_SDK_DISABLED?.trim().toLowerCase() === 'true') {
+    // No cells: the recorder's counters and histograms do nothing at all.
     const telemetry = new Telemetry({ tracer: trace.getTracer(SCOPE), meter: metrics.getMeter(SCOPE) });
     return { telemetry, enabled: false, forceFlush: async () => {}, shutdown: async () => {} };
   }
@@ -63,11 +66,14 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
   // 15 s, not the SDK's 60 s: Grafana's Prometheus datasource floors $__rate_interval at 15 s and the
   // rules use 5-minute windows; with a point a minute a short rate window holds one sample or none.
   const exportIntervalMillis = positiveInt(env.OTEL_METRIC_EXPORT_INTERVAL, DEFAULT_METRIC_EXPORT_INTERVAL_MS);
+  // The recorder's counters and histograms, aggregated by the recorder itself (cells.ts) and read by the reader.
+  const cells = new MetricCells({ name: SCOPE, version: options.serviceVersion });
   const meterProvider = new MeterProvider({
     resource,
     views: buildViews(),
     readers: [new PeriodicExportingMetricReader({
       exporter: metricExporter, exportIntervalMillis, exportTimeoutMillis: Math.min(positiveInt(env.OTEL_METRIC_EXPORT_TIMEOUT, 30_000), exportIntervalMillis),
+      metricProducers: [cells],
     })],
   });
   metrics.setGlobalMeterProvider(meterProvider);
@@ -89,7 +95,7 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
   const tracerProvider = new SwitchyardTracerProvider({ sink: spanPipeline, sampler: samplerFromEnv(env), limits: spanLimitsFromEnv(env) });
   trace.setGlobalTracerProvider(tracerProvider);
 
-  telemetry = new Telemetry({ tracer: tracerProvider.getTracer(SCOPE, options.serviceVersion), meter: meterProvider.getMeter(SCOPE, options.serviceVersion) });
+  telemetry = new Telemetry({ tracer: tracerProvider.getTracer(SCOPE, options.serviceVersion), meter: meterProvider.getMeter(SCOPE, options.serviceVersion), cells });
   return {
     telemetry,
     enabled: true,

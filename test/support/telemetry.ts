@@ -1,6 +1,6 @@
 /**
- * In-memory telemetry for tests: the engine's tracer (spans through its OTLP encoding) and a real SDK meter (views from the catalogue) behind the engine's
- * Telemetry recorder, with finished spans and metric points readable on demand.
+ * In-memory telemetry for tests: the engine's tracer (its spans through the OTLP encoding and back), a real
+ * SDK meter (views from the catalogue) and the recorder's metric cells behind the engine's Telemetry recorder, with finished spans and metric points readable on demand.
  *
  *   const t = createTestTelemetry();
  *   ... run engine code with t.telemetry ...
@@ -17,9 +17,11 @@ import {
   MetricReader,
   type CollectionResult,
   type MetricData,
+  type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { METRICS } from '../../src/telemetry/catalog.ts';
+import { MetricCells } from '../../src/telemetry/cells.ts';
 import { Telemetry, type TelemetryOptions } from '../../src/telemetry/recorder.ts';
 import { buildViews } from '../../src/telemetry/views.ts';
 import { decodeTraceRequest, encodeResource, encodeTraceRequest, SpanEncoder, toReadableSpan } from '../../src/telemetry/otlp-spans.ts';
@@ -47,9 +49,9 @@ export class InMemorySpanSink implements SpanSink {
 }
 
 /** A metric reader that only collects when asked (no timer, no exporter). */
-class OnDemandMetricReader extends MetricReader {
-  constructor() {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
+export class OnDemandMetricReader extends MetricReader {
+  constructor(metricProducers: MetricProducer[] = []) {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers });
   }
   protected override async onShutdown(): Promise<void> {}
   protected override async onForceFlush(): Promise<void> {}
@@ -91,12 +93,15 @@ export function createTestTelemetry(options: Pick<TelemetryOptions, 'onFailure'>
   ensureContextManager();
   const sink = new InMemorySpanSink();
   const tracerProvider = new SwitchyardTracerProvider({ sink });
-  const reader = new OnDemandMetricReader();
+  // The recorder's counters and histograms (its cells) and the SDK's gauges, read together as sdk.ts reads them.
+  const cells = new MetricCells({ name: 'switchyard-test' });
+  const reader = new OnDemandMetricReader([cells]);
   const meterProvider = new MeterProvider({ views: buildViews(), readers: [reader] });
   const failures: TestTelemetry['failures'] = [];
   const telemetry = new Telemetry({
     tracer: tracerProvider.getTracer('switchyard-test'),
     meter: meterProvider.getMeter('switchyard-test'),
+    cells,
     onFailure: (stage, error) => {
       failures.push({ stage, error });
       options.onFailure?.(stage, error);
