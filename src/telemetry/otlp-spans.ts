@@ -25,14 +25,15 @@ export interface EncodableLink {
   readonly droppedAttributesCount: number;
 }
 
+/** Ids are 32-bit words, most significant first: 4 for the trace id, 2 for span ids (no hex on the hot path). */
 export interface EncodableSpan {
   readonly name: string;
   readonly kind: SpanKind;
-  readonly traceId: string;
-  readonly spanId: string;
+  readonly traceIdWords: readonly number[];
+  readonly spanIdWords: readonly number[];
   readonly traceFlags: number;
   readonly traceStateHeader: string | undefined;
-  readonly parentSpanId: string | undefined;
+  readonly parentSpanIdWords: readonly number[] | undefined;
   readonly parentIsRemote: boolean;
   readonly startTime: number;
   readonly endTime: number;
@@ -97,16 +98,16 @@ export class SpanEncoder {
 
   writeSpan(w: ProtobufWriter, span: EncodableSpan): void {
     w.tag(1, WireType.LENGTH);
-    w.hexBytes(span.traceId);
+    w.idWords(span.traceIdWords);
     w.tag(2, WireType.LENGTH);
-    w.hexBytes(span.spanId);
+    w.idWords(span.spanIdWords);
     if (span.traceStateHeader) {
       w.tag(3, WireType.LENGTH);
       w.string(span.traceStateHeader);
     }
-    if (span.parentSpanId !== undefined) {
+    if (span.parentSpanIdWords !== undefined) {
       w.tag(4, WireType.LENGTH);
-      w.hexBytes(span.parentSpanId);
+      w.idWords(span.parentSpanIdWords);
     }
     w.tag(5, WireType.LENGTH);
     w.string(span.name);

@@ -49,6 +49,14 @@ export class ProtobufWriter {
   varint(value: number): void {
     this.ensure(10);
     const buf = this.buf;
+    if (value < 0x80000000) {
+      while (value >= 0x80) {
+        buf[this.pos++] = (value & 0x7f) | 0x80;
+        value >>>= 7;
+      }
+      buf[this.pos++] = value;
+      return;
+    }
     while (value >= 0x80) {
       buf[this.pos++] = (value % 0x80) | 0x80;
       value = Math.floor(value / 0x80);
@@ -116,9 +124,28 @@ export class ProtobufWriter {
 
   /** Bytes as they are (no length prefix). */
   raw(bytes: Uint8Array): void {
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
+    const length = bytes.length;
+    this.ensure(length);
+    if (length > 32) this.buf.set(bytes, this.pos);
+    else for (let i = 0; i < length; i++) this.buf[this.pos + i] = bytes[i]!;
+    this.pos += length;
+  }
+
+  /** A length-delimited id given as 32-bit words, most significant first (4 for a trace id, 2 for a span id). */
+  idWords(words: readonly number[]): void {
+    const count = words.length;
+    this.ensure(count * 4 + 1);
+    const buf = this.buf;
+    let at = this.pos;
+    buf[at++] = count * 4;
+    for (let i = 0; i < count; i++) {
+      const word = words[i]!;
+      buf[at++] = word >>> 24;
+      buf[at++] = (word >>> 16) & 0xff;
+      buf[at++] = (word >>> 8) & 0xff;
+      buf[at++] = word & 0xff;
+    }
+    this.pos = at;
   }
 
   /** A length-delimited byte string given in hex (trace and span ids). */

@@ -65,16 +65,24 @@ export interface TracerScope extends InstrumentationScope {
 
 const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-function randomHex(words: number): string {
+/** A random id of `count` 32-bit words, never all zero (the invalid id). */
+function randomWords(count: 2 | 4): number[] {
+  const words = count === 4
+    ? [(Math.random() * 4294967296) >>> 0, (Math.random() * 4294967296) >>> 0, (Math.random() * 4294967296) >>> 0, (Math.random() * 4294967296) >>> 0]
+    : [(Math.random() * 4294967296) >>> 0, (Math.random() * 4294967296) >>> 0];
+  return words[0] || words[1] || words[2] || words[3] ? words : randomWords(count);
+}
+
+function hexOf(words: readonly number[]): string {
   let hex = '';
-  let zero = true;
-  for (let i = 0; i < words; i++) {
-    const word = (Math.random() * 4294967296) >>> 0;
-    if (word !== 0) zero = false;
-    hex += HEX_BYTE[word >>> 24]! + HEX_BYTE[(word >>> 16) & 255]! + HEX_BYTE[(word >>> 8) & 255]! + HEX_BYTE[word & 255]!;
-  }
-  // An all-zero id is the invalid one.
-  return zero ? randomHex(words) : hex;
+  for (const word of words) hex += HEX_BYTE[word >>> 24]! + HEX_BYTE[(word >>> 16) & 255]! + HEX_BYTE[(word >>> 8) & 255]! + HEX_BYTE[word & 255]!;
+  return hex;
+}
+
+function wordsOf(hex: string): number[] {
+  const words: number[] = [];
+  for (let i = 0; i < hex.length; i += 8) words.push(parseInt(hex.slice(i, i + 8), 16) >>> 0);
+  return words;
 }
 
 // --- Time -------------------------------------------------------------------------------------------------
@@ -125,11 +133,11 @@ function truncate(value: AttributeValue, limit: number): AttributeValue {
 export class RecordingSpan implements Span, EncodableSpan {
   name: string;
   readonly kind: SpanKind;
-  readonly traceId: string;
-  readonly spanId: string;
+  readonly traceIdWords: readonly number[];
+  readonly spanIdWords: readonly number[];
   readonly traceFlags: number;
   readonly traceState: TraceState | undefined;
-  readonly parentSpanId: string | undefined;
+  readonly parentSpanIdWords: readonly number[] | undefined;
   readonly parentIsRemote: boolean;
   readonly startTime: number;
   endTime = 0;
@@ -148,16 +156,16 @@ export class RecordingSpan implements Span, EncodableSpan {
   readonly #limits: SpanLimits;
 
   constructor(init: {
-    name: string; kind: SpanKind; traceId: string; spanId: string; traceFlags: number; traceState: TraceState | undefined;
-    parentSpanId: string | undefined; parentIsRemote: boolean; startTime: number; scope: TracerScope; sink: SpanSink; limits: SpanLimits;
+    name: string; kind: SpanKind; traceIdWords: readonly number[]; spanIdWords: readonly number[]; traceFlags: number; traceState: TraceState | undefined;
+    parentSpanIdWords: readonly number[] | undefined; parentIsRemote: boolean; startTime: number; scope: TracerScope; sink: SpanSink; limits: SpanLimits;
   }) {
     this.name = init.name;
     this.kind = init.kind;
-    this.traceId = init.traceId;
-    this.spanId = init.spanId;
+    this.traceIdWords = init.traceIdWords;
+    this.spanIdWords = init.spanIdWords;
     this.traceFlags = init.traceFlags;
     this.traceState = init.traceState;
-    this.parentSpanId = init.parentSpanId;
+    this.parentSpanIdWords = init.parentSpanIdWords;
     this.parentIsRemote = init.parentIsRemote;
     this.startTime = init.startTime;
     this.scope = init.scope;
@@ -173,8 +181,11 @@ export class RecordingSpan implements Span, EncodableSpan {
     return this.#ended;
   }
 
+  /** Made when first asked for (most spans never are: their children read the words). */
   spanContext(): SpanContext {
-    return (this.#context ??= { traceId: this.traceId, spanId: this.spanId, traceFlags: this.traceFlags, ...(this.traceState && { traceState: this.traceState }) });
+    return (this.#context ??= {
+      traceId: hexOf(this.traceIdWords), spanId: hexOf(this.spanIdWords), traceFlags: this.traceFlags, ...(this.traceState && { traceState: this.traceState }),
+    });
   }
 
   setAttribute(key: string, value: AttributeValue): this {
@@ -289,42 +300,42 @@ export class SwitchyardTracer implements Tracer {
   }
 
   startSpan(name: string, options: SpanOptions = {}, ctx: Context = context.active()): Span {
-    if (isTracingSuppressed(ctx)) return trace.wrapSpanContext({ traceId: randomHex(4), spanId: randomHex(2), traceFlags: TraceFlags.NONE });
+    if (isTracingSuppressed(ctx)) return trace.wrapSpanContext({ traceId: hexOf(randomWords(4)), spanId: hexOf(randomWords(2)), traceFlags: TraceFlags.NONE });
     const parent = options.root ? undefined : trace.getSpan(ctx);
-    let traceId: string | undefined;
-    let parentSpanId: string | undefined;
+    let traceIdWords: readonly number[] | undefined;
+    let parentSpanIdWords: readonly number[] | undefined;
     let parentIsRemote = false;
     let parentSampled = true;
     let traceState: TraceState | undefined;
     if (parent instanceof RecordingSpan) {
-      traceId = parent.traceId;
-      parentSpanId = parent.spanId;
+      traceIdWords = parent.traceIdWords;
+      parentSpanIdWords = parent.spanIdWords;
       traceState = parent.traceState;
       parentSampled = (parent.traceFlags & TraceFlags.SAMPLED) !== 0;
     } else if (parent) {
       const parentContext = parent.spanContext();
       if (isSpanContextValid(parentContext)) {
-        traceId = parentContext.traceId;
-        parentSpanId = parentContext.spanId;
+        traceIdWords = wordsOf(parentContext.traceId);
+        parentSpanIdWords = wordsOf(parentContext.spanId);
         parentIsRemote = parentContext.isRemote === true;
         traceState = parentContext.traceState;
         parentSampled = (parentContext.traceFlags & TraceFlags.SAMPLED) !== 0;
       }
     }
-    traceId ??= randomHex(4);
-    const spanId = randomHex(2);
+    traceIdWords ??= randomWords(4);
+    const spanIdWords = randomWords(2);
     const kind = options.kind ?? SpanKind.INTERNAL;
     let sampled = parentSampled;
     let samplerAttributes: Attributes | undefined;
     if (this.#sampler) {
-      const result = this.#sampler.shouldSample(ctx, traceId, name, kind, options.attributes ?? {}, options.links ?? []);
+      const result = this.#sampler.shouldSample(ctx, hexOf(traceIdWords), name, kind, options.attributes ?? {}, options.links ?? []);
       sampled = result.decision === SamplingDecision.RECORD_AND_SAMPLED;
       traceState = result.traceState ?? traceState;
       samplerAttributes = result.attributes;
     }
-    if (!sampled) return trace.wrapSpanContext({ traceId, spanId, traceFlags: TraceFlags.NONE, ...(traceState && { traceState }) });
+    if (!sampled) return trace.wrapSpanContext({ traceId: hexOf(traceIdWords), spanId: hexOf(spanIdWords), traceFlags: TraceFlags.NONE, ...(traceState && { traceState }) });
     const span = new RecordingSpan({
-      name, kind, traceId, spanId, traceFlags: TraceFlags.SAMPLED, traceState, parentSpanId, parentIsRemote,
+      name, kind, traceIdWords, spanIdWords, traceFlags: TraceFlags.SAMPLED, traceState, parentSpanIdWords, parentIsRemote,
       startTime: options.startTime === undefined ? performance.now() : toPerfMs(options.startTime),
       scope: this.scope, sink: this.#sink, limits: this.#limits,
     });
