@@ -104,24 +104,24 @@ function isTimeInput(value: unknown): value is TimeInput {
 
 // --- Spans ------------------------------------------------------------------------------------------------
 
-/** Copies attributes into `into` within the limits; returns how many were dropped. */
-function addAttributes(into: Attributes, count: { n: number }, attributes: Attributes, limits: SpanLimits): number {
+/** An event's or a link's attributes within the limits, and how many were dropped. */
+function limitedAttributes(attributes: Attributes | undefined, limits: SpanLimits): { kept: Attributes; dropped: number } {
+  const kept: Attributes = {};
+  let count = 0;
   let dropped = 0;
   for (const key in attributes) {
-    if (!addAttribute(into, count, key, attributes[key], limits)) dropped++;
+    const value = attributes[key];
+    if (value === undefined || value === null || key.length === 0) continue;
+    if (kept[key] === undefined) {
+      if (count >= limits.attributeCountLimit) {
+        dropped++;
+        continue;
+      }
+      count++;
+    }
+    kept[key] = limits.attributeValueLengthLimit === Infinity ? value : truncate(value, limits.attributeValueLengthLimit);
   }
-  return dropped;
-}
-
-/** False when the attribute was dropped for the count limit (an invalid one is ignored, as by the SDK). */
-function addAttribute(into: Attributes, count: { n: number }, key: string, value: AttributeValue | undefined, limits: SpanLimits): boolean {
-  if (value === undefined || value === null || key.length === 0) return true;
-  if (into[key] === undefined) {
-    if (count.n >= limits.attributeCountLimit) return false;
-    count.n++;
-  }
-  into[key] = limits.attributeValueLengthLimit === Infinity ? value : truncate(value, limits.attributeValueLengthLimit);
-  return true;
+  return { kept, dropped };
 }
 
 function truncate(value: AttributeValue, limit: number): AttributeValue {
@@ -142,7 +142,7 @@ export class RecordingSpan implements Span, EncodableSpan {
   readonly startTime: number;
   endTime = 0;
   readonly attributes: Attributes = {};
-  readonly #attributeCount = { n: 0 };
+  #attributeCount = 0;
   droppedAttributesCount = 0;
   events: EncodableEvent[] | undefined;
   droppedEventsCount = 0;
@@ -189,13 +189,27 @@ export class RecordingSpan implements Span, EncodableSpan {
   }
 
   setAttribute(key: string, value: AttributeValue): this {
-    if (!this.#ended && !addAttribute(this.attributes, this.#attributeCount, key, value, this.#limits)) this.droppedAttributesCount++;
+    if (!this.#ended) this.#add(key, value);
     return this;
   }
 
   setAttributes(attributes: Attributes): this {
-    if (!this.#ended) this.droppedAttributesCount += addAttributes(this.attributes, this.#attributeCount, attributes, this.#limits);
+    if (!this.#ended) for (const key in attributes) this.#add(key, attributes[key]);
     return this;
+  }
+
+  /** As the SDK: no value (or no key) is ignored, a new key past the count limit is dropped and counted. */
+  #add(key: string, value: AttributeValue | undefined): void {
+    if (value === undefined || value === null || key.length === 0) return;
+    const attributes = this.attributes;
+    if (attributes[key] === undefined) {
+      if (this.#attributeCount >= this.#limits.attributeCountLimit) {
+        this.droppedAttributesCount++;
+        return;
+      }
+      this.#attributeCount++;
+    }
+    attributes[key] = this.#limits.attributeValueLengthLimit === Infinity ? value : truncate(value, this.#limits.attributeValueLengthLimit);
   }
 
   addEvent(name: string, attributesOrTime?: Attributes | TimeInput, time?: TimeInput): this {
@@ -213,8 +227,7 @@ export class RecordingSpan implements Span, EncodableSpan {
       this.droppedEventsCount++;
       events.shift();
     }
-    const kept: Attributes = {};
-    const dropped = attributes ? addAttributes(kept, { n: 0 }, attributes, this.#limits) : 0;
+    const { kept, dropped } = limitedAttributes(attributes, this.#limits);
     events.push({ name, time: time === undefined ? performance.now() : toPerfMs(time), attributes: kept, droppedAttributesCount: dropped });
     return this;
   }
@@ -226,8 +239,7 @@ export class RecordingSpan implements Span, EncodableSpan {
       this.droppedLinksCount++;
       return this;
     }
-    const kept: Attributes = {};
-    const dropped = link.attributes ? addAttributes(kept, { n: 0 }, link.attributes, this.#limits) : 0;
+    const { kept, dropped } = limitedAttributes(link.attributes, this.#limits);
     links.push({
       traceId: link.context.traceId, spanId: link.context.spanId, traceFlags: link.context.traceFlags,
       traceState: link.context.traceState?.serialize(), isRemote: link.context.isRemote === true, attributes: kept, droppedAttributesCount: dropped,

@@ -585,7 +585,7 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
       return counts;
     };
     const complete = new Map<string, number>();
-    await until(async () => {
+    const batch1Complete = until(async () => {
       for (const o of sent1) {
         if (complete.has(o.traceId!)) continue;
         const spans = (await stack.traces.trace(o.traceId!))?.length ?? 0;
@@ -594,6 +594,14 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
       }
       return true;
     }, { timeoutMs: 240_000, intervalMs: 5_000, what: `all ${sent1.length} batch-1 traces complete in the trace store (${healthyTraceSpans} spans each)` });
+    await batch1Complete.catch(async (error: unknown) => {
+      // Which traces fell short, and by which spans: the difference between a lost request and a lost span.
+      for (const o of sent1.filter((s) => !complete.has(s.traceId!)).slice(0, 5)) {
+        const spans = (await stack.traces.trace(o.traceId!)) ?? [];
+        log(`persistent queue: trace ${o.traceId} has ${spans.length} of ${healthyTraceSpans} spans: ${spans.map((s) => s.name).join(', ')}`);
+      }
+      throw error;
+    });
     const found1 = [...complete.values()];
     const counts2 = await spansIn(sent2);
     const spansFound1 = found1.reduce((a, b) => a + b, 0);
