@@ -21,7 +21,10 @@ import { encodeResource, encodeTraceRequest, SpanEncoder } from './otlp-spans.ts
 import { ProtobufWriter } from './protobuf.ts';
 import type { RecordingSpan, SpanSink, TracerScope } from './tracer.ts';
 
-/** Sends one encoded ExportTraceServiceRequest of `count` spans; resolves with the export's result. */
+/**
+ * Sends one encoded ExportTraceServiceRequest of `count` spans; resolves with the export's result. The exporter
+ * owns the request's bytes from then on (the worker's exporter moves them to its thread without a copy).
+ */
 export type RequestExporter = {
   export(request: Uint8Array, count: number): Promise<ExportResult>;
   forceFlush(): Promise<void>;
@@ -255,7 +258,8 @@ export class WorkerRequestExporter implements RequestExporter {
     }
     const id = ++this.#nextId;
     this.#pending.set(id, done);
-    worker.postMessage({ ...message, id });
+    // A request's bytes are moved, not copied: the pipeline made them for this export alone.
+    worker.postMessage({ ...message, id }, message.type === 'export' ? [message.request.buffer as ArrayBuffer] : []);
   }
 
   #start(): Worker {
