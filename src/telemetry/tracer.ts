@@ -30,7 +30,7 @@ export interface SpanLimits {
   readonly linkCountLimit: number;
 }
 
-export const DEFAULT_SPAN_LIMITS: SpanLimits = { attributeCountLimit: 128, attributeValueLengthLimit: Infinity, eventCountLimit: 128, linkCountLimit: 128 };
+const DEFAULT_SPAN_LIMITS: SpanLimits = { attributeCountLimit: 128, attributeValueLengthLimit: Infinity, eventCountLimit: 128, linkCountLimit: 128 };
 
 /** The span limits of the OTEL_* variables (the span-specific one first), else the SDK's defaults. */
 export function spanLimitsFromEnv(env: NodeJS.ProcessEnv): SpanLimits {
@@ -175,10 +175,6 @@ export class RecordingSpan implements Span, EncodableSpan {
 
   get traceStateHeader(): string | undefined {
     return this.traceState?.serialize();
-  }
-
-  get ended(): boolean {
-    return this.#ended;
   }
 
   /** Made when first asked for (most spans never are: their children read the words). */

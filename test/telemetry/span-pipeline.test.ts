@@ -7,10 +7,17 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { ExportResultCode } from '@opentelemetry/core';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { decodeTraceRequest, type DecodedSpan } from '../../src/telemetry/otlp-spans.ts';
+import { decodeTraceRequest, encodeResource, encodeTraceRequest, SpanEncoder, type DecodedSpan } from '../../src/telemetry/otlp-spans.ts';
+import { ProtobufWriter } from '../../src/telemetry/protobuf.ts';
+import { SwitchyardTracerProvider, type RecordingSpan } from '../../src/telemetry/tracer.ts';
 import { startTelemetrySdk, type TelemetrySdk } from '../../src/telemetry/sdk.ts';
 import { WorkerRequestExporter } from '../../src/telemetry/span-pipeline.ts';
 import { eventually } from '../support/engine.ts';
+
+interface JsonTraceBody {
+  resourceSpans: Array<{ resource: { attributes: Array<{ key: string }> }; scopeSpans: Array<{ scope: { name: string; version?: string }; spans: Array<{ traceId: string; spanId: string; name: string; attributes: Array<{ key: string; value: Record<string, unknown> }> }> }> }>;
+}
+const jsonBodies: JsonTraceBody[] = [];
 
 interface TraceRequest {
   contentType: string | undefined;
@@ -27,7 +34,8 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
         res.writeHead(400, { 'content-type': 'text/plain' }).end('refused');
         return;
       }
-      traceRequests.push({ contentType: req.headers['content-type'], spans: decodeTraceRequest(Buffer.concat(chunks)) });
+      if (req.headers['content-type'] === 'application/json') jsonBodies.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      else traceRequests.push({ contentType: req.headers['content-type'], spans: decodeTraceRequest(Buffer.concat(chunks)) });
     }
     res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
   });
@@ -104,4 +112,27 @@ it('fails the exports a dying worker thread held, and starts a new worker for th
   const second = await exporter.export(new Uint8Array([1, 2, 3]), 1);
   expect(second.code).toBe(ExportResultCode.FAILED);
   await exporter.shutdown();
+});
+
+it('sends OTLP/JSON when asked (http/json): the worker reads the request back and the SDK serializes it', async () => {
+  const ended: RecordingSpan[] = [];
+  const tracer = new SwitchyardTracerProvider({ sink: { onEnd: (span) => ended.push(span), forceFlush: async () => {}, shutdown: async () => {} } }).getTracer('json-test', '1.0.0');
+  const span = tracer.startSpan('json span', { attributes: { count: 7, label: 'x', ratio: 0.5 } });
+  span.end();
+  const writer = new ProtobufWriter();
+  new SpanEncoder().writeSpanField(writer, ended[0]!);
+  const request = encodeTraceRequest(encodeResource({ 'service.name': 'json-test' }), [{ scope: ended[0]!.scope, encodedScope: ended[0]!.scope.encoded, spans: writer.bytes() }]);
+  const exporter = new WorkerRequestExporter({ json: true });
+  const result = await exporter.export(request, 1);
+  await exporter.shutdown();
+  expect(result.code).toBe(ExportResultCode.SUCCESS);
+  expect(jsonBodies).toHaveLength(1);
+  const [resourceSpans] = jsonBodies[0]!.resourceSpans;
+  expect(resourceSpans!.resource.attributes.map((a) => a.key)).toContain('service.name');
+  const [scopeSpans] = resourceSpans!.scopeSpans;
+  expect(scopeSpans!.scope).toMatchObject({ name: 'json-test', version: '1.0.0' });
+  const [sent] = scopeSpans!.spans;
+  expect(sent).toMatchObject({ name: 'json span', traceId: span.spanContext().traceId, spanId: span.spanContext().spanId });
+  const attributes = Object.fromEntries(sent!.attributes.map((a) => [a.key, a.value]));
+  expect(attributes).toEqual({ count: { intValue: 7 }, label: { stringValue: 'x' }, ratio: { doubleValue: 0.5 } });
 });
