@@ -327,8 +327,9 @@ export const METRICS = {
     labels: {}, cardinalityLimit: SMALL, registry: true,
   }),
   // --- The OpenTelemetry SDK's own metrics (semantic conventions, otel.sdk.*) ---------------------------
-  // Made by the SDK's BatchSpanProcessor, to which telemetry/sdk.ts hands the meter provider. They are how a
-  // span that never reached the Collector is counted: the queue is bounded, so an outage drops, not hoards.
+  // Made by the engine's span pipeline (telemetry/span-pipeline.ts) under the SDK's names and attributes, as the
+  // SDK's BatchSpanProcessor made them. They are how a span that never reached the Collector is counted: the
+  // queue is bounded, so an outage drops, not hoards.
   spanProcessorSpansProcessed: metric({
     name: 'otel_sdk_processor_span_processed_total', otelName: 'otel.sdk.processor.span.processed', kind: 'counter', unit: '{span}',
     description: "Spans the engine's batch span processor is done with: exported (no error_type), dropped because its queue was full (error_type=\"queue_full\"), or lost in a failed export (error_type names the error).",

@@ -171,8 +171,14 @@ export class BatchSpanPipeline implements SpanSink {
       timer = setTimeout(() => resolve({ code: ExportResultCode.FAILED, error: Object.assign(new Error('span export timed out'), { name: 'TimeoutError' }) }), this.#exportTimeout);
       timer.unref();
     });
-    const exported = this.#exporter.export(request, batch.count)
-      .catch((error: unknown): ExportResult => ({ code: ExportResultCode.FAILED, error: error as Error }));
+    const failed = (error: unknown): ExportResult => ({ code: ExportResultCode.FAILED, error: error as Error });
+    let exported: Promise<ExportResult>;
+    try {
+      exported = this.#exporter.export(request, batch.count).catch(failed);
+    } catch (error) {
+      // An exporter that throws instead of failing loses this batch, never the span that ended.
+      exported = Promise.resolve(failed(error));
+    }
     this.#inFlight = Promise.race([exported, timeout]).then((result) => {
       clearTimeout(timer);
       this.#inFlight = undefined;

@@ -1,8 +1,9 @@
 import { trace, type Meter, type Tracer } from '@opentelemetry/api';
 import { ExportResultCode } from '@opentelemetry/core';
-import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Telemetry } from '../../src/telemetry/recorder.ts';
+import { BatchSpanPipeline, type RequestExporter } from '../../src/telemetry/span-pipeline.ts';
+import { SwitchyardTracerProvider } from '../../src/telemetry/tracer.ts';
 import { startTestEngine, TICKET, type TestEngine } from '../support/engine.ts';
 
 /** Proxies that throw from every method: a meter or tracer as broken as one can be. */
@@ -42,20 +43,27 @@ describe('telemetry never changes an outcome', () => {
 
   it('a span exporter that throws and fails', async () => {
     let calls = 0;
-    const exporter: SpanExporter = {
-      export(_spans: ReadableSpan[], done) {
+    let spans = 0;
+    const exporter: RequestExporter = {
+      export(_request, count) {
         calls++;
+        spans += count;
         if (calls % 2) throw new Error('exporter exploded');
-        done({ code: ExportResultCode.FAILED, error: new Error('collector away') });
+        return Promise.resolve({ code: ExportResultCode.FAILED, error: new Error('collector away') });
       },
+      forceFlush: async () => {},
       shutdown: async () => {},
     };
-    const provider = new TracerProvider({ spanProcessors: [new BatchSpanProcessor({ exporter, scheduledDelayMillis: 10 })] });
+    // The engine's own span pipeline, with batches of 8 so that a few runs make several exports.
+    const pipeline = new BatchSpanPipeline({ resource: {}, exporter, maxQueueSize: 64, maxExportBatchSize: 8, scheduledDelayMillis: 10 });
+    const provider = new SwitchyardTracerProvider({ sink: pipeline });
     const telemetry = new Telemetry({ tracer: provider.getTracer('x'), meter: throwing<Meter>('meter') });
     t = await startTestEngine({ telemetry });
     for (let i = 0; i < 3; i++) expect(await runSample(t)).toMatchObject({ status: 'success' });
-    await provider.forceFlush().catch(() => {});
-    expect(calls).toBeGreaterThan(0);
-    await provider.shutdown().catch(() => {});
+    await provider.forceFlush();
+    // Both kinds of failure happened, and the pipeline kept exporting after each.
+    expect(calls).toBeGreaterThan(2);
+    expect(spans).toBeGreaterThan(8);
+    await provider.shutdown();
   });
 });
