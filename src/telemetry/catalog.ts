@@ -69,8 +69,8 @@ export interface MetricSpec {
   /** Most distinct label sets the SDK keeps for this metric; beyond it, points go to the overflow series. */
   readonly cardinalityLimit: number;
   /**
-   * Who makes the instrument: the engine's recorder from typed labels (absent), the OpenTelemetry SDK itself
-   * ('sdk': its self-observability metrics), or the recorder's HTTP server path ('http': attributes of the
+   * Who makes the instrument: the engine's recorder from typed labels (absent), the telemetry pipeline itself
+   * ('sdk': the OpenTelemetry SDK's self-observability metrics, under the SDK's names), or the recorder's HTTP server path ('http': attributes of the
    * conventions' own types, not guarded labels), declared here so that views (buckets, limits), dashboards
    * and tests know them too.
    */
