@@ -48,7 +48,7 @@ const IDS = Array.from({ length: 1024 }, (_, i) => `00000000-0000-4000-8000-${St
 type RunFn = (n: number) => Promise<void>;
 
 /** The engine's calls through its recorder, as made for one quick_answer sync request. */
-export function recorderRun(t: Telemetry): RunFn {
+function recorderRun(t: Telemetry): RunFn {
   const engine = recorderEngineRun(t);
   return async (n) => {
     // As the middleware: the request's span and context, the handler inside it, the end at the response's close.
@@ -105,7 +105,7 @@ function recorderEngineRun(t: Telemetry): RunFn {
 }
 
 /** The same spans and points with the bare SDK: no guards, no label admission, no try/catch. */
-export function bareRun(sdk: BenchSdk): RunFn {
+function bareRun(sdk: BenchSdk): RunFn {
   const { tracer, meter } = sdk;
   const counter = (key: keyof typeof METRICS): Counter => meter.createCounter(METRICS[key].otelName, { unit: METRICS[key].unit });
   const histogram = (key: keyof typeof METRICS): Histogram => meter.createHistogram(METRICS[key].otelName, { unit: METRICS[key].unit });

@@ -71,16 +71,21 @@ export function createBenchSdk(): BenchSdk {
   const tracerProvider = new TracerProvider({
     spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: 2048, maxExportBatchSize: 512 })],
   });
-  const reader = new CollectOnDemandReader();
+  return benchSdk(tracerProvider, () => spanExporter.spans, []);
+}
+
+/** The meter side both setups share (a reader collecting on demand, the catalogue's views) around a tracer provider. */
+function benchSdk(tracerProvider: { getTracer(name: string, version: string): Tracer; forceFlush(): Promise<void>; shutdown(): Promise<void> }, spansExported: () => number, metricProducers: MetricProducer[]): BenchSdk {
+  const reader = new CollectOnDemandReader(metricProducers);
   const meterProvider = new MeterProvider({ views: buildViews(), readers: [reader] });
   return {
     tracer: tracerProvider.getTracer('switchyard', '0.1.0'),
     meter: meterProvider.getMeter('switchyard', '0.1.0'),
     meterProvider,
-    spansExported: () => spanExporter.spans,
+    spansExported,
     reader,
     async flush() {
-      // Waits for the export's result: with a worker, until it has encoded the batch.
+      // Waits for the export's result: with a worker, until it has taken the batch.
       await tracerProvider.forceFlush();
       await reader.collectAndDrop();
     },
@@ -112,22 +117,6 @@ export function createBenchTelemetry(): { sdk: BenchSdk; telemetry: Telemetry } 
   });
   const tracerProvider = new SwitchyardTracerProvider({ sink: pipeline });
   const cells = new MetricCells({ name: 'switchyard', version: '0.1.0' });
-  const reader = new CollectOnDemandReader([cells]);
-  const meterProvider = new MeterProvider({ views: buildViews(), readers: [reader] });
-  const sdk: BenchSdk = {
-    tracer: tracerProvider.getTracer('switchyard', '0.1.0'),
-    meter: meterProvider.getMeter('switchyard', '0.1.0'),
-    meterProvider,
-    spansExported: () => exported,
-    reader,
-    async flush() {
-      await tracerProvider.forceFlush();
-      await reader.collectAndDrop();
-    },
-    async shutdown() {
-      await tracerProvider.shutdown();
-      await meterProvider.shutdown();
-    },
-  };
+  const sdk = benchSdk(tracerProvider, () => exported, [cells]);
   return { sdk, telemetry: new Telemetry({ tracer: sdk.tracer, meter: sdk.meter, cells }) };
 }

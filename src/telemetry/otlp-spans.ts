@@ -117,11 +117,8 @@ export class SpanEncoder {
     writeTime(w, span.startTime);
     w.tag(8, WireType.FIXED64);
     writeTime(w, span.endTime);
-    this.#attributes(w, 9, span.attributes);
-    if (span.droppedAttributesCount) {
-      w.tag(10, WireType.VARINT);
-      w.varint(span.droppedAttributesCount);
-    }
+    this.writeAttributes(w, 9, span.attributes);
+    writeCount(w, 10, span.droppedAttributesCount);
     if (span.events) {
       for (const event of span.events) {
         w.tag(11, WireType.LENGTH);
@@ -130,18 +127,12 @@ export class SpanEncoder {
         writeTime(w, event.time);
         w.tag(2, WireType.LENGTH);
         w.string(event.name);
-        if (event.attributes) this.#attributes(w, 3, event.attributes);
-        if (event.droppedAttributesCount) {
-          w.tag(4, WireType.VARINT);
-          w.varint(event.droppedAttributesCount);
-        }
+        if (event.attributes) this.writeAttributes(w, 3, event.attributes);
+        writeCount(w, 4, event.droppedAttributesCount);
         w.finish(start);
       }
     }
-    if (span.droppedEventsCount) {
-      w.tag(12, WireType.VARINT);
-      w.varint(span.droppedEventsCount);
-    }
+    writeCount(w, 12, span.droppedEventsCount);
     if (span.links) {
       for (const link of span.links) {
         w.tag(13, WireType.LENGTH);
@@ -154,20 +145,14 @@ export class SpanEncoder {
           w.tag(3, WireType.LENGTH);
           w.string(link.traceState);
         }
-        if (link.attributes) this.#attributes(w, 4, link.attributes);
-        if (link.droppedAttributesCount) {
-          w.tag(5, WireType.VARINT);
-          w.varint(link.droppedAttributesCount);
-        }
+        if (link.attributes) this.writeAttributes(w, 4, link.attributes);
+        writeCount(w, 5, link.droppedAttributesCount);
         w.tag(6, WireType.FIXED32);
         w.fixed32((link.traceFlags & 0xff) | HAS_IS_REMOTE | (link.isRemote ? IS_REMOTE : 0));
         w.finish(start);
       }
     }
-    if (span.droppedLinksCount) {
-      w.tag(14, WireType.VARINT);
-      w.varint(span.droppedLinksCount);
-    }
+    writeCount(w, 14, span.droppedLinksCount);
     const { status } = span;
     if (status.code !== SpanStatusCode.UNSET || status.message) {
       w.tag(15, WireType.LENGTH);
@@ -186,10 +171,6 @@ export class SpanEncoder {
 
   /** Repeated KeyValue (field `field`); a value of no attribute type (null, an object) is left out. */
   writeAttributes(w: ProtobufWriter, field: number, attributes: Attributes): void {
-    this.#attributes(w, field, attributes);
-  }
-
-  #attributes(w: ProtobufWriter, field: number, attributes: Attributes): void {
     for (const key in attributes) {
       const value = attributes[key];
       if (value === undefined || value === null) continue;
@@ -215,6 +196,13 @@ export class SpanEncoder {
     if (this.#keys.size < SpanEncoder.MAX_CACHED_KEYS) this.#keys.set(key, bytes);
     return bytes;
   }
+}
+
+/** A count field (dropped attributes, events, links), left out at zero as proto3 leaves it. */
+function writeCount(w: ProtobufWriter, field: number, count: number): void {
+  if (count === 0) return;
+  w.tag(field, WireType.VARINT);
+  w.varint(count);
 }
 
 function writeAnyValue(w: ProtobufWriter, value: AttributeValue | null | undefined): void {
