@@ -1,15 +1,20 @@
+import type { z } from 'zod';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.ts';
 import { ConflictError, InvalidInputError, NotFoundError, UnavailableError } from '../engine/errors.ts';
 import { StoreUnavailableError } from '../store/errors.ts';
 import type { ExecutionRecord } from '../store/store.ts';
-import { EXECUTION_STATUSES, type ExecutionKind, type ExecutionStatus } from '../domain.ts';
+import type { ExecutionKind } from '../domain.ts';
 import type { Telemetry } from '../telemetry/recorder.ts';
 import { callerOf, requireApiKey, type Authenticator } from './auth.ts';
 import { traceRequests } from './http-telemetry.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH, parseByteLimit } from './limits.ts';
+import { openApiDocument } from './openapi.ts';
 import { ProblemError, problems, sendProblem, type Problem } from './problem.ts';
+import { Execution, listQuery, MAX_LIST_BYTES, parseRequest, startBody as startBodySchema, syncQuery, type RequestBounds } from './schemas.ts';
+
+export { MAX_LIST_BYTES, MAX_LIST_LIMIT } from './schemas.ts';
 
 export interface AppOptions {
   readonly engine: Engine;
@@ -25,12 +30,12 @@ export interface AppOptions {
 }
 
 const KIND_PATHS: Record<string, ExecutionKind> = { workflows: 'workflow', tasks: 'task', agents: 'agent' };
-/** A list page: at most this many executions, and (with their data) at most this many bytes of JSON. */
-export const MAX_LIST_LIMIT = 100;
-export const MAX_LIST_BYTES = 4 * 1024 * 1024;
 
 export function createApp(options: AppOptions): express.Express {
   const { engine, telemetry, logger } = options;
+  const bounds: RequestBounds = { syncTimeoutMaxMs: options.syncTimeoutMaxMs };
+  const startSchema = startBodySchema(bounds);
+  const syncQuerySchema = syncQuery(bounds);
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
@@ -81,6 +86,13 @@ export function createApp(options: AppOptions): express.Express {
     },
   }));
 
+  // Behind the key like the rest: this engine's document names its project's workflows and their input schemas,
+  // as /definitions does. The project-independent document is docs/openapi.json.
+  const document = JSON.stringify(openApiDocument({ bounds, definitions: engine.definitions }));
+  app.get('/api/v1/openapi.json', (_req, res) => {
+    res.type('application/json').send(document);
+  });
+
   app.get('/api/v1/definitions', (_req, res) => {
     const d = engine.definitions;
     res.json({
@@ -94,7 +106,7 @@ export function createApp(options: AppOptions): express.Express {
   for (const [path, kind] of Object.entries(KIND_PATHS)) {
     const base = `/api/v1/${path}/:id/executions`;
     app.post(base, async (req, res) => {
-      const record = await engine.start({ kind, target: String((req.params as Record<string, string>)['id']), ...await startBody(req.body, engine), ...callerFields(res, 'api') });
+      const record = await engine.start({ kind, target: String((req.params as Record<string, string>)['id']), ...await startBody(req.body, startSchema, engine), ...callerFields(res, 'api') });
       telemetry.add('httpExecStarted', 1, { kind });
       res.status(202).location(`/api/v1/executions/${record.id}`).json(presentExecution(record));
     });
@@ -102,10 +114,10 @@ export function createApp(options: AppOptions): express.Express {
     app.post(`${base}/sync`, async (req, res) => {
       const started = performance.now();
       let outcome: 'success' | 'failed' | 'timed_out' | 'canceled' | 'timeout' | 'error' = 'error';
-      const timeoutMs = syncTimeout(req, options);
+      const timeoutMs = parseRequest(syncQuerySchema, req.query).timeout_ms ?? parseRequest(startSchema, req.body ?? {}).timeout_ms ?? options.syncTimeoutMs;
       try {
         const { record, completed } = await engine.executeSync(
-          { kind, target: String((req.params as Record<string, string>)['id']), ...await startBody(req.body, engine), ...callerFields(res, 'api_sync') }, timeoutMs,
+          { kind, target: String((req.params as Record<string, string>)['id']), ...await startBody(req.body, startSchema, engine), ...callerFields(res, 'api_sync') }, timeoutMs,
         );
         if (!completed) {
           outcome = 'timeout';
@@ -127,21 +139,10 @@ export function createApp(options: AppOptions): express.Express {
   }
 
   app.get('/api/v1/executions', async (req, res) => {
-    // `cancelled` is the old spelling (of the finalization path, once): accepted, and read as `canceled`.
-    const status = req.query['status'] === 'cancelled' ? 'canceled' : req.query['status'];
-    if (status !== undefined && !EXECUTION_STATUSES.includes(status as ExecutionStatus)) {
-      throw new ProblemError(problems.badRequest(`status must be one of ${EXECUTION_STATUSES.join(', ')}`));
-    }
-    const limitText = req.query['limit'];
-    const limit = limitText === undefined ? 50 : typeof limitText === 'string' && /^[0-9]{1,4}$/.test(limitText) ? Number(limitText) : NaN;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
-      throw new ProblemError(problems.badRequest(`limit must be an integer from 1 to ${MAX_LIST_LIMIT}`));
-    }
-    const include = req.query['include'];
-    if (include !== undefined && include !== 'io') throw new ProblemError(problems.badRequest('include must be "io" (inputs and outputs in the list) or absent'));
+    const { status, limit, include, cursor } = parseRequest(listQuery, req.query);
     const withData = include === 'io';
-    const after = decodeCursor(req.query['cursor']);
-    const records = await engine.list({ status: status as ExecutionStatus | undefined, limit, after, withData });
+    const after = decodeCursor(cursor);
+    const records = await engine.list({ status, limit, after, withData });
     // A page ends at `limit` executions or, with their data, at MAX_LIST_BYTES of JSON, whichever comes first.
     const page: unknown[] = [];
     let bytes = 0;
@@ -210,35 +211,12 @@ function methodNotAllowed(allowed: string[]) {
  * The body of a start request: `{ "input": ..., "parent_execution_id": "..." }`, everything optional. A
  * parent must be an execution that exists, so the link a record keeps always leads somewhere.
  */
-async function startBody(body: unknown, engine: Engine): Promise<{ input: unknown; parentExecutionId: string | null }> {
-  if (body === undefined || body === null) return { input: {}, parentExecutionId: null };
-  if (typeof body !== 'object' || Array.isArray(body)) {
-    throw new ProblemError(problems.badRequest('the body must be a JSON object such as {"input": {...}}'));
-  }
-  const { input = {}, parent_execution_id: parent = null, timeout_ms: _timeout, ...unknown } = body as Record<string, unknown>;
-  const extra = Object.keys(unknown);
-  if (extra.length > 0) throw new ProblemError(problems.badRequest(`unknown field(s) ${extra.map((k) => `"${k}"`).join(', ')}; expected input, parent_execution_id, timeout_ms`));
-  if (parent !== null && (typeof parent !== 'string' || parent.length > 64)) throw new ProblemError(problems.badRequest('parent_execution_id must be a string of at most 64 characters'));
+async function startBody(body: unknown, schema: ReturnType<typeof startBodySchema>, engine: Engine): Promise<{ input: unknown; parentExecutionId: string | null }> {
+  const { input = {}, parent_execution_id: parent = null } = parseRequest(schema, body ?? {});
   if (parent !== null && !(await engine.get(parent))) {
     throw new ProblemError(problems.unknownParent(`parent_execution_id "${parent}" names no execution; start the parent first, or leave the field out`));
   }
   return { input, parentExecutionId: parent };
-}
-
-/**
- * `timeout_ms` from the query (digits only) or the body (a JSON integer): `[5]`, `true`, `"5"` in a body,
- * `1.5` or `1e3` are refused rather than coerced.
- */
-function syncTimeout(req: Request, options: AppOptions): number {
-  const query = req.query['timeout_ms'];
-  const body = req.body !== null && typeof req.body === 'object' && !Array.isArray(req.body) && Object.hasOwn(req.body, 'timeout_ms')
-    ? (req.body as Record<string, unknown>)['timeout_ms'] : undefined;
-  if (query === undefined && body === undefined) return options.syncTimeoutMs;
-  const value = query !== undefined ? (typeof query === 'string' && /^[0-9]{1,10}$/.test(query) ? Number(query) : NaN) : body;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1 || value > options.syncTimeoutMaxMs) {
-    throw new ProblemError(problems.badRequest(`timeout_ms must be an integer from 1 to ${options.syncTimeoutMaxMs} (got ${JSON.stringify(query ?? body)?.slice(0, 40)})`));
-  }
-  return value;
 }
 
 /**
@@ -255,10 +233,10 @@ function encodeCursor(record: ExecutionRecord): string {
   return Buffer.from(JSON.stringify([record.createdAt, record.id])).toString('base64url');
 }
 
-function decodeCursor(cursor: unknown): { createdAt: number; id: string } | undefined {
+function decodeCursor(cursor: string | undefined): { createdAt: number; id: string } | undefined {
   if (cursor === undefined) return undefined;
   try {
-    const [createdAt, id] = JSON.parse(Buffer.from(String(cursor), 'base64url').toString('utf8')) as unknown[];
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
     if (typeof createdAt === 'number' && Number.isSafeInteger(createdAt) && typeof id === 'string' && id.length <= 64) return { createdAt, id };
   } catch {
     // reported below
@@ -291,7 +269,7 @@ export function presentSummary(record: ExecutionRecord) {
   return summary;
 }
 
-export function presentExecution(record: ExecutionRecord) {
+export function presentExecution(record: ExecutionRecord): z.output<typeof Execution> {
   const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
   return {
     id: record.id,
@@ -302,10 +280,10 @@ export function presentExecution(record: ExecutionRecord) {
     input: record.input,
     output: record.output,
     error: record.error,
-    created_at: iso(record.createdAt),
+    created_at: new Date(record.createdAt).toISOString(),
     started_at: iso(record.startedAt),
     ended_at: iso(record.endedAt),
-    heartbeat_at: iso(record.heartbeatAt),
+    heartbeat_at: new Date(record.heartbeatAt).toISOString(),
     duration_ms: record.startedAt !== null && record.endedAt !== null ? record.endedAt - record.startedAt : null,
     trace_id: record.traceId,
     parent_execution_id: record.parentExecutionId,
