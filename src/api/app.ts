@@ -114,7 +114,7 @@ export function createApp(options: AppOptions): express.Express {
     app.post(`${base}/sync`, async (req, res) => {
       const started = performance.now();
       let outcome: 'success' | 'failed' | 'timed_out' | 'canceled' | 'timeout' | 'error' = 'error';
-      const timeoutMs = parseRequest(syncQuerySchema, req.query).timeout_ms ?? parseRequest(startSchema, req.body ?? {}).timeout_ms ?? options.syncTimeoutMs;
+      const timeoutMs = parseRequest(syncQuerySchema, req.query).timeout_ms ?? parseRequest(startSchema, req.body === undefined ? {} : req.body).timeout_ms ?? options.syncTimeoutMs;
       try {
         const { record, completed } = await engine.executeSync(
           { kind, target: String((req.params as Record<string, string>)['id']), ...await startBody(req.body, startSchema, engine), ...callerFields(res, 'api_sync') }, timeoutMs,
@@ -176,6 +176,12 @@ export function createApp(options: AppOptions): express.Express {
     res.status(202).json(presentExecution(record));
   });
 
+  // A path answers a method it does not take with 405 and Allow (what Schemathesis's unsupported_method checks).
+  for (const path of ['/healthz', '/readyz', '/api/v1/openapi.json', '/api/v1/definitions', '/api/v1/executions', '/api/v1/executions/:id']) {
+    app.all(path, methodNotAllowed(['GET']));
+  }
+  app.all(['/api/v1/executions/:id/cancel', '/api/v1/executions/:id/resume'], methodNotAllowed(['POST']));
+
   app.use((req, _res, next) => {
     next(new ProblemError(problems.notFound(`no route for ${req.method} ${req.path}`)));
   });
@@ -212,7 +218,7 @@ function methodNotAllowed(allowed: string[]) {
  * parent must be an execution that exists, so the link a record keeps always leads somewhere.
  */
 async function startBody(body: unknown, schema: ReturnType<typeof startBodySchema>, engine: Engine): Promise<{ input: unknown; parentExecutionId: string | null }> {
-  const { input = {}, parent_execution_id: parent = null } = parseRequest(schema, body ?? {});
+  const { input = {}, parent_execution_id: parent = null } = parseRequest(schema, body === undefined ? {} : body);
   if (parent !== null && !(await engine.get(parent))) {
     throw new ProblemError(problems.unknownParent(`parent_execution_id "${parent}" names no execution; start the parent first, or leave the field out`));
   }

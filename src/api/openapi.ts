@@ -76,11 +76,19 @@ function executionLinks(idPointer: string): JsonObject {
   return { GetExecution: to('getExecution'), CancelExecution: to('cancelExecution'), ResumeExecution: to('resumeExecution') };
 }
 
-const idParameter = (description: string) => ({ name: 'id', in: 'path', required: true, description, schema: { type: 'string' } });
+/** A path `id`; `known` (the served document's project) become its examples, which Schemathesis's examples phase starts. */
+const idParameter = (description: string, known: readonly string[] = []) => ({
+  name: 'id', in: 'path', required: true, description, schema: { type: 'string' },
+  ...(known.length > 0 ? { examples: Object.fromEntries(known.map((id) => [id, { value: id }])) } : {}),
+});
 
-function startOperations(kind: string, operationSuffix: string, bounds: RequestBounds, body: JsonObject, target: string | undefined): [JsonObject, JsonObject] {
-  const parameters = target === undefined ? [idParameter(`The ${kind}'s id (GET /api/v1/definitions lists them).`)] : [];
-  const requestBody = { required: false, description: 'Optional: an empty body starts the run with `{}` as its input.', content: { 'application/json': { schema: body } } };
+function startOperations(
+  kind: string, operationSuffix: string, bounds: RequestBounds, body: JsonObject, target: string | undefined, known: readonly string[] = [],
+): [JsonObject, JsonObject] {
+  const parameters = target === undefined ? [idParameter(`The ${kind}'s id (GET /api/v1/definitions lists them).`, known)] : [];
+  const requestBody = target === undefined
+    ? { required: false, description: 'Optional: an empty body starts the run with `{}` as its input.', content: { 'application/json': { schema: body } } }
+    : { required: true, content: { 'application/json': { schema: body } } };
   const errors = pick(400, 401, 404, 405, 413, 415, 422, 429, 503);
   const tag = `${kind}s`;
   const async = {
@@ -139,14 +147,17 @@ export function openApiDocument(options: DocumentOptions): JsonObject {
   };
   for (const [path, kind] of TARGET_KINDS) {
     const name = kind[0]!.toUpperCase() + kind.slice(1);
-    const [async, sync] = startOperations(kind, name, bounds, ref('StartRequest'), undefined);
+    const known = definitions === undefined ? [] : [...definitions[path].keys()];
+    const [async, sync] = startOperations(kind, name, bounds, ref('StartRequest'), undefined, known);
     paths[`/api/v1/${path}/{id}/executions`] = { post: async };
     paths[`/api/v1/${path}/{id}/executions/sync`] = { post: sync };
   }
   for (const workflow of definitions?.workflows.values() ?? []) {
     if (workflow.input_schema === undefined) continue;
+    // `input` is required here: left out it would be `{}`, which a schema with required fields refuses (422).
     const generic = schemas['StartRequest'] as { properties: JsonObject };
-    const body = { ...generic, properties: { ...generic.properties, input: { ...(workflow.input_schema as JsonObject), description: `The input of workflow "${workflow.id}".` } } };
+    const input = { ...(workflow.input_schema as JsonObject), description: `The input of workflow "${workflow.id}".` };
+    const body = { ...generic, properties: { ...generic.properties, input }, required: ['input'] };
     const suffix = `Workflow_${workflow.id}`;
     const [async, sync] = startOperations('workflow', suffix, bounds, body, workflow.id);
     paths[`/api/v1/workflows/${workflow.id}/executions`] = { post: async };

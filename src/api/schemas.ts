@@ -34,13 +34,13 @@ function boundedInteger(name: string, min: number, max: number) {
 const syncTimeoutMs = (bounds: RequestBounds) => boundedInteger('timeout_ms', 1, bounds.syncTimeoutMaxMs)
   .describe('How long a sync start waits for the run to finish, in milliseconds (default `SWITCHYARD_SYNC_TIMEOUT_MS`); the async start checks it and ignores it.');
 
-const parentError = `parent_execution_id must be a string of at most ${MAX_ID_LENGTH} characters`;
+const parentError = `parent_execution_id must be a string of 1 to ${MAX_ID_LENGTH} characters`;
 
-/** The body of every start request. Empty or `null` means `{}`. */
+/** The body of every start request. No body means `{}` (a JSON `null` is refused, like any body that is not an object). */
 export function startBody(bounds: RequestBounds) {
   return z.strictObject({
     input: z.unknown().optional().describe('The run\'s input: a workflow checks it against its `input_schema` (see GET /api/v1/definitions); default `{}`.'),
-    parent_execution_id: z.string({ error: parentError }).max(MAX_ID_LENGTH, { error: parentError }).nullable().optional().describe('An existing execution this run belongs to (422 when none has this id).'),
+    parent_execution_id: z.string({ error: parentError }).min(1, { error: parentError }).max(MAX_ID_LENGTH, { error: parentError }).nullable().optional().describe('An existing execution this run belongs to (422 when none has this id).'),
     timeout_ms: syncTimeoutMs(bounds).optional(),
   }, {
     error: (issue) => issue.code === 'unrecognized_keys'
@@ -54,6 +54,8 @@ export function syncQuery(bounds: RequestBounds) {
   return z.object({ timeout_ms: z.preprocess(queryDigits, syncTimeoutMs(bounds)).optional() });
 }
 
+const cursorError = 'cursor is not one this API returned as next_cursor';
+
 export const listQuery = z.object({
   // `cancelled` is the old spelling (of the finalization path, once): accepted, and read as `canceled`.
   status: z.preprocess((value) => (value === 'cancelled' ? 'canceled' : value),
@@ -61,7 +63,7 @@ export const listQuery = z.object({
     .optional().describe('Only executions with this status (the old spelling `cancelled` is read as `canceled`).'),
   limit: z.preprocess(queryDigits, boundedInteger('limit', 1, MAX_LIST_LIMIT)).default(DEFAULT_LIST_LIMIT)
     .describe(`At most this many executions (and, with \`include=io\`, at most ${MAX_LIST_BYTES} bytes of JSON).`),
-  cursor: z.string({ error: 'cursor is not one this API returned as next_cursor' }).optional()
+  cursor: z.string({ error: cursorError }).regex(/^[A-Za-z0-9_-]+$/, { error: cursorError }).optional()
     .describe('The `next_cursor` of the previous page.'),
   include: z.literal('io', { error: 'include must be "io" (inputs and outputs in the list) or absent' }).optional()
     .describe('`io` adds each execution\'s input and output.'),

@@ -20,6 +20,7 @@ describe('bad requests get problem+json that says what is wrong', () => {
     ['unknown workflow', '/api/v1/workflows/nope/executions', { method: 'POST' }, 404, 'not-found', /workflow "nope" is not defined/],
     ['unknown field', '/api/v1/workflows/support_triage/executions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"inputs": {}}' }, 400, 'bad-request', /"inputs"/],
     ['body not an object', '/api/v1/workflows/support_triage/executions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[1,2]' }, 400, 'bad-request', /JSON object/],
+    ['body a JSON null (Schemathesis found it accepted)', '/api/v1/agents/summarizer/executions', { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'null' }, 400, 'bad-request', /JSON object/],
     ['bad sync timeout', '/api/v1/workflows/support_triage/executions/sync?timeout_ms=999999', { method: 'POST' }, 400, 'bad-request', /timeout_ms/],
     ['unknown execution', '/api/v1/executions/does-not-exist', { method: 'GET' }, 404, 'not-found', /does-not-exist/],
     ['bad status filter', '/api/v1/executions?status=done', { method: 'GET' }, 400, 'bad-request', /status must be one of/],
