@@ -106,7 +106,8 @@ export function createApp(options: AppOptions): express.Express {
   for (const [path, kind] of Object.entries(KIND_PATHS)) {
     const base = `/api/v1/${path}/:id/executions`;
     app.post(base, async (req, res) => {
-      const record = await engine.start({ kind, target: String((req.params as Record<string, string>)['id']), ...await startBody(req.body, startSchema, engine), ...callerFields(res, 'api') });
+      const { input, parentExecutionId } = await startBody(req.body, startSchema, engine);
+      const record = await engine.start({ kind, target: String((req.params as Record<string, string>)['id']), input, parentExecutionId, ...callerFields(res, 'api') });
       telemetry.add('httpExecStarted', 1, { kind });
       res.status(202).location(`/api/v1/executions/${record.id}`).json(presentExecution(record));
     });
@@ -114,10 +115,13 @@ export function createApp(options: AppOptions): express.Express {
     app.post(`${base}/sync`, async (req, res) => {
       const started = performance.now();
       let outcome: 'success' | 'failed' | 'timed_out' | 'canceled' | 'timeout' | 'error' = 'error';
-      const timeoutMs = parseRequest(syncQuerySchema, req.query).timeout_ms ?? parseRequest(startSchema, req.body === undefined ? {} : req.body).timeout_ms ?? options.syncTimeoutMs;
       try {
+        // `?timeout_ms=` wins over the body's.
+        const queryTimeoutMs = parseRequest(syncQuerySchema, req.query).timeout_ms;
+        const { input, parentExecutionId, timeoutMs: bodyTimeoutMs } = await startBody(req.body, startSchema, engine);
+        const timeoutMs = queryTimeoutMs ?? bodyTimeoutMs ?? options.syncTimeoutMs;
         const { record, completed } = await engine.executeSync(
-          { kind, target: String((req.params as Record<string, string>)['id']), ...await startBody(req.body, startSchema, engine), ...callerFields(res, 'api_sync') }, timeoutMs,
+          { kind, target: String((req.params as Record<string, string>)['id']), input, parentExecutionId, ...callerFields(res, 'api_sync') }, timeoutMs,
         );
         if (!completed) {
           outcome = 'timeout';
@@ -214,15 +218,16 @@ function methodNotAllowed(allowed: string[]) {
 }
 
 /**
- * The body of a start request: `{ "input": ..., "parent_execution_id": "..." }`, everything optional. A
- * parent must be an execution that exists, so the link a record keeps always leads somewhere.
+ * The body of a start request: `{ "input": ..., "parent_execution_id": "...", "timeout_ms": n }`, everything
+ * optional (src/api/schemas.ts). A parent must be an execution that exists, so the link a record keeps always
+ * leads somewhere.
  */
-async function startBody(body: unknown, schema: ReturnType<typeof startBodySchema>, engine: Engine): Promise<{ input: unknown; parentExecutionId: string | null }> {
-  const { input = {}, parent_execution_id: parent = null } = parseRequest(schema, body === undefined ? {} : body);
+async function startBody(body: unknown, schema: ReturnType<typeof startBodySchema>, engine: Engine): Promise<{ input: unknown; parentExecutionId: string | null; timeoutMs: number | undefined }> {
+  const { input = {}, parent_execution_id: parent = null, timeout_ms: timeoutMs } = parseRequest(schema, body === undefined ? {} : body);
   if (parent !== null && !(await engine.get(parent))) {
     throw new ProblemError(problems.unknownParent(`parent_execution_id "${parent}" names no execution; start the parent first, or leave the field out`));
   }
-  return { input, parentExecutionId: parent };
+  return { input, parentExecutionId: parent, timeoutMs };
 }
 
 /**
