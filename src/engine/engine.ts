@@ -9,7 +9,7 @@ import type { Definitions } from './definitions.ts';
 import { ConflictError, InvalidInputError, NotFoundError, StopSignal, UnavailableError } from './errors.ts';
 import { Finalizer } from './finalizer.ts';
 import { ENDED_ELSEWHERE, Interpreter, type LiveExecution, type RunDependencies, type RunPlan } from './interpreter.ts';
-import { REDACTED, redactValue, secretForms, secretInputValues } from './secrets.ts';
+import { REDACTED, redactValue, secretForms, templateSecretValues } from './secrets.ts';
 import { waitForCompletion, type WaitResult } from './sync-wait.ts';
 import { render } from './templates.ts';
 
@@ -260,19 +260,33 @@ export class Engine {
   }
 
   /**
-   * The secret values a run's input carries, known before it runs: what its tool tasks' input templates
-   * put into their tools' secret_inputs. (Agents choose their tools' inputs at run time; those secrets
-   * are collected as the calls happen.)
+   * The secret values a run's input carries, known before it runs (its stored input is written at start):
+   * what its tool tasks' input templates put into their tools' secret_inputs, and what its scripted agents'
+   * tool calls do, each placeholder's value on its own too (`"Bearer {{ input.token }}"` makes the token
+   * secret). A model-driven agent chooses its tools' inputs at run time: those secrets are collected as
+   * the calls happen, and redacted from everything written after (the stored input was written before).
    */
   #secretsOfInput(kind: ExecutionKind, target: string, input: unknown): string[] {
     const { definitions } = this.#o;
-    const tasks = kind === 'task' ? [definitions.tasks.get(target)!] : kind === 'workflow' ? definitions.workflows.get(target)!.tasks : [];
     const secrets: string[] = [];
+    const ofAgent = (agentId: string | undefined, agentInput: unknown) => {
+      const agent = agentId === undefined ? undefined : definitions.agents.get(agentId);
+      if (!agent) return;
+      const context = { input: agentInput, tool_results: {}, iteration: 1 };
+      for (const call of agent.script.flatMap((turn) => turn.tool_calls ?? [])) {
+        const tool = definitions.tools.get(call.tool);
+        if (tool?.secretInputs?.length) secrets.push(...templateSecretValues(tool.secretInputs, call.arguments, context, render(call.arguments, context)));
+      }
+    };
+    if (kind === 'agent') ofAgent(target, input);
+    const tasks = kind === 'task' ? [definitions.tasks.get(target)!] : kind === 'workflow' ? definitions.workflows.get(target)!.tasks : [];
     for (const task of tasks) {
+      const context = { input, tasks: {} };
+      const template = task.input ?? (kind === 'task' ? '{{ input }}' : {});
+      const rendered = render(template, context);
+      if (task.agent !== undefined) ofAgent(task.agent, rendered);
       const tool = task.tool === undefined ? undefined : definitions.tools.get(task.tool);
-      if (!tool?.secretInputs?.length) continue;
-      const rendered = render(task.input ?? (kind === 'task' ? '{{ input }}' : {}), { input, tasks: {} });
-      secrets.push(...secretInputValues(tool.secretInputs, rendered));
+      if (tool?.secretInputs?.length) secrets.push(...templateSecretValues(tool.secretInputs, template, context, rendered));
     }
     return secrets;
   }

@@ -51,7 +51,7 @@ export class Finalizer {
   async finalize(run: FinalizedRun, unredacted: Ending): Promise<boolean> {
     // What is stored (and so answered) carries no secret the run saw, in any escaped form.
     const forms = secretForms(run.secrets ?? []);
-    const ending = forms.length === 0 ? unredacted : { ...unredacted, output: redactValue(unredacted.output, forms), error: redactValue(unredacted.error, forms) };
+    const ending = !forms.pattern ? unredacted : { ...unredacted, output: redactValue(unredacted.output, forms), error: redactValue(unredacted.error, forms) };
     const endedAt = Date.now();
     let status = ending.status;
     let applied = false;

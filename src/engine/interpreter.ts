@@ -10,8 +10,8 @@ import { ExecutionFailure, StopSignal, stopReasonOf } from './errors.ts';
 import type { Ending, Finalizer } from './finalizer.ts';
 import type { PriceTable } from './prices.ts';
 import type { ToolRuntime } from './runtime/tool-runtime.ts';
-import { redactValue, secretForms, secretInputValues } from './secrets.ts';
-import { render } from './templates.ts';
+import { redactValue, secretForms, templateSecretValues } from './secrets.ts';
+import { render, type TemplateContext } from './templates.ts';
 
 /** A run this engine process is working on. */
 export interface LiveExecution {
@@ -132,7 +132,8 @@ export class Interpreter {
     if (live.kind === 'agent') return { output: await runAgent(live.target, plan.input, this.#agentContext(live, live.abort.signal)) };
     if (live.kind === 'task') {
       const task = definitions.tasks.get(live.target)!;
-      return { output: await this.#runTask(live, task, render(task.input ?? '{{ input }}', { input: plan.input }), 0) };
+      const context = { input: plan.input };
+      return { output: await this.#runTask(live, task, render(task.input ?? '{{ input }}', context), context, 0) };
     }
     const workflow = definitions.workflows.get(live.target)!;
     const tasks: Record<string, { output: unknown }> = {};
@@ -151,14 +152,14 @@ export class Interpreter {
       }
       last = await telemetry.inSpan('taskExecute', {
         'switchyard.task.id': task.id, 'switchyard.task.type': task.tool ? 'tool' : 'agent', 'switchyard.execution.id': live.id,
-      }, () => this.#runTask(live, task, render(task.input ?? {}, context), index));
+      }, () => this.#runTask(live, task, render(task.input ?? {}, context), context, index));
       tasks[task.id] = { output: last };
     }
     return { output: workflow.output === undefined ? last : render(workflow.output, { input: plan.input, tasks }) };
   }
 
-  /** Runs one tool or agent task with its markers, metrics and timeout. */
-  async #runTask(live: LiveExecution, task: TaskDefinition, input: unknown, sequence: number): Promise<unknown> {
+  /** Runs one tool or agent task (its input rendered from `context`) with its markers, metrics and timeout. */
+  async #runTask(live: LiveExecution, task: TaskDefinition, input: unknown, context: TemplateContext, sequence: number): Promise<unknown> {
     const { store, telemetry, definitions, runtime, instanceId } = this.#o;
     const taskType = task.tool ? 'tool' : 'agent';
     const operation = task.tool ?? task.agent ?? task.id;
@@ -175,8 +176,8 @@ export class Interpreter {
       let output: unknown;
       if (task.tool) {
         const tool = definitions.tools.get(task.tool)!;
-        for (const secret of secretInputValues(tool.secretInputs, input)) live.secrets.add(secret);
-        const result = await runtime.execute({ tool, executionId: live.id, input, timeoutMs: task.timeout_ms ?? tool.timeoutMs, signal });
+        for (const secret of templateSecretValues(tool.secretInputs, task.input, context, input)) live.secrets.add(secret);
+        const result = await runtime.execute({ tool, executionId: live.id, input, timeoutMs: task.timeout_ms ?? tool.timeoutMs, signal, secrets: live.secrets });
         signal.throwIfAborted();
         if (!result.ok) {
           if (result.error.kind === 'timeout') outcome = 'timed_out';
@@ -208,7 +209,7 @@ export class Interpreter {
   #agentContext(live: LiveExecution, signal: AbortSignal) {
     const { telemetry, runtime, definitions, providers, prices } = this.#o;
     const workflowId = live.kind === 'workflow' ? live.target : undefined;
-    return { telemetry, runtime, definitions, providers, executionId: live.id, signal, prices, workflowId };
+    return { telemetry, runtime, definitions, providers, executionId: live.id, signal, prices, workflowId, secrets: live.secrets };
   }
 
   /** How a run that threw ends: the stop reason's ending if it was stopped, else failed with the error's code. */

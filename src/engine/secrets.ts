@@ -1,33 +1,88 @@
 /**
- * Redaction of secret values (tools' `secret_inputs`) from everything the engine stores and answers.
+ * Redaction of secret values (tools' `secret_inputs`, the model API keys) from everything the engine
+ * stores, answers, traces and logs.
  *
- * A secret can reappear in other forms than its own: JSON-escaped inside a string that holds JSON (a tool
- * that puts its input in an error message, quotes and backslashes escaped), or escaped twice. Every form
- * is replaced, longest first.
+ * A secret can reappear in other forms than its own, whole or inside a longer string; every form below is
+ * replaced with `[REDACTED]`, longest first:
+ * - as is, URL-encoded (`encodeURIComponent`, and with `+` for spaces as forms send it), hex; each of those
+ *   also JSON-escaped once and twice (a tool that puts its input, JSON-encoded, into an error message).
+ *   These match case-insensitively: an upper-cased copy, or `%2f` for `%2F`, is the same secret.
+ * - base64, standard and URL-safe alphabets, at each of the three alignments a secret can have inside a
+ *   longer encoded string (`base64("Bearer " + secret)` carries the secret's bits at an offset): the
+ *   characters that encode only the secret's own bytes are matched, case-sensitively (base64 is).
+ * Limits, on purpose: values shorter than SECRET_MIN_LENGTH are no secrets (redacting "a" or "42"
+ * everywhere would destroy the record); base64 and hex forms only for secrets of ENCODED_MIN_LENGTH or
+ * more (shorter encodings are too short to tell from other text); a base64 copy keeps at most a character
+ * at each end, which mixes the secret's bits with its neighbours'; other encodings (a hash, a split copy,
+ * a secret transformed in any other way) are not recognised.
  */
-export const REDACTED = '[REDACTED]';
-/** Shorter values are not treated as secrets: redacting "a" or "42" everywhere would destroy the record. */
-export const SECRET_MIN_LENGTH = 4;
+import { lookup, placeholdersOf, textOf, type TemplateContext } from './templates.ts';
 
-/** The forms in which a secret may appear in text: as is, JSON-escaped once and twice. */
-export function secretForms(secrets: Iterable<string>): string[] {
-  const forms = new Set<string>();
-  for (const secret of secrets) {
-    if (secret.length < SECRET_MIN_LENGTH) continue;
-    const once = JSON.stringify(secret).slice(1, -1);
-    forms.add(secret).add(once).add(JSON.stringify(once).slice(1, -1));
-  }
-  return [...forms].sort((a, b) => b.length - a.length);
+export const REDACTED = '[REDACTED]';
+/** Shorter values are not treated as secrets. */
+export const SECRET_MIN_LENGTH = 4;
+/** Shorter secrets are not looked for in base64 or hex. */
+export const ENCODED_MIN_LENGTH = 6;
+
+/** The forms of a set of secrets, compiled: what redactText and redactValue replace. */
+export interface SecretForms {
+  /** Every form, each as it may appear (case-insensitive ones in one case), longest first. */
+  readonly forms: readonly string[];
+  readonly pattern: RegExp | undefined;
 }
 
-export function redactText(text: string, forms: readonly string[]): string {
-  for (const form of forms) if (text.includes(form)) text = text.split(form).join(REDACTED);
-  return text;
+const NO_SECRETS: SecretForms = Object.freeze({ forms: [], pattern: undefined });
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const jsonEscaped = (text: string) => JSON.stringify(text).slice(1, -1);
+
+/** The characters of base64 that encode only `bytes`, when they start `offset` bytes into a longer run. */
+function base64Core(bytes: Buffer, offset: number): string {
+  const encoded = Buffer.concat([Buffer.alloc(offset), bytes]).toString('base64').replace(/=+$/, '');
+  // Characters before this one carry bits of the padding bytes; the last carries bits of what follows.
+  const skip = [0, 2, 3][offset]!;
+  return encoded.slice(skip, (offset + bytes.length) % 3 === 0 ? encoded.length : encoded.length - 1);
+}
+
+/** Compiles the forms of `secrets` (see the module comment). */
+export function secretForms(secrets: Iterable<string>): SecretForms {
+  const caseless = new Set<string>();
+  const exact = new Set<string>();
+  for (const secret of secrets) {
+    if (typeof secret !== 'string' || secret.length < SECRET_MIN_LENGTH) continue;
+    const texts = [secret, encodeURIComponent(secret), encodeURIComponent(secret).replace(/%20/g, '+')];
+    const bytes = Buffer.from(secret, 'utf8');
+    if (secret.length >= ENCODED_MIN_LENGTH) {
+      texts.push(bytes.toString('hex'));
+      const whole = bytes.toString('base64');
+      exact.add(whole).add(Buffer.from(secret).toString('base64url'));
+      for (const offset of [0, 1, 2]) {
+        const core = base64Core(bytes, offset);
+        if (core.length < ENCODED_MIN_LENGTH) continue;
+        exact.add(core).add(core.replace(/\+/g, '-').replace(/\//g, '_'));
+      }
+    }
+    for (const text of texts) {
+      const once = jsonEscaped(text);
+      caseless.add(text.toLowerCase()).add(once.toLowerCase()).add(jsonEscaped(once).toLowerCase());
+    }
+  }
+  for (const form of caseless) exact.delete(form);
+  const all = [...[...caseless].map((form) => ({ form, caseless: true })), ...[...exact].map((form) => ({ form, caseless: false }))]
+    .sort((a, b) => b.form.length - a.form.length);
+  if (all.length === 0) return NO_SECRETS;
+  const pattern = new RegExp(all.map(({ form, caseless: c }) => (c ? `(?i:${escapeRegExp(form)})` : escapeRegExp(form))).join('|'), 'g');
+  return { forms: all.map(({ form }) => form), pattern };
+}
+
+export function redactText(text: string, forms: SecretForms): string {
+  if (!forms.pattern || !text) return text;
+  forms.pattern.lastIndex = 0;
+  return text.replace(forms.pattern, REDACTED);
 }
 
 /** A copy of a JSON value with every secret form in its strings (keys included) redacted. */
-export function redactValue<T>(value: T, forms: readonly string[]): T {
-  if (forms.length === 0) return value;
+export function redactValue<T>(value: T, forms: SecretForms): T {
+  if (!forms.pattern) return value;
   const walk = (node: unknown): unknown => {
     if (typeof node === 'string') return redactText(node, forms);
     if (Array.isArray(node)) return node.map(walk);
@@ -41,16 +96,51 @@ export function redactValue<T>(value: T, forms: readonly string[]): T {
   return walk(value) as T;
 }
 
+/**
+ * The secret texts of one value: the value as text (objects as JSON) and, inside an object or array, each
+ * string in it, so that a secret kept in a field of a secret object is found alone too.
+ */
+function secretTextsOf(value: unknown, into: string[]): void {
+  if (value === undefined || value === null) return;
+  const text = textOf(value);
+  if (text.length >= SECRET_MIN_LENGTH) into.push(text);
+  if (typeof value !== 'object') return;
+  const walk = (node: unknown) => {
+    if (typeof node === 'string') {
+      if (node.length >= SECRET_MIN_LENGTH) into.push(node);
+    } else if (Array.isArray(node)) {
+      node.forEach(walk);
+    } else if (node && typeof node === 'object') {
+      Object.values(node).forEach(walk);
+    }
+  };
+  walk(value);
+}
+
 /** The values of a tool call's declared secret inputs (top-level keys of its input). */
 export function secretInputValues(secretKeys: readonly string[] | undefined, input: unknown): string[] {
   if (!secretKeys?.length || !input || typeof input !== 'object' || Array.isArray(input)) return [];
   const values: string[] = [];
   for (const key of secretKeys) {
-    if (!Object.hasOwn(input, key)) continue;
-    const value = (input as Record<string, unknown>)[key];
-    if (value === undefined || value === null) continue;
-    const text = typeof value === 'string' ? value : JSON.stringify(value);
-    if (text && text.length >= SECRET_MIN_LENGTH) values.push(text);
+    if (Object.hasOwn(input, key)) secretTextsOf((input as Record<string, unknown>)[key], values);
+  }
+  return values;
+}
+
+/**
+ * The secret values of a tool input rendered from a template: the rendered secret inputs (as
+ * secretInputValues), and each value a placeholder put into one of them. `token: "Bearer {{ input.token }}"`
+ * makes both "Bearer <token>" and "<token>" secret, so the caller's `input.token` is redacted wherever it
+ * goes, not only the whole rendered string.
+ */
+export function templateSecretValues(secretKeys: readonly string[] | undefined, template: unknown, context: TemplateContext, rendered: unknown): string[] {
+  const values = secretInputValues(secretKeys, rendered);
+  if (!secretKeys?.length || !template || typeof template !== 'object' || Array.isArray(template)) return values;
+  for (const key of secretKeys) {
+    if (!Object.hasOwn(template, key)) continue;
+    for (const placeholder of placeholdersOf((template as Record<string, unknown>)[key], key)) {
+      if (placeholder.path) secretTextsOf(lookup(context, placeholder.path.join('.')), values);
+    }
   }
   return values;
 }

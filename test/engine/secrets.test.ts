@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redactValue, secretForms } from '../../src/engine/secrets.ts';
-import { eventually, startTestEngine, TEST_API_KEY, type TestEngine } from '../support/engine.ts';
+import pino from 'pino';
+import { redactText, redactValue, secretForms } from '../../src/engine/secrets.ts';
+import { bearer, eventually, startTestEngine, TEST_API_KEY, TEST_LOADGEN_KEY, type TestEngine } from '../support/engine.ts';
 
 /**
  * The sample project plus tools that mishandle a secret input: one echoes it into its output, one puts
@@ -35,11 +36,43 @@ writeFileSync(join(project, 'workflows', 'keyed_approval.yaml'), [
   '  - id: notify', '    tool: send_notification', '    input: { to: "a@b.example", api_key: "{{ input.key }}" }', '',
 ].join('\n'));
 
+// A tool that leaks the part of its input after "Bearer " in other encodings: URL-encoded, base64 (of the
+// part and of the whole header, standard and URL-safe) and upper-cased, into its error message.
+writeFileSync(join(project, 'tools', 'leak_encoded.ts'), [
+  'const chunks: Buffer[] = [];',
+  'for await (const chunk of process.stdin) chunks.push(chunk as Buffer);',
+  'const { input } = JSON.parse(Buffer.concat(chunks).toString("utf8"));',
+  'const raw = String(input.token).replace(/^Bearer /, "");',
+  'const b64 = (s: string) => Buffer.from(s).toString("base64");',
+  'const message = `denied url=${encodeURIComponent(raw)} b64=${b64(raw)} header=${b64(input.token)} safe=${Buffer.from(input.token).toString("base64url")} upper=${raw.toUpperCase()}`;',
+  'process.stderr.write(message + "\\n");',
+  'process.stdout.write(JSON.stringify({ error: { code: "DENIED", message } }) + "\\n");',
+].join('\n'));
+writeFileSync(join(project, 'tools', 'leak_encoded.yaml'), 'id: leak_encoded\ndescription: test\nscript: leak_encoded.ts\ntimeout_ms: 5000\nenv: []\nsecret_inputs: [token]\n');
+writeFileSync(join(project, 'tools', 'echo_token.yaml'), 'id: echo_token\ndescription: test\nscript: echo.ts\ntimeout_ms: 5000\nenv: []\nsecret_inputs: [token]\n');
+writeFileSync(join(project, 'workflows', 'bearer_leak.yaml'), [
+  'id: bearer_leak', 'description: test', 'tasks:',
+  '  - id: leak', '    tool: leak_encoded', '    input: { token: "Bearer {{ input.token }}", note: "plain" }', '',
+].join('\n'));
+// A scripted agent that passes its caller's token to a tool whose secret input it is.
+writeFileSync(join(project, 'agents', 'token_agent.yaml'), [
+  'id: token_agent', 'description: test', 'instructions: pass the token on', 'model: { provider: scripted, name: scripted-token }',
+  'tools: [echo_token]', 'max_iterations: 3', 'script:',
+  '  - tool_calls: [{ tool: echo_token, arguments: { token: "{{ input.token }}", who: "{{ input.who }}" } }]',
+  '  - final: { echoed: "{{ tool_results.echo_token }}" }', '',
+].join('\n'));
+writeFileSync(join(project, 'workflows', 'token_agent_flow.yaml'), [
+  'id: token_agent_flow', 'description: test', 'tasks:',
+  '  - id: agent', '    agent: token_agent', '    input: { token: "{{ input.token }}", who: "{{ input.who }}" }', '',
+].join('\n'));
+
 // Quotes and a backslash: its JSON-escaped form differs from the raw one.
 const SECRET = 'sk-"live"\\0123456789';
 let t: TestEngine;
+/** What the engine logs (pino's JSON lines, kept in memory). */
+const logLines: string[] = [];
 beforeAll(async () => {
-  t = await startTestEngine({ projectDir: project });
+  t = await startTestEngine({ projectDir: project, logger: pino({ level: 'warn' }, { write: (line: string) => void logLines.push(line) }) });
 });
 afterAll(async () => {
   await t.close();
@@ -49,7 +82,7 @@ afterAll(async () => {
 /** Every form a leak could take. */
 const FORMS = secretForms([SECRET]);
 function expectNoSecret(text: string, where: string) {
-  for (const form of FORMS) expect(text, `${where} contains ${form}`).not.toContain(form);
+  for (const form of FORMS.forms) expect(text.toLowerCase(), `${where} contains ${form}`).not.toContain(form.toLowerCase());
   expect(text, where).not.toContain('0123456789');
 }
 
@@ -85,6 +118,73 @@ describe('secret inputs stay secret', () => {
     expect(flow.body.output.sent).toMatchObject({ authenticated: true });
   }, 60_000);
 
+  /** Every API answer, stored row and span that could hold an execution's data. */
+  async function everythingAbout(ids: string[]): Promise<string> {
+    const texts: string[] = [];
+    for (const id of ids) {
+      await t.engine.waitForCompletion(id, 10_000);
+      texts.push(JSON.stringify((await t.get(`/api/v1/executions/${id}`)).body));
+    }
+    // Read with another caller's key: keys have no scopes, so this is what any caller sees.
+    texts.push(JSON.stringify((await t.get('/api/v1/executions?include=io&limit=100', bearer(TEST_LOADGEN_KEY))).body));
+    const db = new DatabaseSync(t.dbPath, { readOnly: true });
+    try {
+      texts.push(JSON.stringify(db.prepare('SELECT * FROM executions').all()));
+    } finally {
+      db.close();
+    }
+    // The SQLite file itself (and its WAL), byte for byte: nothing deleted but still on disk either.
+    for (const file of [t.dbPath, `${t.dbPath}-wal`]) {
+      try {
+        texts.push(readFileSync(file).toString('latin1'));
+      } catch {
+        // no WAL yet
+      }
+    }
+    texts.push(JSON.stringify(t.observed.spans().map((s) => ({ name: s.name, attributes: s.attributes, events: s.events, status: s.status }))));
+    return texts.join('\n');
+  }
+
+  it('a secret an agent passes to a tool is redacted from the run\'s input, output, list and store', async () => {
+    const token = 'agent-token-5f1e2d3c4b5a69788796';
+    const alone = await t.post('/api/v1/agents/token_agent/executions/sync', { input: { token, who: 'ada' } });
+    expect(alone.body.status).toBe('success');
+    expect(alone.body.input).toEqual({ token: '[REDACTED]', who: 'ada' });
+    expect(alone.body.output.echoed.echo).toEqual({ token: '[REDACTED]', who: 'ada' });
+    const inFlow = await t.post('/api/v1/workflows/token_agent_flow/executions/sync', { input: { token, who: 'grace' } });
+    expect(inFlow.body.status).toBe('success');
+    expect(inFlow.body.input).toEqual({ token: '[REDACTED]', who: 'grace' });
+    const text = await everythingAbout([alone.body.id, inFlow.body.id]);
+    expect(text).not.toContain('5f1e2d3c4b5a69788796');
+    // The control: the caller's other field went through untouched.
+    expect(text).toContain('grace');
+  }, 60_000);
+
+  it('a secret inside a template is redacted alone and in its encodings: stored error, span status, warn log', async () => {
+    const token = 'tk/Live+Key=0123456789abcdef';
+    const flow = await t.post('/api/v1/workflows/bearer_leak/executions/sync', { input: { token } });
+    expect(flow.body.status).toBe('failed');
+    expect(flow.body.input).toEqual({ token: '[REDACTED]' });
+    // The tool did leak it, in each encoding: each was replaced.
+    expect(flow.body.error.message).toMatch(/denied url=\[REDACTED\] b64=\[REDACTED\]/);
+    const text = `${await everythingAbout([flow.body.id])}\n${logLines.join('\n')}`;
+    expect(logLines.join('\n')).toContain('denied url=');
+    const bytes = Buffer.from(token);
+    const leaks = {
+      raw: token, upper: token.toUpperCase(), url: encodeURIComponent(token), urlLower: encodeURIComponent(token).toLowerCase(),
+      base64: bytes.toString('base64'), base64url: bytes.toString('base64url'),
+      // The secret's bits inside base64("Bearer " + token): the middle of that encoding.
+      headerBase64: Buffer.from(`Bearer ${token}`).toString('base64').slice(12, -4),
+      headerBase64url: Buffer.from(`Bearer ${token}`).toString('base64url').slice(12, -4),
+    };
+    for (const [name, form] of Object.entries(leaks)) {
+      // Text forms match whatever their case; base64 is case-sensitive.
+      if (name.includes('ase64')) expect(text, name).not.toContain(form);
+      else expect(text.toLowerCase(), name).not.toContain(form.toLowerCase());
+    }
+    expect(text.toLowerCase()).not.toContain('0123456789abcdef');
+  }, 60_000);
+
   it('redaction covers the raw, JSON-escaped and doubly escaped forms, in keys and values', () => {
     const once = JSON.stringify(SECRET).slice(1, -1);
     const twice = JSON.stringify(once).slice(1, -1);
@@ -108,5 +208,27 @@ describe('secret inputs stay secret', () => {
     const plain = await t.post('/api/v1/workflows/keyed_approval/executions/sync', { input: { key: 'abc' } });
     expect((await t.post(`/api/v1/executions/${plain.body.id}/resume`)).status).toBe(202);
     await eventually(async () => (await t.get(`/api/v1/executions/${plain.body.id}`)).body.status, (status) => status === 'success');
+  });
+
+  it('redacts each encoding at any place in a longer string, and says what it leaves', () => {
+    const secret = 'Zq9/Ab+cd=EfGh12';
+    const forms = secretForms([secret]);
+    for (const prefix of ['', 'x', 'xy', 'Bearer ', 'user:']) {
+      for (const [name, encode] of [['base64', 'base64'], ['base64url', 'base64url']] as const) {
+        const encoded = Buffer.from(prefix + secret + ' tail').toString(encode);
+        const redacted = redactText(`header ${encoded} end`, forms);
+        expect(redacted, `${name} after ${JSON.stringify(prefix)}`).toContain('[REDACTED]');
+        // What survives is the neighbours' encoding plus at most a character at each end (bits mixed).
+        const left = redacted.slice('header '.length, -' end'.length).replace('[REDACTED]', '');
+        const neighbours = Math.ceil((prefix.length * 4) / 3) + Math.ceil((' tail'.length * 4) / 3) + 4;
+        expect(left.length, `${name} after ${JSON.stringify(prefix)}: ${redacted}`).toBeLessThanOrEqual(neighbours);
+      }
+    }
+    expect(redactText(`a=${encodeURIComponent(secret).toLowerCase()}&b=${secret.toUpperCase()}`, forms)).toBe('a=[REDACTED]&b=[REDACTED]');
+    expect(redactText(Buffer.from(secret).toString('hex').toUpperCase(), forms)).toBe('[REDACTED]');
+    expect(redactText(JSON.stringify(JSON.stringify({ k: secret })), forms)).not.toContain('EfGh12');
+    // The documented limits: shorter values are no secrets; encoded forms start at 6 characters.
+    expect(secretForms(['abc']).forms).toEqual([]);
+    expect(redactText(`x ${Buffer.from('abcd').toString('base64')} abcd`, secretForms(['abcd']))).toBe(`x ${Buffer.from('abcd').toString('base64')} [REDACTED]`);
   });
 });

@@ -52,6 +52,8 @@ export interface TestEngineOptions {
   readonly toolFaults?: boolean;
   /** Default: the project directory's prices.yaml. */
   readonly prices?: PriceTable;
+  /** Default: a silent logger. */
+  readonly logger?: pino.Logger;
 }
 
 /** The keys of test engines: a plain caller and the load generator (whose runs are labelled `loadgen`). */
@@ -77,7 +79,7 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
   const dbPath = options.dbPath ?? join(dir, 'switchyard.db');
   const observed = createTestTelemetry();
   const telemetry = options.telemetry ?? observed.telemetry;
-  const logger = pino({ level: 'silent' });
+  const logger = options.logger ?? pino({ level: 'silent' });
   const store = options.store ?? new SqliteStore(dbPath);
   const definitions = loadDefinitions(options.projectDir ?? 'examples');
   const apiKeys = options.apiKeys ?? TEST_KEYS;

@@ -21,6 +21,7 @@ import type { Definitions } from '../definitions.ts';
 import { ExecutionFailure } from '../errors.ts';
 import type { PriceTable } from '../prices.ts';
 import type { ToolRuntime } from '../runtime/tool-runtime.ts';
+import { secretInputValues } from '../secrets.ts';
 import { render, textOf } from '../templates.ts';
 import { ModelError, type ChatMessage, type ModelProvider, type ModelTurn } from './model.ts';
 
@@ -35,6 +36,8 @@ export interface AgentRunContext {
   readonly prices?: PriceTable;
   /** The workflow the agent runs in, for the cost and token metrics; absent for an agent or task run on its own. */
   readonly workflowId?: string;
+  /** The run's secret values: those of the tool calls the agent makes are added as they happen. */
+  readonly secrets?: Set<string>;
 }
 
 /** Where a run was when it failed: what its outcome counts as. */
@@ -125,7 +128,8 @@ export async function runAgent(agentId: string, input: unknown, ctx: AgentRunCon
           if (!tool) {
             content = { error: `agent "${agent.id}" may not call tool "${call.name}"` };
           } else {
-            const result = await ctx.runtime.execute({ tool, executionId: ctx.executionId, input: call.arguments, signal: ctx.signal });
+            for (const secret of secretInputValues(tool.secretInputs, call.arguments)) ctx.secrets?.add(secret);
+            const result = await ctx.runtime.execute({ tool, executionId: ctx.executionId, input: call.arguments, signal: ctx.signal, secrets: ctx.secrets });
             ctx.signal.throwIfAborted();
             content = result.ok ? result.result : { error: result.error.message, kind: result.error.kind };
           }

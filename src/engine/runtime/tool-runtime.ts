@@ -45,7 +45,7 @@ import type { Attributes, Span } from '@opentelemetry/api';
 import { toolFailureCode, type ToolOutcome } from '../../domain.ts';
 import type { Telemetry } from '../../telemetry/recorder.ts';
 import { compileJsonSchema, type InputCheck } from '../json-schema.ts';
-import { redactText, secretForms, secretInputValues } from '../secrets.ts';
+import { redactText, secretForms, secretInputValues, type SecretForms } from '../secrets.ts';
 import { ALWAYS_PASSED_ENV, pickEnv, resolveBunPath, toolEnvironment, withTraceContext } from './environment.ts';
 import { classifyToolRun, fail, ToolError, type ToolOutcomeValue } from './outcome.ts';
 import type { RuntimeLogger } from './process-records.ts';
@@ -79,6 +79,11 @@ export interface ToolCall {
   timeoutMs?: number;
   /** Aborting kills the tool's process group; the call resolves with kind `canceled`. */
   signal?: AbortSignal;
+  /**
+   * Other values the caller knows to be secret (its run's, say a caller's token that a template put inside
+   * this call's secret input): scrubbed like the call's own secret inputs.
+   */
+  secrets?: Iterable<string>;
 }
 
 interface ToolRunInfo {
@@ -257,11 +262,11 @@ export class ToolRuntime {
     const run = await this.#processes.run({
       script: tool.script, env: withTraceContext(prepared.env, span.spanContext()), stdin: request, timeoutMs, signal: call.signal, label: tool.id,
     });
-    return this.#result(run, classifyToolRun({ ...run, timeoutMs, outputLimit: this.#outputLimit }), secretValues(tool, call.input), started);
+    return this.#result(run, classifyToolRun({ ...run, timeoutMs, outputLimit: this.#outputLimit }), secretValues(tool, call.input, call.secrets), started);
   }
 
   /** The call's result: its outcome, with what the process did, secrets scrubbed from what the tool wrote. */
-  #result(run: ProcessRun, outcome: ToolOutcomeValue, secrets: string[] | undefined, started: number): ToolResult {
+  #result(run: ProcessRun, outcome: ToolOutcomeValue, secrets: SecretForms | undefined, started: number): ToolResult {
     let stderr = run.stderr.length ? scrubSecrets(run.stderr.toString('utf8'), secrets) : '';
     if (run.stderrBytes > run.stderr.length) stderr += `\n[${run.stderrBytes - run.stderr.length} more bytes of stderr discarded]`;
     const info: ToolRunInfo = {
@@ -338,13 +343,13 @@ function prepareTool(tool: ToolDefinition, baseEnv: NodeJS.ProcessEnv, toolFault
   return { env, validateInput: schema.validate };
 }
 
-function secretValues(tool: ToolDefinition, input: unknown): string[] | undefined {
-  const values = secretInputValues(tool.secretInputs, input);
-  return values.length ? secretForms(values) : undefined;
+function secretValues(tool: ToolDefinition, input: unknown, known: Iterable<string> = []): SecretForms | undefined {
+  const forms = secretForms([...secretInputValues(tool.secretInputs, input), ...known]);
+  return forms.pattern ? forms : undefined;
 }
 
 /** Replaces every secret (given as its forms, see secretForms) in a text. */
-export function scrubSecrets(text: string, secrets: readonly string[] | undefined): string {
+export function scrubSecrets(text: string, secrets: SecretForms | undefined): string {
   if (!secrets || !text) return text;
   return redactText(text, secrets);
 }
