@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { mergeApiKeys, parseApiKeys, type ApiKey } from './api/auth.ts';
+import { isLoopback, plainHttpKeyProblem } from './loopback.ts';
+
+export { isLoopback } from './loopback.ts';
 
 const milliseconds = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
@@ -122,6 +124,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (e.SWITCHYARD_MODEL_API_KEY && e.SWITCHYARD_MODEL_API_KEY_FILE) {
     throw new ConfigError('invalid configuration: set SWITCHYARD_MODEL_API_KEY or SWITCHYARD_MODEL_API_KEY_FILE, not both');
   }
+  const modelApiKey = e.SWITCHYARD_MODEL_API_KEY_FILE
+    ? readSecretFile(e.SWITCHYARD_MODEL_API_KEY_FILE, 'SWITCHYARD_MODEL_API_KEY_FILE').trim()
+    : e.SWITCHYARD_MODEL_API_KEY || undefined;
+  const keyOverPlainHttp = modelApiKey && e.SWITCHYARD_MODEL_BASE_URL ? plainHttpKeyProblem(e.SWITCHYARD_MODEL_BASE_URL) : undefined;
+  if (keyOverPlainHttp) throw new ConfigError(`invalid configuration: SWITCHYARD_MODEL_BASE_URL: ${keyOverPlainHttp}`);
   // An empty value counts as unset (compose's `${VAR:-}` gives one).
   const apiKeys = readApiKeys(e.SWITCHYARD_API_KEYS || undefined, e.SWITCHYARD_API_KEYS_FILE || undefined);
   if (apiKeys.length === 0 && !isLoopback(e.SWITCHYARD_HOST)) {
@@ -149,9 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     toolOutputLimitBytes: e.SWITCHYARD_TOOL_OUTPUT_LIMIT_BYTES,
     bodyLimit: e.SWITCHYARD_BODY_LIMIT,
     modelBaseUrl: e.SWITCHYARD_MODEL_BASE_URL,
-    modelApiKey: e.SWITCHYARD_MODEL_API_KEY_FILE
-      ? readSecretFile(e.SWITCHYARD_MODEL_API_KEY_FILE, 'SWITCHYARD_MODEL_API_KEY_FILE').trim()
-      : e.SWITCHYARD_MODEL_API_KEY || undefined,
+    modelApiKey,
     apiKeys,
     toolFaults: e.SWITCHYARD_TOOL_FAULTS === '1' || e.SWITCHYARD_TOOL_FAULTS === 'true',
     requestTimeoutMs: e.SWITCHYARD_REQUEST_TIMEOUT_MS,
@@ -199,8 +204,3 @@ function readApiKeys(inline: string | undefined, file: string | undefined): ApiK
   }
 }
 
-/** Only the machine itself can reach a loopback address; anything else (0.0.0.0, a LAN address, a name) may be reachable by others. */
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost' || host === '::1' || host === '[::1]') return true;
-  return isIP(host) === 4 && host.startsWith('127.');
-}

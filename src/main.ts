@@ -65,7 +65,7 @@ const [{ openStore, storeLabel, openFailureHint }, { loadDefinitions, Definition
 
 let definitions, prices;
 try {
-  definitions = loadDefinitions(config.projectDir, { modelBaseUrl: config.modelBaseUrl });
+  definitions = loadDefinitions(config.projectDir, { modelBaseUrl: config.modelBaseUrl, modelApiKey: config.modelApiKey !== undefined });
   prices = loadPrices(config.projectDir);
 } catch (error) {
   if (error instanceof DefinitionError) {

@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { compileJsonSchema, type InputCheck } from './json-schema.ts';
 import { envAllowlistProblem, type ToolDefinition } from './runtime/tool-runtime.ts';
 import { placeholdersOf } from './templates.ts';
+import { sameOrigin } from './agent/openai-compatible.ts';
+import { plainHttpKeyProblem } from '../loopback.ts';
 
 export type { InputCheck } from './json-schema.ts';
 
@@ -58,13 +60,15 @@ const AgentFile = z.strictObject({
     provider: z.enum(['scripted', 'openai-compatible']).default('scripted'),
     name: z.string().min(1),
     base_url: z.string().url().optional(),
-    api_key_env: z.string().optional(),
+    /** The agent's own key (openai-compatible), from this variable or this file (relative to the agent's file); else see modelEndpoint. */
+    api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
+    api_key_file: z.string().min(1).optional(),
     temperature: z.number().min(0).max(2).optional(),
     /** openai-compatible: how long one call may take, retries included (default 30 s); then it fails with error.type timeout. */
     timeout_ms: z.number().int().positive().max(600_000).optional(),
     /** openai-compatible: how often a call answered 429 is retried after its Retry-After (default 2). */
     max_retries: z.number().int().min(0).max(5).optional(),
-  }),
+  }).refine((model) => model.api_key_env === undefined || model.api_key_file === undefined, 'set model.api_key_env or model.api_key_file, not both'),
   tools: z.array(Id).default([]),
   max_iterations: z.number().int().positive().max(50).default(5),
   timeout_ms: z.number().int().positive().default(60_000),
@@ -100,6 +104,8 @@ export interface WorkflowDefinition extends z.infer<typeof WorkflowFile> {
 export interface LoadOptions {
   /** SWITCHYARD_MODEL_BASE_URL: the base URL of `openai-compatible` agents that name none. */
   readonly modelBaseUrl?: string | undefined;
+  /** Whether SWITCHYARD_MODEL_API_KEY(_FILE) is set: it goes to modelBaseUrl's origin (see modelEndpoint). */
+  readonly modelApiKey?: boolean;
 }
 
 export interface Definitions {
@@ -199,6 +205,15 @@ export function loadDefinitions(projectDir: string, options: LoadOptions = {}): 
       problems.push(`${file}: model.base_url: an openai-compatible model needs a base URL: set model.base_url in this file `
         + 'or SWITCHYARD_MODEL_BASE_URL for every such agent (for example http://localhost:11434/v1 for Ollama)');
     }
+    if (value.model.api_key_file !== undefined) {
+      value.model.api_key_file = resolve(dirname(resolve(file)), value.model.api_key_file);
+      if (!existsSync(value.model.api_key_file)) problems.push(`${file}: model.api_key_file: file "${value.model.api_key_file}" does not exist`);
+    }
+    const baseUrl = value.model.base_url ?? options.modelBaseUrl;
+    const sendsKey = value.model.api_key_env !== undefined || value.model.api_key_file !== undefined
+      || (options.modelApiKey === true && (value.model.base_url === undefined || sameOrigin(value.model.base_url, options.modelBaseUrl)));
+    const overPlainHttp = value.model.provider === 'openai-compatible' && sendsKey && baseUrl ? plainHttpKeyProblem(baseUrl) : undefined;
+    if (overPlainHttp) problems.push(`${file}: model.base_url: ${overPlainHttp}`);
     const agentScope: TemplateScope = { roots: ['input'] };
     checkTemplates(file, 'instructions', value.instructions, agentScope);
     const turnScope: TemplateScope = { roots: ['input', 'tool_results', 'iteration'], toolResults: value.tools };

@@ -5,14 +5,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SpanStatusCode } from '@opentelemetry/api';
-import { OpenAiCompatibleProvider, retryAfterMs } from '../../src/engine/agent/openai-compatible.ts';
+import { modelEndpoint, OpenAiCompatibleProvider, retryAfterMs } from '../../src/engine/agent/openai-compatible.ts';
 import { runAgent } from '../../src/engine/agent/run-agent.ts';
 import type { AgentDefinition } from '../../src/engine/definitions.ts';
 import { ExecutionFailure } from '../../src/engine/errors.ts';
 import type { ToolRuntime } from '../../src/engine/runtime/tool-runtime.ts';
 import { createTestTelemetry } from '../support/telemetry.ts';
 import { ScriptedModelProvider } from '../../src/engine/agent/scripted.ts';
-import type { ModelProvider } from '../../src/engine/agent/model.ts';
+import type { ModelError, ModelProvider } from '../../src/engine/agent/model.ts';
+import { loadDefinitions } from '../../src/engine/definitions.ts';
+import { loadConfig } from '../../src/config.ts';
 import { startTestEngine, type TestEngine } from '../support/engine.ts';
 
 /**
@@ -302,5 +304,133 @@ describe('Retry-After', () => {
     expect(retryAfterMs('Tue, 01 Dec 2026 09:00:00 GMT', now)).toBe(0);
     expect(retryAfterMs(null, now)).toBe(1_000);
     expect(retryAfterMs('soon', now)).toBe(1_000);
+  });
+});
+
+/**
+ * The model API key: where it goes, and that it never comes back. A real local HTTP server stands in for an
+ * OpenAI-compatible provider (none can run here): it records the Authorization header of every call, and
+ * for the model `rejects-the-key` answers 401 the way OpenAI does, quoting the key it was sent (raw, and
+ * URL-encoded as some gateways log it).
+ */
+describe('the model API key', () => {
+  const DEFAULT_KEY = 'sk-default-3b8e6c0f9a1d47e2';
+  const received: { model: string; authorization: string | undefined }[] = [];
+  let keyed: Server;
+  let port: number;
+  beforeAll(async () => {
+    keyed = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        const { model } = JSON.parse(body) as { model: string };
+        const authorization = req.headers.authorization;
+        received.push({ model, authorization });
+        res.setHeader('content-type', 'application/json');
+        if (model === 'rejects-the-key') {
+          res.statusCode = 401;
+          const key = (authorization ?? '').replace(/^Bearer /, '');
+          return res.end(JSON.stringify({ error: { message: `Incorrect API key provided: ${authorization}. (${encodeURIComponent(key)}) You can find your API key at https://platform.example/account/api-keys.`, type: 'invalid_request_error' } }));
+        }
+        res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: 'fine' } }] }));
+      });
+    });
+    await new Promise<void>((done) => keyed.listen(0, '127.0.0.1', done));
+    port = (keyed.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    keyed.closeAllConnections();
+    await new Promise((done) => keyed.close(done));
+  });
+
+  const defaultUrl = () => `http://127.0.0.1:${port}/v1`;
+  const agentAt = (name: string, model: Partial<AgentDefinition['model']>): AgentDefinition => ({
+    id: 'llm', description: 'a model over HTTP', instructions: 'answer', tools: [], max_iterations: 2, timeout_ms: 60_000, script: [],
+    model: { provider: 'openai-compatible', name, ...model },
+  });
+  /** The Authorization header the stand-in received for one call of `agent` (undefined: none sent). */
+  async function sentKey(agent: AgentDefinition, env: NodeJS.ProcessEnv = {}): Promise<string | undefined> {
+    const provider = new OpenAiCompatibleProvider({ defaultBaseUrl: defaultUrl(), defaultApiKey: DEFAULT_KEY, env });
+    const before = received.length;
+    await provider.open(agent).next({ messages: [{ role: 'user', content: 'hi' }], tools: [], context: {}, signal: new AbortController().signal });
+    expect(received.length).toBe(before + 1);
+    return received.at(-1)!.authorization;
+  }
+
+  it('goes only to SWITCHYARD_MODEL_BASE_URL\'s origin; an agent elsewhere sends its own key or none', async () => {
+    expect(await sentKey(agentAt('m', {}))).toBe(`Bearer ${DEFAULT_KEY}`);
+    expect(await sentKey(agentAt('m', { base_url: `http://127.0.0.1:${port}/other/v1` }))).toBe(`Bearer ${DEFAULT_KEY}`);
+    // Another origin (the same server under another host name is another origin to a browser and to us).
+    expect(await sentKey(agentAt('m', { base_url: `http://localhost:${port}/v1` }))).toBeUndefined();
+    expect(await sentKey(agentAt('m', { base_url: `http://localhost:${port}/v1`, api_key_env: 'OWN_MODEL_KEY' }), { OWN_MODEL_KEY: 'sk-own-env-0123456789' })).toBe('Bearer sk-own-env-0123456789');
+    const file = join(mkdtempSync(join(tmpdir(), 'switchyard-agent-key-')), 'key');
+    writeFileSync(file, 'sk-own-file-0123456789\n');
+    expect(await sentKey(agentAt('m', { base_url: `http://localhost:${port}/v1`, api_key_file: file }))).toBe('Bearer sk-own-file-0123456789');
+    // A key named but missing is a configuration error, not a call without a key.
+    const missing = await sentKey(agentAt('m', { base_url: `http://localhost:${port}/v1`, api_key_env: 'UNSET_MODEL_KEY' })).then(() => undefined, (e: unknown) => e as ModelError);
+    expect(missing).toMatchObject({ code: 'model_config' });
+    expect(missing!.message).toContain('UNSET_MODEL_KEY');
+  });
+
+  it('the sample\'s local Ollama agent gets no key when the default points elsewhere', () => {
+    const definitions = loadDefinitions('examples', { modelBaseUrl: 'https://models.example.com/v1', modelApiKey: true });
+    const agent = definitions.agents.get('assistant_llm')!;
+    expect(agent.model.base_url).toBe('http://localhost:11434/v1');
+    const endpoint = modelEndpoint(agent, { defaultBaseUrl: 'https://models.example.com/v1', defaultApiKey: DEFAULT_KEY });
+    expect(endpoint.apiKey).toBeUndefined();
+  });
+
+  it('a key over plain HTTP to a host that is not loopback refuses to start; HTTPS or loopback start', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'switchyard-plain-http-'));
+    projects.push(dir);
+    mkdirSync(join(dir, 'agents'));
+    const write = (model: string) => writeFileSync(join(dir, 'agents', 'remote.yaml'),
+      `id: remote\ndescription: d\ninstructions: i\nmodel:\n  provider: openai-compatible\n  name: m\n${model}`);
+    write('  base_url: http://models.example.com/v1\n  api_key_env: REMOTE_KEY\n');
+    expect(() => loadDefinitions(dir)).toThrow(/remote\.yaml: model\.base_url: .*plain HTTP/);
+    // The default key, to the default URL (the agent names none).
+    write('');
+    expect(() => loadDefinitions(dir, { modelBaseUrl: 'http://10.0.0.5:8000/v1', modelApiKey: true })).toThrow(/plain HTTP/);
+    expect(() => loadConfig({ SWITCHYARD_MODEL_BASE_URL: 'http://10.0.0.5:8000/v1', SWITCHYARD_MODEL_API_KEY: 'sk-x-0123456789' })).toThrow(/plain HTTP/);
+    expect(loadConfig({ SWITCHYARD_MODEL_BASE_URL: 'http://10.0.0.5:8000/v1' }).modelApiKey).toBeUndefined();
+    expect(loadConfig({ SWITCHYARD_MODEL_BASE_URL: 'https://models.example.com/v1', SWITCHYARD_MODEL_API_KEY: 'sk-x-0123456789' }).modelApiKey).toBe('sk-x-0123456789');
+    expect(loadDefinitions(dir, { modelBaseUrl: 'http://127.0.0.1:8000/v1', modelApiKey: true }).agents.has('remote')).toBe(true);
+    write('  base_url: https://models.example.com/v1\n  api_key_env: REMOTE_KEY\n');
+    expect(loadDefinitions(dir).agents.has('remote')).toBe(true);
+    // Without any key, plain HTTP anywhere is the operator's choice.
+    write('  base_url: http://models.example.com/v1\n');
+    expect(loadDefinitions(dir, { modelBaseUrl: 'https://models.example.com/v1', modelApiKey: true }).agents.has('remote')).toBe(true);
+  });
+
+  it('a provider error that quotes the key: the key is in no answer, list, stored row or span', async () => {
+    const dir = projectWithModelAt(defaultUrl());
+    writeFileSync(join(dir, 'agents', 'rejected.yaml'), [
+      'id: rejected', 'description: a model that refuses our key', 'instructions: answer',
+      // Its own base_url at the default's origin: the default key goes there.
+      'model:', '  provider: openai-compatible', '  name: rejects-the-key', `  base_url: ${defaultUrl()}`, '',
+    ].join('\n'));
+    const t4 = await startTestEngine({
+      projectDir: dir,
+      providers: new Map<string, ModelProvider>([['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: defaultUrl(), defaultApiKey: DEFAULT_KEY })]]),
+    });
+    try {
+      const { body } = await t4.post('/api/v1/agents/rejected/executions/sync', { input: 'hi' });
+      expect(body).toMatchObject({ status: 'failed', error: { code: 'model_http_401' } });
+      // The control: the key was sent, and the server's text (less the key) is still there to read.
+      expect(received.at(-1)).toEqual({ model: 'rejects-the-key', authorization: `Bearer ${DEFAULT_KEY}` });
+      expect(body.error.message).toContain('Incorrect API key provided: Bearer [REDACTED]');
+      const texts = [JSON.stringify(body), JSON.stringify((await t4.get(`/api/v1/executions/${body.id}`)).body),
+        JSON.stringify((await t4.get('/api/v1/executions?include=io')).body), JSON.stringify((await t4.get('/api/v1/executions')).body),
+        readFileSync(t4.dbPath).toString('latin1'),
+        JSON.stringify(t4.observed.spans().map((s) => ({ name: s.name, attributes: s.attributes, events: s.events, status: s.status })))];
+      try {
+        texts.push(readFileSync(`${t4.dbPath}-wal`).toString('latin1'));
+      } catch {
+        // no WAL
+      }
+      for (const text of texts) expect(text).not.toContain('3b8e6c0f9a1d47e2');
+    } finally {
+      await t4.close();
+    }
   });
 });

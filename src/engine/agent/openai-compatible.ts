@@ -1,13 +1,52 @@
+import { readFileSync } from 'node:fs';
 import { GEN_AI_PROVIDER_NAME_VALUE_OPENAI } from '@opentelemetry/semantic-conventions/incubating';
 import type { GenAiProvider } from '../../telemetry/catalog.ts';
 import type { AgentDefinition } from '../definitions.ts';
+import { redactText, secretForms } from '../secrets.ts';
 import { ModelError, type ChatMessage, type ModelProvider, type ModelRequest, type ModelSession, type ModelTurn, type ToolCallRequest } from './model.ts';
 
 export interface OpenAiCompatibleOptions {
   /** Used when an agent's model names no base_url: e.g. http://localhost:11434/v1 for Ollama. */
   readonly defaultBaseUrl?: string;
+  /** Sent to defaultBaseUrl's origin only (see modelEndpoint). */
   readonly defaultApiKey?: string;
+  /** Where `model.api_key_env` is looked up; default process.env. */
   readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Whether two URLs share an origin (scheme, host, port): where a credential for one may go to the other. */
+export function sameOrigin(a: string, b: string | undefined): boolean {
+  if (b === undefined || !URL.canParse(a) || !URL.canParse(b)) return false;
+  return new URL(a).origin === new URL(b).origin;
+}
+
+/**
+ * Where an agent's calls go and the key they carry. The agent's own key when it names one
+ * (`model.api_key_env`, `model.api_key_file`); else the default key, but only to the default URL's origin,
+ * so that an agent pointed elsewhere (a local Ollama, someone's proxy) never receives it; else none. A key
+ * named but missing is a model_config error, not a call without a key.
+ */
+export function modelEndpoint(agent: AgentDefinition, options: OpenAiCompatibleOptions): { baseUrl: string; apiKey: string | undefined } {
+  const baseUrl = agent.model.base_url ?? options.defaultBaseUrl;
+  if (!baseUrl) throw new ModelError(`agent "${agent.id}": model.base_url is not set and SWITCHYARD_MODEL_BASE_URL is empty`, 'model_config');
+  const { api_key_env: variable, api_key_file: file } = agent.model;
+  if (variable !== undefined) {
+    const key = (options.env ?? process.env)[variable];
+    if (!key) throw new ModelError(`agent "${agent.id}": model.api_key_env names ${variable}, which is not set`, 'model_config');
+    return { baseUrl, apiKey: key };
+  }
+  if (file !== undefined) {
+    let key: string;
+    try {
+      key = readFileSync(file, 'utf8').trim();
+    } catch (error) {
+      throw new ModelError(`agent "${agent.id}": model.api_key_file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`, 'model_config');
+    }
+    if (!key) throw new ModelError(`agent "${agent.id}": model.api_key_file ${file} is empty`, 'model_config');
+    return { baseUrl, apiKey: key };
+  }
+  const toDefault = agent.model.base_url === undefined || sameOrigin(agent.model.base_url, options.defaultBaseUrl);
+  return { baseUrl, apiKey: toDefault ? options.defaultApiKey : undefined };
 }
 
 /** How long one call may take, retries included, unless the agent's `model.timeout_ms` says otherwise. */
@@ -51,58 +90,69 @@ export class OpenAiCompatibleProvider implements ModelProvider {
   }
 
   open(agent: AgentDefinition): ModelSession {
-    const baseUrl = agent.model.base_url ?? this.#options.defaultBaseUrl;
-    if (!baseUrl) throw new ModelError(`agent "${agent.id}": model.base_url is not set and SWITCHYARD_MODEL_BASE_URL is empty`, 'model_config');
-    const env = this.#options.env ?? process.env;
-    const apiKey = agent.model.api_key_env ? env[agent.model.api_key_env] : this.#options.defaultApiKey;
+    const { baseUrl, apiKey } = modelEndpoint(agent, this.#options);
+    // A server's error text may quote what it was sent (OpenAI's 401 quotes the key): no configured key,
+    // in any of its forms, leaves in an error message (and so the stored error, the span, the logs).
+    const keys = secretForms([apiKey, this.#options.defaultApiKey].filter((key) => key !== undefined));
     const url = `${baseUrl.replace(/\/+$/, '')}/chat/completions`;
     const timeoutMs = agent.model.timeout_ms ?? DEFAULT_MODEL_CALL_TIMEOUT_MS;
     const maxRetries = agent.model.max_retries ?? DEFAULT_MODEL_MAX_RETRIES;
     const headers = { 'content-type': 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) };
+    /** The start of a server's text for an error message: redacted before it is cut, so no part of a key is left at the cut. */
+    const excerpt: Excerpt = (text, chars) => redactText(text, keys).slice(0, chars);
 
     return {
       async next(request: ModelRequest): Promise<ModelTurn> {
-        const body = JSON.stringify({
-          model: agent.model.name,
-          temperature: agent.model.temperature,
-          messages: request.messages.map(toWire),
-          tools: request.tools.length === 0 ? undefined : request.tools.map((tool) => ({
-            type: 'function',
-            function: { name: tool.id, description: tool.description, parameters: tool.inputSchema ?? { type: 'object' } },
-          })),
-        });
-        const deadline = Date.now() + timeoutMs;
-        const timeout = AbortSignal.timeout(timeoutMs);
-        const signal = AbortSignal.any([request.signal, timeout]);
-        /** The run was stopped (its reason propagates); else our own timeout, else `failure`. */
-        const fail = (failure: () => ModelError): never => {
-          if (request.signal.aborted) throw request.signal.reason;
-          if (timeout.aborted) throw new ModelError(`model at ${url} gave no complete answer within ${timeoutMs} ms (model.timeout_ms)`, 'timeout');
-          throw failure();
-        };
-        for (let retries = 0; ; retries++) {
-          let response: Response;
-          let text: string;
-          try {
-            response = await fetch(url, { method: 'POST', headers, body, signal });
-            text = await response.text();
-          } catch (error) {
-            return fail(() => new ModelError(`model request to ${url} failed: ${causeOf(error)}`, 'model_unreachable'));
-          }
-          if (response.status === 429) {
-            const waitMs = retryAfterMs(response.headers.get('retry-after'));
-            if (retries < maxRetries && Date.now() + waitMs < deadline) {
-              await sleep(waitMs, signal).catch(() => fail(() => new ModelError('model call aborted', 'model_unreachable')));
-              continue;
-            }
-            const why = retries >= maxRetries ? `after ${retries} retries (model.max_retries)` : `and asked to wait ${waitMs} ms, beyond the call's timeout of ${timeoutMs} ms`;
-            throw new ModelError(`model answered HTTP 429 (rate limited) ${why}: ${text.slice(0, ERROR_BODY_CHARS)}`, 'model_http_429');
-          }
-          if (!response.ok) throw new ModelError(`model answered HTTP ${response.status}: ${text.slice(0, ERROR_BODY_CHARS)}`, `model_http_${response.status}`);
-          return { ...parseCompletion(text), ...(retries > 0 && { retries }) };
+        try {
+          return await call(request);
+        } catch (error) {
+          if (error instanceof ModelError) throw new ModelError(redactText(error.message, keys), error.code);
+          throw error;
         }
       },
     };
+
+    async function call(request: ModelRequest): Promise<ModelTurn> {
+      const body = JSON.stringify({
+        model: agent.model.name,
+        temperature: agent.model.temperature,
+        messages: request.messages.map(toWire),
+        tools: request.tools.length === 0 ? undefined : request.tools.map((tool) => ({
+          type: 'function',
+          function: { name: tool.id, description: tool.description, parameters: tool.inputSchema ?? { type: 'object' } },
+        })),
+      });
+      const deadline = Date.now() + timeoutMs;
+      const timeout = AbortSignal.timeout(timeoutMs);
+      const signal = AbortSignal.any([request.signal, timeout]);
+      /** The run was stopped (its reason propagates); else our own timeout, else `failure`. */
+      const fail = (failure: () => ModelError): never => {
+        if (request.signal.aborted) throw request.signal.reason;
+        if (timeout.aborted) throw new ModelError(`model at ${url} gave no complete answer within ${timeoutMs} ms (model.timeout_ms)`, 'timeout');
+        throw failure();
+      };
+      for (let retries = 0; ; retries++) {
+        let response: Response;
+        let text: string;
+        try {
+          response = await fetch(url, { method: 'POST', headers, body, signal });
+          text = await response.text();
+        } catch (error) {
+          return fail(() => new ModelError(`model request to ${url} failed: ${causeOf(error)}`, 'model_unreachable'));
+        }
+        if (response.status === 429) {
+          const waitMs = retryAfterMs(response.headers.get('retry-after'));
+          if (retries < maxRetries && Date.now() + waitMs < deadline) {
+            await sleep(waitMs, signal).catch(() => fail(() => new ModelError('model call aborted', 'model_unreachable')));
+            continue;
+          }
+          const why = retries >= maxRetries ? `after ${retries} retries (model.max_retries)` : `and asked to wait ${waitMs} ms, beyond the call's timeout of ${timeoutMs} ms`;
+          throw new ModelError(`model answered HTTP 429 (rate limited) ${why}: ${excerpt(text, ERROR_BODY_CHARS)}`, 'model_http_429');
+        }
+        if (!response.ok) throw new ModelError(`model answered HTTP ${response.status}: ${excerpt(text, ERROR_BODY_CHARS)}`, `model_http_${response.status}`);
+        return { ...parseCompletion(text, excerpt), ...(retries > 0 && { retries }) };
+      }
+    }
   }
 }
 
@@ -113,14 +163,16 @@ interface CompletionResponse {
   usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null;
 }
 
-/** A chat completion's answer, or a model_protocol ModelError that says what is wrong with it. */
-function parseCompletion(text: string): ModelTurn {
+type Excerpt = (text: string, chars: number) => string;
+
+/** A chat completion's answer, or a model_protocol ModelError that says what is wrong with it (quoting `excerpt`s of the text). */
+function parseCompletion(text: string, excerpt: Excerpt): ModelTurn {
   const protocol = (what: string) => new ModelError(`model answer is not a chat completion: ${what}`, 'model_protocol');
   let payload: CompletionResponse;
   try {
     payload = JSON.parse(text) as CompletionResponse;
   } catch {
-    throw protocol(`not JSON${text.startsWith('data:') ? ' (a stream: this client does not ask for one)' : ''}: ${text.slice(0, 200)}`);
+    throw protocol(`not JSON${text.startsWith('data:') ? ' (a stream: this client does not ask for one)' : ''}: ${excerpt(text, 200)}`);
   }
   const choices = payload !== null && typeof payload === 'object' && Array.isArray(payload.choices) ? payload.choices as unknown[] : undefined;
   const message = (choices?.[0] as { message?: unknown } | undefined)?.message as { content?: unknown; tool_calls?: unknown } | undefined;
@@ -138,13 +190,13 @@ function parseCompletion(text: string): ModelTurn {
     }),
   };
   if (Array.isArray(message.tool_calls) && message.tool_calls.length > 0) {
-    return { ...answer, toolCalls: message.tool_calls.map((call, i) => toolCall(call, i, protocol)) };
+    return { ...answer, toolCalls: message.tool_calls.map((call, i) => toolCall(call, i, protocol, excerpt)) };
   }
   if (message.content !== undefined && message.content !== null && typeof message.content !== 'string') throw protocol('choices[0].message.content is not a string');
   return { ...answer, toolCalls: [], final: parseContent(message.content ?? '') };
 }
 
-function toolCall(call: unknown, index: number, protocol: (what: string) => ModelError): ToolCallRequest {
+function toolCall(call: unknown, index: number, protocol: (what: string) => ModelError, excerpt: Excerpt): ToolCallRequest {
   const { id, function: fn } = (call ?? {}) as { id?: unknown; function?: { name?: unknown; arguments?: unknown } };
   if (typeof fn?.name !== 'string' || fn.name === '') throw protocol(`tool_calls[${index}] has no function.name`);
   const text = typeof fn.arguments === 'string' ? fn.arguments : '{}';
@@ -152,7 +204,7 @@ function toolCall(call: unknown, index: number, protocol: (what: string) => Mode
   try {
     args = JSON.parse(text);
   } catch {
-    throw protocol(`tool_calls[${index}] (${fn.name}) has arguments that are not JSON: ${text.slice(0, 200)}`);
+    throw protocol(`tool_calls[${index}] (${fn.name}) has arguments that are not JSON: ${excerpt(text, 200)}`);
   }
   return { id: typeof id === 'string' ? id : `call_${index}`, name: fn.name, arguments: args };
 }
