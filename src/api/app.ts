@@ -7,7 +7,7 @@ import { StoreUnavailableError } from '../store/errors.ts';
 import type { ExecutionRecord } from '../store/store.ts';
 import type { ExecutionKind } from '../domain.ts';
 import type { Telemetry } from '../telemetry/recorder.ts';
-import { callerOf, requireApiKey, type Authenticator } from './auth.ts';
+import { callerOf, keylessLoopbackOnly, requireApiKey, type Authenticator } from './auth.ts';
 import { traceRequests } from './http-telemetry.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH, parseByteLimit } from './limits.ts';
 import { openApiDocument } from './openapi.ts';
@@ -41,16 +41,20 @@ export function createApp(options: AppOptions): express.Express {
   app.set('query parser', 'simple');
   // First: every request's SERVER span and http.server.request.duration (the probes aside).
   app.use(traceRequests(telemetry));
+  // Without keys, only this machine (and no web page elsewhere) may call, the probes included.
+  app.use(keylessLoopbackOnly(options.authenticator));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
-    if (!options.isReady()) return sendProblem(res, problems.unavailable('the engine is shutting down'), '/readyz');
+    if (!options.isReady()) return sendProblem(res, problems.unavailable('not ready'), '/readyz');
     try {
       await engine.list({ limit: 1 });
     } catch (error) {
-      return sendProblem(res, problems.unavailable(`the execution store cannot be read: ${(error as Error).message}`), '/readyz');
+      // The probe is open to anyone: it says ready or not, and the reason goes to the log only.
+      logger.warn({ err: error }, 'not ready: the execution store cannot be read');
+      return sendProblem(res, problems.unavailable('not ready'), '/readyz');
     }
     res.json({ status: 'ready' });
   });

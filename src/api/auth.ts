@@ -11,6 +11,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
+import { hostOfHeader, isLoopback } from '../loopback.ts';
 import { ProblemError, problems } from './problem.ts';
 
 export interface ApiKey {
@@ -94,9 +95,17 @@ export class Authenticator {
 
 const ANONYMOUS: Caller = Object.freeze({ keyId: null, trigger: undefined });
 
-/** Express middleware: 401 problem+json unless the request carries a known bearer key; sets res.locals.caller. */
+/**
+ * Express middleware: 401 problem+json unless the request carries a known bearer key; sets res.locals.caller.
+ * A request with two Authorization headers is refused (400) rather than judged by one of them: Node keeps
+ * the first, a proxy in front may have checked the other.
+ */
 export function requireApiKey(authenticator: Authenticator) {
   return (req: Request, res: Response, next: NextFunction) => {
+    if ((req.headersDistinct['authorization']?.length ?? 0) > 1) {
+      res.setHeader('connection', 'close');
+      return next(new ProblemError(problems.badRequest('send one Authorization header ("Authorization: Bearer <key>"), not several')));
+    }
     if (!authenticator.enabled) {
       res.locals['caller'] = ANONYMOUS;
       return next();
@@ -115,6 +124,38 @@ export function requireApiKey(authenticator: Authenticator) {
     res.locals['caller'] = caller;
     next();
   };
+}
+
+/**
+ * The key-less mode (no API keys: allowed on a loopback address only) made loopback-only in fact, against
+ * a web page in the user's browser, the one other party that can reach a loopback port:
+ * - the Host header must name a loopback address, so a DNS-rebinding page (its own name resolved to
+ *   127.0.0.1) cannot read answers;
+ * - a request with an Origin that is not a loopback page is refused, so no page elsewhere can post;
+ * - a POST must be `Content-Type: application/json` whatever its body (an empty one included): a page can
+ *   send no such request to another origin without a CORS preflight, which this API never grants.
+ * With keys none of this applies: the key is the protection, and the engine may sit behind a proxy of any name.
+ */
+export function keylessLoopbackOnly(authenticator: Authenticator) {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    if (authenticator.enabled) return next();
+    const host = hostOfHeader(req.headers.host);
+    if (host === undefined || !isLoopback(host)) {
+      return next(new ProblemError(problems.forbidden('this engine runs without API keys and serves loopback only: the Host header must name a loopback address (127.0.0.1, localhost, [::1])')));
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && !isLoopbackOrigin(origin)) {
+      return next(new ProblemError(problems.forbidden('this engine runs without API keys: requests from a web page are served only from a page on this machine (a loopback Origin)')));
+    }
+    if (req.method === 'POST' && req.path.startsWith('/api/') && !req.is('application/json')) {
+      return next(new ProblemError(problems.unsupportedMediaType(req.headers['content-type'])));
+    }
+    next();
+  };
+}
+
+function isLoopbackOrigin(origin: string): boolean {
+  return URL.canParse(origin) && isLoopback(new URL(origin).hostname);
 }
 
 /** The caller of a request that passed `requireApiKey`. */

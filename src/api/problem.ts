@@ -33,6 +33,7 @@ export const problems = {
   }),
   tooLarge: (limit: string): Problem => ({ status: 413, type: 'body-too-large', title: 'Request body too large', detail: `the body exceeds the limit of ${limit}` }),
   unauthorized: (detail: string): Problem => ({ status: 401, type: 'unauthorized', title: 'Authentication required', detail }),
+  forbidden: (detail: string): Problem => ({ status: 403, type: 'forbidden', title: 'Forbidden', detail }),
   notFound: (detail: string): Problem => ({ status: 404, type: 'not-found', title: 'Not found', detail }),
   invalidInput: (detail: string, errors: string[]): Problem => ({ status: 422, type: 'invalid-input', title: 'Input does not match the schema', detail, errors }),
   unknownParent: (detail: string): Problem => ({ status: 422, type: 'unknown-parent', title: 'The parent execution does not exist', detail }),

@@ -1,10 +1,12 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readYaml } from '../config/tools.ts';
 import { Authenticator, mergeApiKeys, parseApiKeys } from '../../src/api/auth.ts';
 import { ConfigError, isLoopback, loadConfig } from '../../src/config.ts';
+import { SqliteStore } from '../../src/store/sqlite.ts';
 import { bearer, eventually, startTestEngine, TEST_API_KEY, TEST_LOADGEN_KEY, type TestEngine } from '../support/engine.ts';
 
 let t: TestEngine;
@@ -87,6 +89,114 @@ describe('API keys', () => {
     const { status, body } = await open.post('/api/v1/workflows/quick_answer/executions/sync', { input: { question: 'q' } });
     expect(status).toBe(200);
     expect(body.caller_key_id).toBeNull();
+  });
+});
+
+/**
+ * One request written byte for byte on a socket: what fetch will not send (a Host of our choosing,
+ * a header twice). The answer's status, headers (lower-cased names) and body.
+ */
+async function rawRequest(base: string, lines: string[], body = ''): Promise<{ status: number; headers: Record<string, string>; body: string }> {
+  const { hostname, port } = new URL(base);
+  const text = await new Promise<string>((resolve, reject) => {
+    const socket = connect(Number(port), hostname, () => {
+      socket.end(`${lines.join('\r\n')}\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.on('error', reject);
+  });
+  const [head, ...rest] = text.split('\r\n\r\n');
+  const [statusLine, ...headerLines] = head!.split('\r\n');
+  const headers = Object.fromEntries(headerLines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+  return { status: Number(statusLine!.split(' ')[1]), headers, body: rest.join('\r\n\r\n') };
+}
+
+describe('the key-less mode is loopback-only in fact', () => {
+  const port = () => new URL(open.url).port;
+
+  it('a Host that is not a loopback address is refused (DNS rebinding): 403 problem+json, on every route', async () => {
+    for (const path of ['/api/v1/executions?include=io', '/api/v1/definitions', '/readyz']) {
+      const refused = await rawRequest(open.url, [`GET ${path} HTTP/1.1`, `host: rebind.attacker.example:${port()}`]);
+      expect(refused.status, path).toBe(403);
+      expect(refused.headers['content-type']).toContain('application/problem+json');
+      expect(JSON.parse(refused.body).detail).toMatch(/loopback/);
+      expect(refused.body).not.toContain('executions":');
+    }
+    for (const host of [`127.0.0.1:${port()}`, `localhost:${port()}`, `[::1]:${port()}`, 'LOCALHOST']) {
+      expect((await rawRequest(open.url, ['GET /api/v1/executions?include=io HTTP/1.1', `host: ${host}`])).status, host).toBe(200);
+    }
+    // A request without Host at all (HTTP/1.0) names no address: refused too.
+    expect((await rawRequest(open.url, ['GET /api/v1/executions HTTP/1.0'])).status).toBe(403);
+    // With keys, the key is the protection: any Host (a proxy's name) is served.
+    const keyed = await rawRequest(t.url, ['GET /api/v1/executions HTTP/1.1', 'host: switchyard.internal.example', `authorization: Bearer ${TEST_API_KEY}`]);
+    expect(keyed.status).toBe(200);
+  });
+
+  it('a foreign Origin is refused: 403, and nothing starts', async () => {
+    const before = (await open.get('/api/v1/executions?limit=100')).body.executions.length;
+    for (const origin of ['https://evil.example', 'http://rebind.attacker.example:8080', 'null']) {
+      const refused = await open.post('/api/v1/workflows/quick_answer/executions', { input: { question: 'q' } }, { origin });
+      expect(refused.status, origin).toBe(403);
+      expect(refused.headers.get('content-type')).toContain('application/problem+json');
+    }
+    expect((await open.get('/api/v1/executions?limit=100', { origin: 'https://evil.example' })).status).toBe(403);
+    expect((await open.get('/api/v1/executions?limit=100')).body.executions.length).toBe(before);
+    // A page served from this machine (any port) may call it.
+    expect((await open.post('/api/v1/workflows/quick_answer/executions', { input: { question: 'q' } }, { origin: 'http://localhost:3000' })).status).toBe(202);
+  });
+
+  it('a POST without Content-Type: application/json is refused whatever its body (an empty one included): 415', async () => {
+    const before = (await open.get('/api/v1/executions?limit=100')).body.executions.length;
+    const path = '/api/v1/workflows/quick_answer/executions';
+    for (const [type, body] of [['application/x-www-form-urlencoded', ''], ['text/plain', ''], ['multipart/form-data; boundary=x', ''], ['text/plain', '{"input":{"question":"q"}}']] as const) {
+      const response = await fetch(open.url + path, { method: 'POST', headers: { 'content-type': type }, body });
+      expect(response.status, `${type} ${JSON.stringify(body)}`).toBe(415);
+      expect(response.headers.get('content-type')).toContain('application/problem+json');
+    }
+    const bare = await rawRequest(open.url, [`POST ${path} HTTP/1.1`, `host: 127.0.0.1:${port()}`]);
+    expect(bare.status).toBe(415);
+    expect((await open.get('/api/v1/executions?limit=100')).body.executions.length).toBe(before);
+    expect((await open.post(path, { input: { question: 'q' } })).status).toBe(202);
+  });
+});
+
+describe('duplicate Authorization headers', () => {
+  it('are refused, whichever comes first: 400 problem+json, nothing served', async () => {
+    const host = `host: ${new URL(t.url).host}`;
+    for (const pair of [[TEST_API_KEY, 'not-the-key-0123456789'], ['not-the-key-0123456789', TEST_API_KEY], [TEST_API_KEY, TEST_API_KEY]]) {
+      const response = await rawRequest(t.url, ['GET /api/v1/executions HTTP/1.1', host, ...pair.map((key) => `authorization: Bearer ${key}`)]);
+      expect(response.status, pair.join(' / ')).toBe(400);
+      expect(response.headers['content-type']).toContain('application/problem+json');
+      expect(JSON.parse(response.body).detail).toMatch(/one Authorization header/);
+    }
+    expect((await rawRequest(t.url, ['GET /api/v1/executions HTTP/1.1', host, `authorization: Bearer ${TEST_API_KEY}`])).status).toBe(200);
+  });
+});
+
+describe('/readyz', () => {
+  it('says only ready or not: a failing store gives 503 without its error text', async () => {
+    const store = new SqliteStore(join(mkdtempSync(join(tmpdir(), 'switchyard-readyz-')), 'db'));
+    const failing = new Proxy(store, {
+      get(target, property) {
+        if (property === 'listExecutions') return async () => {
+          throw Object.assign(new Error('SQLITE_IOERR: disk I/O error at /srv/secret-volume/switchyard.db (user=engine)'), { code: 'ERR_SQLITE_ERROR' });
+        };
+        const value = Reflect.get(target, property, target);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const engine = await startTestEngine({ store: failing });
+    try {
+      const response = await fetch(`${engine.url}/readyz`);
+      expect(response.status).toBe(503);
+      const text = await response.text();
+      expect(JSON.parse(text)).toMatchObject({ status: 503, detail: 'not ready' });
+      for (const leak of ['SQLITE', 'secret-volume', 'user=engine', 'disk']) expect(text).not.toContain(leak);
+    } finally {
+      await engine.close();
+    }
   });
 });
 

@@ -34,10 +34,13 @@ export async function startEngineProcess(env: Record<string, string>): Promise<E
   return { child, url: String(ready['url']), logs, exited, kill };
 }
 
-/** A JSON request to an engine (no API key: test engines listen on loopback without keys). */
+/**
+ * A JSON request to an engine (no API key: test engines listen on loopback without keys, where every POST
+ * must say application/json, a body or not).
+ */
 export async function call(url: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: any }> {
   const response = await fetch(url + path, {
-    method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+    method, headers: method === 'POST' ? { 'content-type': 'application/json' } : {}, body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: response.status, body: await response.json() };
 }
