@@ -4,7 +4,7 @@ import { STOP_ENDINGS, toolFailureCode, type ExecutionKind, type TaskOutcome, ty
 import type { Store } from '../store/store.ts';
 import type { Telemetry } from '../telemetry/recorder.ts';
 import type { ModelProvider } from './agent/model.ts';
-import { runAgent } from './agent/run-agent.ts';
+import { runAgent, type AgentRunContext } from './agent/run-agent.ts';
 import type { Definitions, TaskDefinition } from './definitions.ts';
 import { ExecutionFailure, StopSignal, stopReasonOf } from './errors.ts';
 import type { Ending, Finalizer } from './finalizer.ts';
@@ -176,7 +176,9 @@ export class Interpreter {
       let output: unknown;
       if (task.tool) {
         const tool = definitions.tools.get(task.tool)!;
+        const known = live.secrets.size;
         for (const secret of templateSecretValues(tool.secretInputs, task.input, context, input)) live.secrets.add(secret);
+        if (live.secrets.size > known) await this.#secretsLearned(live);
         const result = await runtime.execute({ tool, executionId: live.id, input, timeoutMs: task.timeout_ms ?? tool.timeoutMs, signal, secrets: live.secrets });
         signal.throwIfAborted();
         if (!result.ok) {
@@ -206,10 +208,29 @@ export class Interpreter {
     }
   }
 
-  #agentContext(live: LiveExecution, signal: AbortSignal) {
+  #agentContext(live: LiveExecution, signal: AbortSignal): AgentRunContext {
     const { telemetry, runtime, definitions, providers, prices } = this.#o;
     const workflowId = live.kind === 'workflow' ? live.target : undefined;
-    return { telemetry, runtime, definitions, providers, executionId: live.id, signal, prices, workflowId, secrets: live.secrets };
+    return {
+      telemetry, runtime, definitions, providers, executionId: live.id, signal, prices, workflowId,
+      secrets: live.secrets, onSecretsLearned: () => this.#secretsLearned(live),
+    };
+  }
+
+  /**
+   * The run met a secret it did not know (a tool call's secret input that came from an earlier task's
+   * output, or that a model chose): what is stored of it already (its input, the task outputs so far) was
+   * written before, so it is redacted again. Output, error and later task outputs are redacted as written.
+   */
+  async #secretsLearned(live: LiveExecution): Promise<void> {
+    const record = await this.#o.store.getExecution(live.id);
+    if (!record) return;
+    const forms = secretForms(live.secrets);
+    const input = redactValue(record.input, forms);
+    const taskOutputs = redactValue(record.taskOutputs, forms);
+    if (JSON.stringify([input, taskOutputs]) !== JSON.stringify([record.input, record.taskOutputs])) {
+      await this.#o.store.replaceData(live.id, input, taskOutputs);
+    }
   }
 
   /** How a run that threw ends: the stop reason's ending if it was stopped, else failed with the error's code. */

@@ -107,6 +107,7 @@ const SQL = {
   resume: `UPDATE executions SET status = 'running', owner_id = $2, heartbeat_at = $3, finalization_path = NULL, previous_status = NULL, ended_at = NULL
     WHERE id = $1 AND status = 'paused'`,
   completionFailure: 'UPDATE executions SET completion_failure = $2 WHERE id = $1',
+  replaceData: 'UPDATE executions SET input = $2, task_outputs = $3 WHERE id = $1',
   heartbeat: `UPDATE executions SET heartbeat_at = $2 WHERE owner_id = $1 AND ${LIVE} RETURNING id`,
   // The stale rows are locked first, SKIP LOCKED: a row another sweeper (or a heartbeat, or a finalizer) holds
   // is left to it, so each row goes to one sweeper and no two sweeps wait on each other. A row changed and
@@ -224,6 +225,10 @@ export class PostgresStore implements Store {
 
   async recordCompletionFailure(id: string, failure: string): Promise<void> {
     await this.#query(SQL.completionFailure, [id, text(failure)]);
+  }
+
+  async replaceData(id: string, input: unknown, taskOutputs: Record<string, unknown>): Promise<void> {
+    await this.#query(SQL.replaceData, [id, jsonb(input), jsonb(taskOutputs) ?? '{}']);
   }
 
   async heartbeat(ownerId: string, at: number): Promise<string[]> {

@@ -103,6 +103,7 @@ export class SqliteStore implements Store {
       resume: db.prepare(`UPDATE executions SET status = 'running', owner_id = ?, heartbeat_at = ?, finalization_path = NULL, previous_status = NULL, ended_at = NULL
         WHERE id = ? AND status = 'paused'`),
       completionFailure: db.prepare('UPDATE executions SET completion_failure = ? WHERE id = ?'),
+      replaceData: db.prepare('UPDATE executions SET input = ?, task_outputs = ? WHERE id = ?'),
       heartbeat: db.prepare(`UPDATE executions SET heartbeat_at = ? WHERE owner_id = ? AND ${LIVE} RETURNING id`),
       sweep: db.prepare(`UPDATE executions SET previous_status = status, status = ?, finalization_path = ?, error = ?, ended_at = ?
         WHERE ${LIVE} AND heartbeat_at < ? RETURNING *`),
@@ -155,6 +156,10 @@ export class SqliteStore implements Store {
 
   async recordCompletionFailure(id: string, failure: string): Promise<void> {
     await this.#write(() => this.#statements.completionFailure!.run(failure, id));
+  }
+
+  async replaceData(id: string, input: unknown, taskOutputs: Record<string, unknown>): Promise<void> {
+    await this.#write(() => this.#statements.replaceData!.run(json(input), json(taskOutputs) ?? '{}', id));
   }
 
   async heartbeat(ownerId: string, at: number): Promise<string[]> {

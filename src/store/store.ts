@@ -98,6 +98,11 @@ export interface Store {
   resume(id: string, ownerId: string, at: number): Promise<boolean>;
   /** Records that completing the run went wrong, without touching its status. */
   recordCompletionFailure(id: string, failure: string): Promise<void>;
+  /**
+   * Replaces a run's stored input and task outputs (whatever its status): how a run redacts a secret it
+   * learned after they were written (a model-driven agent's tool call). Nothing else changes.
+   */
+  replaceData(id: string, input: unknown, taskOutputs: Record<string, unknown>): Promise<void>;
   /** Refreshes the heartbeat of every live run of one owner; returns the ids of the live runs it still owns. */
   heartbeat(ownerId: string, at: number): Promise<string[]>;
   /**

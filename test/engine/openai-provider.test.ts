@@ -332,6 +332,17 @@ describe('the model API key', () => {
           const key = (authorization ?? '').replace(/^Bearer /, '');
           return res.end(JSON.stringify({ error: { message: `Incorrect API key provided: ${authorization}. (${encodeURIComponent(key)}) You can find your API key at https://platform.example/account/api-keys.`, type: 'invalid_request_error' } }));
         }
+        if (model === 'passes-the-token') {
+          // First turn: hand the caller's token to the tool; second: fail, quoting the whole request (as
+          // some gateways do on a 400), the tool's result and the caller's input included.
+          const request = JSON.parse(body) as { messages: { role: string; content: string }[] };
+          if (!request.messages.some((m) => m.role === 'tool')) {
+            const { token } = JSON.parse(request.messages.find((m) => m.role === 'user')!.content) as { token: string };
+            return res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'echo_token', arguments: JSON.stringify({ token }) } }] } }] }));
+          }
+          res.statusCode = 400;
+          return res.end(JSON.stringify({ error: { message: `bad request: ${body}` } }));
+        }
         res.end(JSON.stringify({ choices: [{ message: { role: 'assistant', content: 'fine' } }] }));
       });
     });
@@ -431,6 +442,34 @@ describe('the model API key', () => {
       for (const text of texts) expect(text).not.toContain('3b8e6c0f9a1d47e2');
     } finally {
       await t4.close();
+    }
+  });
+
+  it('a secret a model-driven agent passes to a tool: redacted from the stored input (written before) and the model\'s error', async () => {
+    const dir = projectWithModelAt(defaultUrl());
+    writeFileSync(join(dir, 'tools', 'echo_token.yaml'), `id: echo_token\ndescription: echo\nscript: ${resolve('examples/tools/echo.ts')}\ntimeout_ms: 5000\nsecret_inputs: [token]\n`);
+    writeFileSync(join(dir, 'agents', 'passer.yaml'), [
+      'id: passer', 'description: a model that passes its input to a tool', 'instructions: answer', 'tools: [echo_token]',
+      'model:', '  provider: openai-compatible', '  name: passes-the-token', `  base_url: ${defaultUrl()}`, '',
+    ].join('\n'));
+    const t5 = await startTestEngine({
+      projectDir: dir,
+      providers: new Map<string, ModelProvider>([['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: defaultUrl(), defaultApiKey: DEFAULT_KEY })]]),
+    });
+    try {
+      const token = 'model-chosen-7a6b5c4d3e2f1a0b';
+      const { body } = await t5.post('/api/v1/agents/passer/executions/sync', { input: { token, who: 'ada' } });
+      expect(body).toMatchObject({ status: 'failed', error: { code: 'model_http_400' } });
+      // The control: the server's error did quote the request (the rest of it is there).
+      expect(body.error.message).toContain('bad request');
+      expect(body.error.message).toContain('ada');
+      expect(body.input).toEqual({ token: '[REDACTED]', who: 'ada' });
+      const stored = await t5.store.getExecution(body.id);
+      const texts = [JSON.stringify(body), JSON.stringify(stored), JSON.stringify((await t5.get('/api/v1/executions?include=io')).body),
+        JSON.stringify(t5.observed.spans().map((s) => ({ name: s.name, attributes: s.attributes, events: s.events, status: s.status })))];
+      for (const text of texts) expect(text).not.toContain('7a6b5c4d3e2f1a0b');
+    } finally {
+      await t5.close();
     }
   });
 });

@@ -66,6 +66,13 @@ writeFileSync(join(project, 'workflows', 'token_agent_flow.yaml'), [
   '  - id: agent', '    agent: token_agent', '    input: { token: "{{ input.token }}", who: "{{ input.who }}" }', '',
 ].join('\n'));
 
+// A secret that a task gets from an earlier task's output: known only when the second task runs.
+writeFileSync(join(project, 'workflows', 'late_secret.yaml'), [
+  'id: late_secret', 'description: test', 'tasks:',
+  '  - id: fetch', '    tool: echo', '    input: { value: "{{ input.value }}" }',
+  '  - id: use', '    tool: echo_token', '    input: { token: "{{ tasks.fetch.output.echo.value }}" }', '',
+].join('\n'));
+
 // Quotes and a backslash: its JSON-escaped form differs from the raw one.
 const SECRET = 'sk-"live"\\0123456789';
 let t: TestEngine;
@@ -184,6 +191,16 @@ describe('secret inputs stay secret', () => {
     }
     expect(text.toLowerCase()).not.toContain('0123456789abcdef');
   }, 60_000);
+
+  it('a secret first met in a later task: the input and task outputs stored before are redacted again', async () => {
+    const value = 'late-secret-0a1b2c3d4e5f6a7b';
+    const flow = await t.post('/api/v1/workflows/late_secret/executions/sync', { input: { value } });
+    expect(flow.body.status).toBe('success');
+    expect(flow.body.input).toEqual({ value: '[REDACTED]' });
+    const stored = await t.store.getExecution(flow.body.id);
+    expect(stored!.taskOutputs).toEqual({ fetch: { echo: { value: '[REDACTED]' } }, use: { echo: { token: '[REDACTED]' } } });
+    expect(JSON.stringify([flow.body, stored, (await t.get('/api/v1/executions?include=io')).body])).not.toContain('0a1b2c3d4e5f6a7b');
+  });
 
   it('redaction covers the raw, JSON-escaped and doubly escaped forms, in keys and values', () => {
     const once = JSON.stringify(SECRET).slice(1, -1);

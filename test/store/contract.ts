@@ -172,6 +172,19 @@ export function storeContract(name: string, options: ContractOptions): void {
         await store.finalize('run-2', { status: 'failed', path: 'fallback_completed', endedAt: 3_000, completionFailure: 'second' });
         expect((await store.getExecution('run-2'))!.completionFailure).toBe('second');
       });
+
+      it('replaces a run\'s input and task outputs (a secret learned late), and nothing else', async () => {
+        const { store } = await fresh();
+        await store.createExecution(execution('run-1', { input: { token: 'sk-late-0123456789', who: 'ada' } }));
+        await store.markRunning('run-1', 'engine-a', 1_500);
+        await store.markTaskStarted('run-1', 'engine-a', 'fetch', 0);
+        await store.markTaskCompleted('run-1', 'engine-a', 'fetch', 0, true, { token: 'sk-late-0123456789' });
+        const before = (await store.getExecution('run-1'))!;
+        await store.replaceData('run-1', { token: '[REDACTED]', who: 'ada' }, { fetch: { token: '[REDACTED]' } });
+        const after = (await store.getExecution('run-1'))!;
+        expect(after).toEqual({ ...before, input: { token: '[REDACTED]', who: 'ada' }, taskOutputs: { fetch: { token: '[REDACTED]' } } });
+        expect((await store.listExecutions({ limit: 10, withData: true }))[0]!.input).toEqual({ token: '[REDACTED]', who: 'ada' });
+      });
     });
 
     describe('lists', () => {

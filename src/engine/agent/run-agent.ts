@@ -21,7 +21,7 @@ import type { Definitions } from '../definitions.ts';
 import { ExecutionFailure } from '../errors.ts';
 import type { PriceTable } from '../prices.ts';
 import type { ToolRuntime } from '../runtime/tool-runtime.ts';
-import { secretInputValues } from '../secrets.ts';
+import { redactText, secretForms, secretInputValues } from '../secrets.ts';
 import { render, textOf } from '../templates.ts';
 import { ModelError, type ChatMessage, type ModelProvider, type ModelTurn } from './model.ts';
 
@@ -38,6 +38,8 @@ export interface AgentRunContext {
   readonly workflowId?: string;
   /** The run's secret values: those of the tool calls the agent makes are added as they happen. */
   readonly secrets?: Set<string>;
+  /** Called when a tool call added secrets the run did not know (what is stored already is redacted again). */
+  readonly onSecretsLearned?: () => Promise<void>;
 }
 
 /** Where a run was when it failed: what its outcome counts as. */
@@ -98,7 +100,11 @@ export async function runAgent(agentId: string, input: unknown, ctx: AgentRunCon
         try {
           turn = await session.next({ messages, tools, context: { input, tool_results: toolResults, iteration }, signal: ctx.signal });
           modelSpan.setAttributes(responseAttributes(turn));
-        } catch (thrown) {
+        } catch (caught) {
+          // A server's error text may quote the request: the run's secrets (its tools' secret inputs so far)
+          // leave in no message, span or stored error.
+          const thrown = caught instanceof ModelError && ctx.secrets?.size
+            ? new ModelError(redactText(caught.message, secretForms(ctx.secrets)), caught.code) : caught;
           // A stopped run: what stopped it (its StopSignal: timeout, canceled, shutdown) is the call's error.
           const error = ctx.signal.aborted && ctx.signal.reason instanceof Error ? ctx.signal.reason : thrown;
           const errorType = errorTypeOf(error, ctx.signal.aborted ? 'canceled' : undefined);
@@ -128,7 +134,9 @@ export async function runAgent(agentId: string, input: unknown, ctx: AgentRunCon
           if (!tool) {
             content = { error: `agent "${agent.id}" may not call tool "${call.name}"` };
           } else {
+            const known = ctx.secrets?.size ?? 0;
             for (const secret of secretInputValues(tool.secretInputs, call.arguments)) ctx.secrets?.add(secret);
+            if ((ctx.secrets?.size ?? 0) > known) await ctx.onSecretsLearned?.();
             const result = await ctx.runtime.execute({ tool, executionId: ctx.executionId, input: call.arguments, signal: ctx.signal, secrets: ctx.secrets });
             ctx.signal.throwIfAborted();
             content = result.ok ? result.result : { error: result.error.message, kind: result.error.kind };
