@@ -413,6 +413,12 @@ describe('the model API key', () => {
     expect(loadDefinitions(dir, { modelBaseUrl: 'https://models.example.com/v1', modelApiKey: true }).agents.has('remote')).toBe(true);
   });
 
+  /** An engine on `dir` whose openai-compatible provider has the stand-in as its default URL, and DEFAULT_KEY. */
+  const engineWithDefaultKey = (dir: string) => startTestEngine({
+    projectDir: dir,
+    providers: new Map<string, ModelProvider>([['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: defaultUrl(), defaultApiKey: DEFAULT_KEY })]]),
+  });
+
   it('a provider error that quotes the key: the key is in no answer, list, stored row or span', async () => {
     const dir = projectWithModelAt(defaultUrl());
     writeFileSync(join(dir, 'agents', 'rejected.yaml'), [
@@ -420,10 +426,7 @@ describe('the model API key', () => {
       // Its own base_url at the default's origin: the default key goes there.
       'model:', '  provider: openai-compatible', '  name: rejects-the-key', `  base_url: ${defaultUrl()}`, '',
     ].join('\n'));
-    const t4 = await startTestEngine({
-      projectDir: dir,
-      providers: new Map<string, ModelProvider>([['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: defaultUrl(), defaultApiKey: DEFAULT_KEY })]]),
-    });
+    const t4 = await engineWithDefaultKey(dir);
     try {
       const { body } = await t4.post('/api/v1/agents/rejected/executions/sync', { input: 'hi' });
       expect(body).toMatchObject({ status: 'failed', error: { code: 'model_http_401' } });
@@ -452,10 +455,7 @@ describe('the model API key', () => {
       'id: passer', 'description: a model that passes its input to a tool', 'instructions: answer', 'tools: [echo_token]',
       'model:', '  provider: openai-compatible', '  name: passes-the-token', `  base_url: ${defaultUrl()}`, '',
     ].join('\n'));
-    const t5 = await startTestEngine({
-      projectDir: dir,
-      providers: new Map<string, ModelProvider>([['openai-compatible', new OpenAiCompatibleProvider({ defaultBaseUrl: defaultUrl(), defaultApiKey: DEFAULT_KEY })]]),
-    });
+    const t5 = await engineWithDefaultKey(dir);
     try {
       const token = 'model-chosen-7a6b5c4d3e2f1a0b';
       const { body } = await t5.post('/api/v1/agents/passer/executions/sync', { input: { token, who: 'ada' } });
