@@ -32,7 +32,8 @@ const EnvSchema = z.object({
   SWITCHYARD_TELEMETRY_FLUSH_MS: milliseconds(5_000),
   SWITCHYARD_TOOL_OUTPUT_LIMIT_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
   SWITCHYARD_BODY_LIMIT: z.string().default('1mb'),
-  SWITCHYARD_MODEL_BASE_URL: z.string().url().optional(),
+  // Logged and put in error messages: the key goes in SWITCHYARD_MODEL_API_KEY(_FILE), never in the URL.
+  SWITCHYARD_MODEL_BASE_URL: z.string().url().refine((url) => new URL(url).username === '' && new URL(url).password === '', 'must not carry a user or password: set SWITCHYARD_MODEL_API_KEY_FILE').optional(),
   SWITCHYARD_MODEL_API_KEY: z.string().optional(),
   SWITCHYARD_MODEL_API_KEY_FILE: z.string().optional(),
   SWITCHYARD_API_KEYS: z.string().optional(),

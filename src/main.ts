@@ -75,6 +75,11 @@ try {
   throw error;
 }
 
+const keysFromEnvironment = [...definitions!.agents.values()].filter((agent) => agent.model.api_key_env !== undefined).map((agent) => agent.id);
+if (keysFromEnvironment.length > 0) {
+  logger.warn({ agents: keysFromEnvironment }, 'agents take their model key from the environment (model.api_key_env); processes of the same user, tools included, can read it from /proc: prefer model.api_key_file');
+}
+
 const db = storeLabel(config.store);
 let store: Awaited<ReturnType<typeof openStore>>;
 try {

@@ -26,6 +26,7 @@ export type { InputCheck } from './json-schema.ts';
 
 const Id = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'must be 1-64 characters of letters, digits, _ . -');
 const JsonSchema = z.record(z.string(), z.unknown());
+const withoutCredentials = (url: string) => !URL.canParse(url) || (new URL(url).username === '' && new URL(url).password === '');
 
 const ToolFile = z.strictObject({
   id: Id,
@@ -59,7 +60,8 @@ const AgentFile = z.strictObject({
   model: z.strictObject({
     provider: z.enum(['scripted', 'openai-compatible']).default('scripted'),
     name: z.string().min(1),
-    base_url: z.string().url().optional(),
+    // A URL is logged and put in error messages: it must not carry a credential.
+    base_url: z.string().url().refine(withoutCredentials, 'must not carry a user or password: name the key with model.api_key_env or model.api_key_file').optional(),
     /** The agent's own key (openai-compatible), from this variable or this file (relative to the agent's file); else see modelEndpoint. */
     api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name').optional(),
     api_key_file: z.string().min(1).optional(),

@@ -408,6 +408,10 @@ describe('the model API key', () => {
     expect(loadDefinitions(dir, { modelBaseUrl: 'http://127.0.0.1:8000/v1', modelApiKey: true }).agents.has('remote')).toBe(true);
     write('  base_url: https://models.example.com/v1\n  api_key_env: REMOTE_KEY\n');
     expect(loadDefinitions(dir).agents.has('remote')).toBe(true);
+    // A credential in the URL would be logged and quoted in errors: refused, pointing at the key settings.
+    write('  base_url: https://user:sk-in-url-0123456789@models.example.com/v1\n');
+    expect(() => loadDefinitions(dir)).toThrow(/model\.base_url: must not carry a user or password/);
+    expect(() => loadConfig({ SWITCHYARD_MODEL_BASE_URL: 'https://:sk-in-url-0123456789@models.example.com/v1' })).toThrow(/must not carry a user or password/);
     // Without any key, plain HTTP anywhere is the operator's choice.
     write('  base_url: http://models.example.com/v1\n');
     expect(loadDefinitions(dir, { modelBaseUrl: 'https://models.example.com/v1', modelApiKey: true }).agents.has('remote')).toBe(true);
