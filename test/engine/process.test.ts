@@ -47,6 +47,24 @@ describe('the engine process: authentication', () => {
     expect(last.msg).toMatch(/SWITCHYARD_HOST=0\.0\.0\.0 is not a loopback address and no API keys are configured; set SWITCHYARD_API_KEYS_FILE/);
   }, 30_000);
 
+  it('refuses to start with a model key over plain HTTP to a host that is not loopback: exit 2, one fatal line, the key in no line', async () => {
+    const keyFile = join(dir, 'model-key');
+    writeFileSync(keyFile, 'sk-plain-http-9c8b7a6f5e4d\n', { mode: 0o600 });
+    const child = spawn(process.execPath, ['src/main.ts'], {
+      env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'plain-http.db'), OTEL_SDK_DISABLED: 'true',
+        SWITCHYARD_MODEL_BASE_URL: 'http://10.20.30.40:8000/v1', SWITCHYARD_MODEL_API_KEY_FILE: keyFile, SWITCHYARD_MODEL_API_KEY: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+    child.stderr!.on('data', (chunk: Buffer) => (out += chunk));
+    expect(await exitCodeOf(child)).toBe(2);
+    const last = JSON.parse(out.trim().split('\n').at(-1)!) as { level: string; msg: string };
+    expect(last.level).toBe('fatal');
+    expect(last.msg).toMatch(/SWITCHYARD_MODEL_BASE_URL: http:\/\/10\.20\.30\.40:8000 is plain HTTP to a host that is not loopback/);
+    expect(out).not.toContain('9c8b7a6f5e4d');
+  }, 30_000);
+
   it('on 0.0.0.0 with a key file: /api refuses a missing or wrong key, takes a valid one; health needs none', async () => {
     const keys = join(dir, 'api-keys');
     writeFileSync(keys, '# id key [trigger]\nops process-test-key-0123456789\n', { mode: 0o600 });
