@@ -5,7 +5,7 @@
  * A secret can reappear in other forms than its own, whole or inside a longer string; every form below is
  * replaced with `[REDACTED]`, longest first:
  * - as is, URL-encoded (`encodeURIComponent`, and with `+` for spaces as forms send it), hex; each of those
- *   also JSON-escaped once and twice (a tool that puts its input, JSON-encoded, into an error message).
+ *   also JSON-escaped once, twice and three times (a tool that puts its input, JSON-encoded, into an error message).
  *   These match case-insensitively: an upper-cased copy, or `%2f` for `%2F`, is the same secret.
  * - base64, standard and URL-safe alphabets, at each of the three alignments a secret can have inside a
  *   longer encoded string (`base64("Bearer " + secret)` carries the secret's bits at an offset): the
@@ -63,7 +63,9 @@ export function secretForms(secrets: Iterable<string>): SecretForms {
     }
     for (const text of texts) {
       const once = jsonEscaped(text);
-      caseless.add(text.toLowerCase()).add(once.toLowerCase()).add(jsonEscaped(once).toLowerCase());
+      const twice = jsonEscaped(once);
+      // Thrice: what a string holding the twice-escaped form shows in its value's JSON (see redactValue).
+      caseless.add(text.toLowerCase()).add(once.toLowerCase()).add(twice.toLowerCase()).add(jsonEscaped(twice).toLowerCase());
     }
   }
   for (const form of caseless) exact.delete(form);
@@ -80,9 +82,17 @@ export function redactText(text: string, forms: SecretForms): string {
   return text.replace(forms.pattern, REDACTED);
 }
 
-/** A copy of a JSON value with every secret form in its strings (keys included) redacted. */
+/**
+ * A copy of a JSON value with every secret form in its strings (keys included) redacted; the value itself
+ * when none is there. One scan of its JSON text tells (a string's raw secret shows there JSON-escaped, a
+ * form looked for too), so a large value without secrets costs one pass, not one per string.
+ */
 export function redactValue<T>(value: T, forms: SecretForms): T {
   if (!forms.pattern) return value;
+  const json = JSON.stringify(value);
+  if (json === undefined) return value;
+  forms.pattern.lastIndex = 0;
+  if (!forms.pattern.test(json)) return value;
   const walk = (node: unknown): unknown => {
     if (typeof node === 'string') return redactText(node, forms);
     if (Array.isArray(node)) return node.map(walk);

@@ -211,6 +211,8 @@ describe('secret inputs stay secret', () => {
     expect(text.match(/\[REDACTED\]/g)).toHaveLength(4);
     expect(readFileSync(join(project, 'tools', 'echo_secret.yaml'), 'utf8')).toContain('secret_inputs: [api_key]');
     expect(TEST_API_KEY).toBeTruthy();
+    // Each form alone in a value (the value's JSON shows it escaped once more).
+    for (const form of [SECRET, once, twice]) expect(JSON.stringify(redactValue({ only: form }, FORMS)), form).toBe('{"only":"[REDACTED]"}');
   });
 
   it('a paused run that held a secret is not resumed with "[REDACTED]" in its place: 409, and it stays paused', async () => {
