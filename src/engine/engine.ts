@@ -6,9 +6,10 @@ import type { ExecutionRecord, Store } from '../store/store.ts';
 import { traceparentOf, type GaugeReading } from '../telemetry/recorder.ts';
 import { CompletionNotifier } from './completion.ts';
 import type { Definitions } from './definitions.ts';
-import { ConflictError, InvalidInputError, NotFoundError, StopSignal, UnavailableError } from './errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError, StopSignal, TooManyExecutionsError, UnavailableError } from './errors.ts';
 import { Finalizer } from './finalizer.ts';
 import { ENDED_ELSEWHERE, Interpreter, type LiveExecution, type RunDependencies, type RunPlan } from './interpreter.ts';
+import { Retention } from './retention.ts';
 import { REDACTED, redactValue, secretForms, secretInputValues } from './secrets.ts';
 import { waitForCompletion, type WaitResult } from './sync-wait.ts';
 import { render } from './templates.ts';
@@ -21,7 +22,17 @@ export interface EngineOptions extends RunDependencies {
   readonly sweepIntervalMs: number;
   /** First step of the fallback poll of a sync wait (doubles up to 2 s); the completion itself wakes waits sooner. */
   readonly waitFallbackFirstMs?: number;
+  /**
+   * Most executions one API key may have pending or running at once, across every engine sharing the store
+   * (SWITCHYARD_MAX_IN_FLIGHT_PER_KEY); a start beyond it is refused (TooManyExecutionsError, 429). Absent: no limit.
+   */
+  readonly maxInFlightPerKey?: number;
+  /** Deletion of ended executions past a retention period (SWITCHYARD_RETENTION_*); absent: they are kept. */
+  readonly retention?: { readonly periodMs: number; readonly intervalMs: number; readonly batchSize: number };
 }
+
+/** What a refused start tells its caller to wait: one of its runs may end any moment, none is promised. */
+export const RETRY_AFTER_SECONDS = 2;
 
 export interface StartRequest {
   readonly kind: ExecutionKind;
@@ -49,10 +60,12 @@ export class Engine {
   readonly #finalizer: Finalizer;
   readonly #interpreter: Interpreter;
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #retention: Retention | undefined;
   #accepting = true;
 
   constructor(options: EngineOptions) {
     this.#o = options;
+    this.#retention = options.retention && new Retention({ ...options.retention, store: options.store, telemetry: options.telemetry, logger: options.logger });
     this.#finalizer = new Finalizer({ store: options.store, telemetry: options.telemetry, logger: options.logger, completions: this.#completions });
     this.#interpreter = new Interpreter({ ...options, finalizer: this.#finalizer });
     options.telemetry.setGaugeSource(() => this.#gaugeReadings());
@@ -66,11 +79,24 @@ export class Engine {
     return this.#live.size;
   }
 
-  /** Starts the heartbeat of this process's runs and the sweeper of everyone's stale runs. */
+  /**
+   * Starts the heartbeat of this process's runs, the sweeper of everyone's stale runs and, with a retention
+   * period, the deletion of expired executions (a first pass at once: an engine restarted more often than the
+   * interval still deletes).
+   */
   startBackgroundWork(): void {
-    const { heartbeatMs, sweepIntervalMs } = this.#o;
+    const { heartbeatMs, sweepIntervalMs, retention } = this.#o;
     this.#timers.push(setInterval(() => void this.heartbeat(), heartbeatMs).unref());
     this.#timers.push(setInterval(() => void this.sweepStale(), sweepIntervalMs).unref());
+    if (retention) {
+      this.#timers.push(setTimeout(() => void this.deleteExpired(), 0).unref());
+      this.#timers.push(setInterval(() => void this.deleteExpired(), retention.intervalMs).unref());
+    }
+  }
+
+  /** Deletes the ended executions past the retention period (none without one); resolves with how many. */
+  async deleteExpired(now = Date.now()): Promise<number> {
+    return this.#retention?.deleteExpired(now) ?? 0;
   }
 
   async get(id: string): Promise<ExecutionRecord | undefined> {
@@ -103,8 +129,13 @@ export class Engine {
       id, kind: request.kind, target: request.target, trigger: request.trigger, input: storedInput,
       traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null, callerKeyId, ownerId: this.#o.instanceId, createdAt,
     };
+    const { maxInFlightPerKey } = this.#o;
     try {
-      await this.#o.store.createExecution(execution);
+      const admitted = await this.#o.store.createExecution(execution, maxInFlightPerKey === undefined ? undefined : { maxLivePerCaller: maxInFlightPerKey });
+      if (!admitted) {
+        throw new TooManyExecutionsError(`${callerKeyId === null ? 'the caller' : `API key "${callerKeyId}"`} already has ${maxInFlightPerKey} executions pending or running `
+          + `(SWITCHYARD_MAX_IN_FLIGHT_PER_KEY); retry once one of them has ended`, RETRY_AFTER_SECONDS);
+      }
     } catch (error) {
       this.#o.telemetry.markFailed(runSpan, error);
       this.#o.telemetry.endSpan(runSpan);
@@ -226,7 +257,7 @@ export class Engine {
   /** Stops accepting work, lets live runs finish for `graceMs`, then fails the rest (force_failed). */
   async shutdown(graceMs: number): Promise<void> {
     this.#accepting = false;
-    for (const timer of this.#timers) clearInterval(timer);
+    for (const timer of this.#timers) clearTimeout(timer);
     const pending = [...this.#live.values()].map((live) => live.done);
     if (pending.length > 0) {
       this.#o.logger.info({ in_flight: pending.length, grace_ms: graceMs }, 'waiting for in-flight executions before shutdown');
