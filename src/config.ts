@@ -35,6 +35,7 @@ const EnvSchema = z.object({
   SWITCHYARD_RETENTION_DAYS: z.coerce.number().min(0).max(36_500).default(30),
   SWITCHYARD_RETENTION_INTERVAL_MS: milliseconds(600_000),
   SWITCHYARD_RETENTION_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
+  SWITCHYARD_EXECUTION_DATA_LIMIT_BYTES: z.coerce.number().int().positive().default(32 * 1024 * 1024),
   SWITCHYARD_MODEL_BASE_URL: z.string().url().optional(),
   SWITCHYARD_MODEL_API_KEY: z.string().optional(),
   SWITCHYARD_MODEL_API_KEY_FILE: z.string().optional(),
@@ -78,6 +79,8 @@ export interface Config {
   readonly bodyLimit: string;
   /** Most executions one API key (or the key-less caller) may have pending or running, across engines sharing the store; undefined: no limit (0 in the environment). */
   readonly maxInFlightPerKey: number | undefined;
+  /** Most bytes of JSON one execution may store (input, task outputs and output together). */
+  readonly executionDataLimitBytes: number;
   /** Most tool processes this engine runs at once; further calls wait for a slot. */
   readonly maxToolProcesses: number;
   /** Ended executions are deleted this long after their end, in batches, every interval; undefined: kept forever (0 days in the environment). */
@@ -161,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimit: e.SWITCHYARD_BODY_LIMIT,
     maxInFlightPerKey: e.SWITCHYARD_MAX_IN_FLIGHT_PER_KEY === 0 ? undefined : e.SWITCHYARD_MAX_IN_FLIGHT_PER_KEY,
     maxToolProcesses: e.SWITCHYARD_MAX_TOOL_PROCESSES,
+    executionDataLimitBytes: e.SWITCHYARD_EXECUTION_DATA_LIMIT_BYTES,
     retention: e.SWITCHYARD_RETENTION_DAYS === 0 ? undefined : {
       periodMs: Math.round(e.SWITCHYARD_RETENTION_DAYS * 86_400_000), intervalMs: e.SWITCHYARD_RETENTION_INTERVAL_MS, batchSize: e.SWITCHYARD_RETENTION_BATCH,
     },

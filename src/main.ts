@@ -98,7 +98,7 @@ try {
     telemetry, logger, store, definitions, prices,
     engine: {
       instanceId: config.instanceId, heartbeatMs: config.heartbeatMs, staleAfterMs: config.staleAfterMs, sweepIntervalMs: config.sweepIntervalMs,
-      maxInFlightPerKey: config.maxInFlightPerKey, retention: config.retention,
+      maxInFlightPerKey: config.maxInFlightPerKey, retention: config.retention, executionDataLimitBytes: config.executionDataLimitBytes,
     },
     tools: {
       outputLimitBytes: config.toolOutputLimitBytes, toolFaults: config.toolFaults, runtimeDir: config.runtimeDir, processes: config.toolProcesses,

@@ -8,7 +8,7 @@ import { CompletionNotifier } from './completion.ts';
 import type { Definitions } from './definitions.ts';
 import { ConflictError, InvalidInputError, NotFoundError, StopSignal, TooManyExecutionsError, UnavailableError } from './errors.ts';
 import { Finalizer } from './finalizer.ts';
-import { ENDED_ELSEWHERE, Interpreter, type LiveExecution, type RunDependencies, type RunPlan } from './interpreter.ts';
+import { ENDED_ELSEWHERE, Interpreter, storedSize, type LiveExecution, type RunDependencies, type RunPlan } from './interpreter.ts';
 import { Retention } from './retention.ts';
 import { REDACTED, redactValue, secretForms, secretInputValues } from './secrets.ts';
 import { waitForCompletion, type WaitResult } from './sync-wait.ts';
@@ -115,6 +115,12 @@ export class Engine {
     // Stored and answered without its secrets (a run that pauses holding one cannot resume: see resume;
     // pass secrets a later task needs through its tool's env or config instead).
     const storedInput = redactValue(input, secretForms(secrets));
+    const inputBytes = this.#o.executionDataLimitBytes === undefined ? 0 : storedSize(storedInput);
+    if (inputBytes > this.#o.executionDataLimitBytes!) {
+      throw new InvalidInputError(`the input is ${inputBytes} bytes of JSON, over the execution data limit of ${this.#o.executionDataLimitBytes} bytes`, [
+        `input: at most ${this.#o.executionDataLimitBytes} bytes (SWITCHYARD_EXECUTION_DATA_LIMIT_BYTES)`,
+      ]);
+    }
     const id = randomUUID();
     const createdAt = Date.now();
     // The run's span starts at acceptance, child of the request, so the record knows its trace id.
@@ -141,7 +147,7 @@ export class Engine {
       this.#o.telemetry.endSpan(runSpan);
       throw error;
     }
-    this.#launch({ id, kind: request.kind, target: request.target, trigger: request.trigger, createdAt, state: 'pending', secrets: new Set(secrets) },
+    this.#launch({ id, kind: request.kind, target: request.target, trigger: request.trigger, createdAt, state: 'pending', secrets: new Set(secrets), storedBytes: inputBytes },
       { input, fromTask: 0, taskOutputs: {} }, runSpan);
     // The run has not started yet (it waits for the next tick): the record is what was just written.
     return {
@@ -212,7 +218,8 @@ export class Engine {
       'switchyard.execution.id': id, 'switchyard.workflow.id': record.target, 'switchyard.trigger': record.trigger, 'switchyard.resumed': true,
       ...(record.callerKeyId === null ? {} : { 'switchyard.caller.key_id': record.callerKeyId }),
     }, record.traceparent);
-    this.#launch({ id, kind: record.kind, target: record.target, trigger: record.trigger, createdAt: Date.now(), state: 'running', secrets: new Set() },
+    const storedBytes = this.#o.executionDataLimitBytes === undefined ? 0 : storedSize(record.input) + storedSize(record.taskOutputs);
+    this.#launch({ id, kind: record.kind, target: record.target, trigger: record.trigger, createdAt: Date.now(), state: 'running', secrets: new Set(), storedBytes },
       { input: record.input, fromTask: pausedAt + 1, taskOutputs: record.taskOutputs }, runSpan);
     return (await this.#o.store.getExecution(id))!;
   }

@@ -8,6 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { bearer, eventually, startTestEngine, TEST_LOADGEN_KEY, toolPids, type TestEngine } from '../support/engine.ts';
@@ -155,6 +156,50 @@ describe('the in-flight limit per API key and the tool process bound', () => {
   }, 60_000);
 });
 
+describe('the data one execution may store', () => {
+  it('a 1 MB input stored 3 MB (input, task output, output); the execution data limit bounds the total, failing the run with data_limit rather than storing past it', async () => {
+    const limit = 2_500_000;
+    const t = await startTestEngine({ projectDir: PROJECT, bodyLimit: '4mb', engine: { executionDataLimitBytes: limit } });
+    try {
+      const storedBytes = (id: string) => {
+        const db = new DatabaseSync(t.dbPath, { readOnly: true });
+        try {
+          return (db.prepare('SELECT length(input) + coalesce(length(output), 0) + length(task_outputs) AS n FROM executions WHERE id = ?').get(id) as { n: number }).n;
+        } finally {
+          db.close();
+        }
+      };
+      // Within the limit: 700 kB in, 700 kB as the task's output, 700 kB as the run's output.
+      const small = (await t.post('/api/v1/workflows/nap/executions/sync', { input: { ms: 0, echo: 'x'.repeat(700_000) } })).body;
+      expect(small.status).toBe('success');
+      expect(storedBytes(small.id)).toBeGreaterThan(2_100_000);
+      expect(storedBytes(small.id)).toBeLessThanOrEqual(limit);
+
+      // 1 MB: the task's output brings it to 2 MB (stored), the run's output would bring it to 3 MB: refused.
+      const big = (await t.post('/api/v1/workflows/nap/executions/sync', { input: { ms: 0, echo: 'x'.repeat(1_000_000) } })).body;
+      expect(big).toMatchObject({ status: 'failed', output: null, error: { code: 'data_limit' } });
+      expect(big.error.message).toMatch(/its output is \d+ bytes of JSON, which would bring the execution's stored data to \d+ bytes, over the limit of 2500000/);
+      expect(storedBytes(big.id)).toBeGreaterThan(2_000_000);
+      expect(storedBytes(big.id)).toBeLessThanOrEqual(limit);
+
+      // 1.3 MB: the task's output itself would pass the limit: refused, the task failed, nothing of it stored.
+      const bigger = (await t.post('/api/v1/workflows/nap/executions/sync', { input: { ms: 0, echo: 'x'.repeat(1_300_000) } })).body;
+      expect(bigger).toMatchObject({ status: 'failed', output: null, error: { code: 'data_limit', taskId: 'nap' }, diagnostics: { last_completed_success: false } });
+      expect(bigger.error.message).toMatch(/the output of task "nap" is \d+ bytes of JSON/);
+      expect((await t.store.getExecution(bigger.id))!.taskOutputs).toEqual({ nap: null });
+      expect(storedBytes(bigger.id)).toBeLessThan(1_400_000);
+
+      // An input over the limit by itself is refused before anything is stored.
+      const tooBig = await t.post('/api/v1/workflows/nap/executions', { input: { ms: 0, echo: 'x'.repeat(2_600_000) } });
+      expect(tooBig.status).toBe(422);
+      expect(tooBig.body.detail).toMatch(/over the execution data limit of 2500000 bytes/);
+      expect((await t.store.listExecutions({ limit: 10 })).length).toBe(3);
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
+});
+
 describe('retention', () => {
   it('deletes ended executions past the period, in batches, counts them by status, and keeps the rest', async () => {
     const t = await startTestEngine({ projectDir: PROJECT, engine: { retention: { periodMs: 1_000, intervalMs: 3_600_000, batchSize: 2 } } });
@@ -182,8 +227,9 @@ describe('retention', () => {
 });
 
 describe('configuration', () => {
-  it('defaults: 64 in flight per key, 16 tool processes, 30 days of retention every 10 minutes in batches of 500', () => {
+  it('defaults: 64 in flight per key, 16 tool processes, 32 MiB of data per execution, 30 days of retention every 10 minutes in batches of 500', () => {
     const config = loadConfig({});
+    expect(config.executionDataLimitBytes).toBe(32 * 1024 * 1024);
     expect(config.maxInFlightPerKey).toBe(64);
     expect(config.maxToolProcesses).toBe(16);
     expect(config.retention).toEqual({ periodMs: 30 * 86_400_000, intervalMs: 600_000, batchSize: 500 });
@@ -198,5 +244,6 @@ describe('configuration', () => {
     expect(() => loadConfig({ SWITCHYARD_MAX_IN_FLIGHT_PER_KEY: 'many' })).toThrow(/SWITCHYARD_MAX_IN_FLIGHT_PER_KEY/);
     expect(() => loadConfig({ SWITCHYARD_RETENTION_DAYS: '-1' })).toThrow(/SWITCHYARD_RETENTION_DAYS/);
     expect(() => loadConfig({ SWITCHYARD_RETENTION_BATCH: '1.5' })).toThrow(/SWITCHYARD_RETENTION_BATCH/);
+    expect(() => loadConfig({ SWITCHYARD_EXECUTION_DATA_LIMIT_BYTES: '0' })).toThrow(/SWITCHYARD_EXECUTION_DATA_LIMIT_BYTES/);
   });
 });

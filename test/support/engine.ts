@@ -42,7 +42,7 @@ export interface TestEngineOptions {
   readonly store?: Store;
   /** Replaces the in-memory telemetry's recorder (e.g. one whose meter throws). */
   readonly telemetry?: Telemetry;
-  readonly engine?: Partial<Pick<EngineOptions, 'instanceId' | 'heartbeatMs' | 'staleAfterMs' | 'sweepIntervalMs' | 'waitFallbackFirstMs' | 'maxInFlightPerKey' | 'retention'>>;
+  readonly engine?: Partial<Pick<EngineOptions, 'instanceId' | 'heartbeatMs' | 'staleAfterMs' | 'sweepIntervalMs' | 'waitFallbackFirstMs' | 'maxInFlightPerKey' | 'retention' | 'executionDataLimitBytes'>>;
   /** The bound on tool processes at once (default: the runtime's). */
   readonly maxToolProcesses?: number;
   readonly syncTimeoutMs?: number;
