@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Span } from '@opentelemetry/api';
 import { EXECUTION_KINDS, STOP_ENDINGS, isTerminal, type ExecutionKind, type Trigger } from '../domain.ts';
-import type { ExecutionRecord, Store } from '../store/store.ts';
+import type { Admission, ExecutionRecord, Store } from '../store/store.ts';
 import { traceparentOf, type GaugeReading } from '../telemetry/recorder.ts';
 import { CompletionNotifier } from './completion.ts';
 import type { Definitions } from './definitions.ts';
@@ -135,13 +135,8 @@ export class Engine {
       id, kind: request.kind, target: request.target, trigger: request.trigger, input: storedInput,
       traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null, callerKeyId, ownerId: this.#o.instanceId, createdAt,
     };
-    const { maxInFlightPerKey } = this.#o;
     try {
-      const admitted = await this.#o.store.createExecution(execution, maxInFlightPerKey === undefined ? undefined : { maxLivePerCaller: maxInFlightPerKey });
-      if (!admitted) {
-        throw new TooManyExecutionsError(`${callerKeyId === null ? 'the caller' : `API key "${callerKeyId}"`} already has ${maxInFlightPerKey} executions pending or running `
-          + `(SWITCHYARD_MAX_IN_FLIGHT_PER_KEY); retry once one of them has ended`, RETRY_AFTER_SECONDS);
-      }
+      if (!(await this.#o.store.createExecution(execution, this.#admission()))) throw this.#tooMany(callerKeyId);
     } catch (error) {
       this.#o.telemetry.markFailed(runSpan, error);
       this.#o.telemetry.endSpan(runSpan);
@@ -209,8 +204,11 @@ export class Engine {
     if (JSON.stringify([record.input, record.taskOutputs]).includes(REDACTED)) {
       throw new ConflictError(`execution "${id}" held secret values, which are not kept across a pause (secrets are never stored): cancel it and start a new run, or give the task its secret through its tool's environment`, record);
     }
-    if (!(await this.#o.store.resume(id, this.#o.instanceId, Date.now()))) {
-      throw new ConflictError(`execution "${id}" is no longer paused`, (await this.#o.store.getExecution(id))!);
+    if (!(await this.#o.store.resume(id, this.#o.instanceId, Date.now(), this.#admission()))) {
+      const now = (await this.#o.store.getExecution(id))!;
+      // Still paused: the run's caller is at its limit (a resume counts like a start, or paused runs would bypass it).
+      if (now.status === 'paused') throw this.#tooMany(now.callerKeyId);
+      throw new ConflictError(`execution "${id}" is no longer paused`, now);
     }
     const pausedAt = workflow.tasks.findIndex((task) => task.id === record.lastCompletedTask);
     // The resumed leg continues the run's trace (the record's trace id stays the one to look up).
@@ -274,6 +272,17 @@ export class Engine {
         await Promise.all([...this.#live.values()].map((live) => live.done));
       }
     }
+  }
+
+  /** The per-key limit, for the store to check (undefined: none). */
+  #admission(): Admission | undefined {
+    const { maxInFlightPerKey } = this.#o;
+    return maxInFlightPerKey === undefined ? undefined : { maxLivePerCaller: maxInFlightPerKey };
+  }
+
+  #tooMany(callerKeyId: string | null): TooManyExecutionsError {
+    return new TooManyExecutionsError(`${callerKeyId === null ? 'the caller' : `API key "${callerKeyId}"`} already has ${this.#o.maxInFlightPerKey} executions pending or running `
+      + '(SWITCHYARD_MAX_IN_FLIGHT_PER_KEY); retry once one of them has ended', RETRY_AFTER_SECONDS);
   }
 
   /** Registers a run as live on this process and hands it to the interpreter; it leaves the registry when done. */

@@ -130,6 +130,10 @@ const SQL = {
     WHERE id = $1 AND status IN ('pending', 'running', 'paused')`,
   resume: `UPDATE executions SET status = 'running', owner_id = $2, heartbeat_at = $3, finalization_path = NULL, previous_status = NULL, ended_at = NULL
     WHERE id = $1 AND status = 'paused'`,
+  callerOf: 'SELECT caller_key_id FROM executions WHERE id = $1',
+  admittedResume: `UPDATE executions SET status = 'running', owner_id = $2, heartbeat_at = $3, finalization_path = NULL, previous_status = NULL, ended_at = NULL
+    WHERE id = $1 AND status = 'paused'
+      AND (SELECT count(*) FROM executions AS live WHERE live.caller_key_id IS NOT DISTINCT FROM executions.caller_key_id AND live.${LIVE}) < $4`,
   completionFailure: 'UPDATE executions SET completion_failure = $2 WHERE id = $1',
   heartbeat: `UPDATE executions SET heartbeat_at = $2 WHERE owner_id = $1 AND ${LIVE} RETURNING id`,
   // The stale rows are locked first, SKIP LOCKED: a row another sweeper (or a heartbeat, or a finalizer) holds
@@ -247,8 +251,14 @@ export class PostgresStore implements Store {
     return result.rowCount === 1;
   }
 
-  async resume(id: string, ownerId: string, at: number): Promise<boolean> {
-    return (await this.#query(SQL.resume, [id, ownerId, at])).rowCount === 1;
+  async resume(id: string, ownerId: string, at: number, admission?: Admission): Promise<boolean> {
+    if (!admission) return (await this.#query(SQL.resume, [id, ownerId, at])).rowCount === 1;
+    return this.#transaction(async (client) => {
+      const { rows } = await client.query<{ caller_key_id: string | null }>(SQL.callerOf, [id]);
+      if (rows.length === 0) return false;
+      await client.query(SQL.lockCaller, [rows[0]!.caller_key_id]);
+      return (await client.query(SQL.admittedResume, [id, ownerId, at, admission.maxLivePerCaller])).rowCount === 1;
+    });
   }
 
   async recordCompletionFailure(id: string, failure: string): Promise<void> {

@@ -108,6 +108,9 @@ export class SqliteStore implements Store {
         completion_failure = COALESCE(?, completion_failure) WHERE id = ? AND status IN ('pending', 'running', 'paused')`),
       resume: db.prepare(`UPDATE executions SET status = 'running', owner_id = ?, heartbeat_at = ?, finalization_path = NULL, previous_status = NULL, ended_at = NULL
         WHERE id = ? AND status = 'paused'`),
+      admittedResume: db.prepare(`UPDATE executions SET status = 'running', owner_id = ?, heartbeat_at = ?, finalization_path = NULL, previous_status = NULL, ended_at = NULL
+        WHERE id = ? AND status = 'paused'
+          AND (SELECT count(*) FROM executions AS live WHERE live.caller_key_id IS executions.caller_key_id AND live.${LIVE}) < ?`),
       completionFailure: db.prepare('UPDATE executions SET completion_failure = ? WHERE id = ?'),
       heartbeat: db.prepare(`UPDATE executions SET heartbeat_at = ? WHERE owner_id = ? AND ${LIVE} RETURNING id`),
       sweep: db.prepare(`UPDATE executions SET previous_status = status, status = ?, finalization_path = ?, error = ?, ended_at = ?
@@ -160,8 +163,10 @@ export class SqliteStore implements Store {
     return result.changes === 1;
   }
 
-  async resume(id: string, ownerId: string, at: number): Promise<boolean> {
-    return (await this.#write(() => this.#statements.resume!.run(ownerId, at, id))).changes === 1;
+  async resume(id: string, ownerId: string, at: number, admission?: Admission): Promise<boolean> {
+    return (await this.#write(() => (admission
+      ? this.#statements.admittedResume!.run(ownerId, at, id, admission.maxLivePerCaller)
+      : this.#statements.resume!.run(ownerId, at, id)))).changes === 1;
   }
 
   async recordCompletionFailure(id: string, failure: string): Promise<void> {

@@ -108,8 +108,12 @@ export interface Store {
   markTaskCompleted(id: string, ownerId: string, taskId: string, sequence: number, success: boolean, output: unknown): Promise<boolean>;
   /** Finalizes a run that is pending, running or paused (keeping the status it had as previous_status); false when it was already terminal. */
   finalize(id: string, finalization: Finalization): Promise<boolean>;
-  /** Sets a paused run running again under a new owner; false when it was not paused. */
-  resume(id: string, ownerId: string, at: number): Promise<boolean>;
+  /**
+   * Sets a paused run running again under a new owner; false when it was not paused or, with an admission,
+   * when the run's caller (its callerKeyId) already has `maxLivePerCaller` live runs (counted atomically with
+   * the update, as in createExecution).
+   */
+  resume(id: string, ownerId: string, at: number, admission?: Admission): Promise<boolean>;
   /** Records that completing the run went wrong, without touching its status. */
   recordCompletionFailure(id: string, failure: string): Promise<void>;
   /** Refreshes the heartbeat of every live run of one owner; returns the ids of the live runs it still owns. */

@@ -103,6 +103,27 @@ describe('the in-flight limit per API key and the tool process bound', () => {
     }
   }, 60_000);
 
+  it('a resume counts like a start: paused runs (which do not count) cannot be resumed past the limit', async () => {
+    const t = await startTestEngine({ projectDir: PROJECT, engine: { maxInFlightPerKey: 1 } });
+    try {
+      // One after the other: a run counts until it pauses.
+      const paused = [await t.post('/api/v1/workflows/nap_approval/executions/sync', {}), await t.post('/api/v1/workflows/nap_approval/executions/sync', {})];
+      expect(paused.map((p) => p.body.status)).toEqual(['paused', 'paused']);
+      const busy = await t.post('/api/v1/workflows/nap/executions', { input: { ms: 10_000 } });
+      expect(busy.status).toBe(202);
+      const refused = await t.post(`/api/v1/executions/${paused[0]!.body.id}/resume`);
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get('retry-after')).toBe('2');
+      expect((await t.get(`/api/v1/executions/${paused[0]!.body.id}`)).body.status).toBe('paused');
+      await t.post(`/api/v1/executions/${busy.body.id}/cancel`);
+      expect((await t.post(`/api/v1/executions/${paused[0]!.body.id}/resume`)).status).toBe(202);
+      const done = await eventually(() => t.store.getExecution(paused[0]!.body.id), (r) => ended(r!.status), 30_000);
+      expect(done!.status).toBe('success');
+    } finally {
+      await t.close();
+    }
+  }, 60_000);
+
   it('a run canceled while its tool call waits for a slot does nothing more: no process, no tool metric, and its slot place is given on', async () => {
     writeFileSync(journal, '');
     const t = await startTestEngine({ projectDir: PROJECT, maxToolProcesses: 1 });

@@ -524,6 +524,22 @@ export function storeContract(name: string, options: ContractOptions): void {
         expect(await store.createExecution(ops('ops-6'), limit)).toBe(false);
       });
 
+      it('a resume counts like a start: a paused run of a caller at its limit stays paused until one of its runs ends', async () => {
+        const { store } = await fresh();
+        for (const id of ['paused-1', 'paused-2']) {
+          await running(store, id, { callerKeyId: 'ops' });
+          await store.finalize(id, { status: 'paused', path: 'paused', endedAt: 3_000 });
+        }
+        await running(store, 'busy-1', { callerKeyId: 'ops' });
+        expect(await store.resume('paused-1', 'engine-b', 4_000, limit)).toBe(true);
+        expect(await store.resume('paused-2', 'engine-b', 4_000, limit)).toBe(false);
+        expect(await store.getExecution('paused-2')).toMatchObject({ status: 'paused', ownerId: 'engine-a' });
+        await store.finalize('busy-1', { status: 'success', path: 'completed', endedAt: 5_000 });
+        expect(await store.resume('paused-2', 'engine-b', 6_000, limit)).toBe(true);
+        expect(await store.getExecution('paused-2')).toMatchObject({ status: 'running', ownerId: 'engine-b' });
+        expect(await store.resume('nobody', 'engine-b', 6_000, limit)).toBe(false);
+      });
+
       it('starts racing on two stores (two processes) admit exactly the limit', async () => {
         const { store, peer } = await fresh();
         const other = await peer();
