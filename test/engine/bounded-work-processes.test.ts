@@ -58,8 +58,11 @@ describe('SIGKILL of an engine while runs wait for a tool slot', () => {
       engines.push(next);
       const records = await eventually(() => Promise.all(accepted.map((id) => store.getExecution(id))), (rs) => rs.every((r) => r!.status !== 'running'), 20_000);
       for (const record of records) expect(record).toMatchObject({ status: 'failed', finalizationPath: 'stale_swept', previousStatus: 'running', error: { code: 'stale' } });
-      const sweptLines = next.logs().filter((line) => /swept a stale execution/.test(String(line['msg']))).map((line) => line['execution_id']);
-      expect([...sweptLines].sort(), 'each run swept, and counted, once').toEqual([...accepted].sort());
+      // The log lines may reach the pipe after the store's writes: wait for them, then for any extra one.
+      const sweptLines = () => next.logs().filter((line) => /swept a stale execution/.test(String(line['msg']))).map((line) => line['execution_id']);
+      await eventually(async () => sweptLines(), (lines) => lines.length >= accepted.length, 15_000);
+      await sleep(500);
+      expect(sweptLines().sort(), 'each run swept, and counted, once').toEqual([...accepted].sort());
       expect((await store.listExecutions({ limit: 100 })).map((r) => r.id).sort(), 'nothing accepted is lost, nothing refused was kept').toEqual([...accepted].sort());
       expect(journalOf(journal).map(([id]) => id).sort()).toEqual(running.map(([id]) => id).sort());
       // The swept runs no longer count against the caller's limit.
@@ -69,6 +72,21 @@ describe('SIGKILL of an engine while runs wait for a tool slot', () => {
       await store.close();
     }
   }, 120_000);
+});
+
+describe('retention in a running engine', () => {
+  it('deletes an ended execution once past the configured period, on its own schedule, and says so in its log', async () => {
+    const engine = await startEngineProcess({
+      SWITCHYARD_PROJECT_DIR: PROJECT, SWITCHYARD_DB: join(dir, 'retention.db'), OTEL_SDK_DISABLED: 'true', SWITCHYARD_LOG_LEVEL: 'info',
+      // 0.00002 days: 1.728 s.
+      SWITCHYARD_RETENTION_DAYS: '0.00002', SWITCHYARD_RETENTION_INTERVAL_MS: '200', LIMITS_JOURNAL: join(dir, 'retention-journal.log'),
+    });
+    engines.push(engine);
+    const done = await call(engine.url, 'POST', '/api/v1/workflows/nap/executions/sync', { input: { ms: 0 } });
+    expect(done.body.status).toBe('success');
+    await eventually(() => call(engine.url, 'GET', `/api/v1/executions/${done.body.id}`), (r) => r.status === 404, 15_000);
+    await eventually(async () => engine.logs().find((line) => /deleted 1 executions past the retention period/.test(String(line['msg']))), (line) => line !== undefined);
+  }, 60_000);
 });
 
 const lookup = findPostgres();
