@@ -25,8 +25,8 @@ export interface SwitchyardParts {
   readonly store: Store;
   readonly definitions: Definitions;
   readonly prices: PriceTable;
-  /** Instance id, heartbeat, staleness and sweep intervals, sync-wait fallback. */
-  readonly engine: Pick<EngineOptions, 'instanceId' | 'heartbeatMs' | 'staleAfterMs' | 'sweepIntervalMs' | 'waitFallbackFirstMs'>;
+  /** Instance id, heartbeat, staleness and sweep intervals, sync-wait fallback, the in-flight limit per key, retention, the data one execution may store. */
+  readonly engine: Pick<EngineOptions, 'instanceId' | 'heartbeatMs' | 'staleAfterMs' | 'sweepIntervalMs' | 'waitFallbackFirstMs' | 'maxInFlightPerKey' | 'retention' | 'executionDataLimitBytes'>;
   /** The tool runtime's settings (output limit, fault injection, kill grace, ...). */
   readonly tools: Omit<ToolRuntimeOptions, 'telemetry' | 'logger'>;
   /** The OpenAI-compatible provider's defaults; or `providers` replaces the model providers altogether. */

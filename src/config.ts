@@ -32,6 +32,12 @@ const EnvSchema = z.object({
   SWITCHYARD_TELEMETRY_FLUSH_MS: milliseconds(5_000),
   SWITCHYARD_TOOL_OUTPUT_LIMIT_BYTES: z.coerce.number().int().positive().default(10 * 1024 * 1024),
   SWITCHYARD_BODY_LIMIT: z.string().default('1mb'),
+  SWITCHYARD_MAX_IN_FLIGHT_PER_KEY: z.coerce.number().int().min(0).max(1_000_000).default(64),
+  SWITCHYARD_MAX_TOOL_PROCESSES: z.coerce.number().int().min(1).max(4096).default(16),
+  SWITCHYARD_RETENTION_DAYS: z.coerce.number().min(0).max(36_500).default(30),
+  SWITCHYARD_RETENTION_INTERVAL_MS: milliseconds(600_000),
+  SWITCHYARD_RETENTION_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
+  SWITCHYARD_EXECUTION_DATA_LIMIT_BYTES: z.coerce.number().int().positive().default(32 * 1024 * 1024),
   // Logged and put in error messages: the key goes in SWITCHYARD_MODEL_API_KEY(_FILE), never in the URL.
   SWITCHYARD_MODEL_BASE_URL: z.string().url().refine((url) => new URL(url).username === '' && new URL(url).password === '', 'must not carry a user or password: set SWITCHYARD_MODEL_API_KEY_FILE').optional(),
   SWITCHYARD_MODEL_API_KEY: z.string().optional(),
@@ -74,6 +80,14 @@ export interface Config {
   readonly telemetryFlushMs: number;
   readonly toolOutputLimitBytes: number;
   readonly bodyLimit: string;
+  /** Most executions one API key (or the key-less caller) may have pending or running, across engines sharing the store; undefined: no limit (0 in the environment). */
+  readonly maxInFlightPerKey: number | undefined;
+  /** Most bytes of JSON one execution may store (input, task outputs and output together). */
+  readonly executionDataLimitBytes: number;
+  /** Most tool processes this engine runs at once; further calls wait for a slot. */
+  readonly maxToolProcesses: number;
+  /** Ended executions are deleted this long after their end, in batches, every interval; undefined: kept forever (0 days in the environment). */
+  readonly retention: { readonly periodMs: number; readonly intervalMs: number; readonly batchSize: number } | undefined;
   readonly modelBaseUrl: string | undefined;
   readonly modelApiKey: string | undefined;
   /** The API keys callers must present; empty: no authentication (allowed on a loopback address only). */
@@ -156,6 +170,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     telemetryFlushMs: e.SWITCHYARD_TELEMETRY_FLUSH_MS,
     toolOutputLimitBytes: e.SWITCHYARD_TOOL_OUTPUT_LIMIT_BYTES,
     bodyLimit: e.SWITCHYARD_BODY_LIMIT,
+    maxInFlightPerKey: e.SWITCHYARD_MAX_IN_FLIGHT_PER_KEY === 0 ? undefined : e.SWITCHYARD_MAX_IN_FLIGHT_PER_KEY,
+    maxToolProcesses: e.SWITCHYARD_MAX_TOOL_PROCESSES,
+    executionDataLimitBytes: e.SWITCHYARD_EXECUTION_DATA_LIMIT_BYTES,
+    retention: e.SWITCHYARD_RETENTION_DAYS === 0 ? undefined : {
+      periodMs: Math.round(e.SWITCHYARD_RETENTION_DAYS * 86_400_000), intervalMs: e.SWITCHYARD_RETENTION_INTERVAL_MS, batchSize: e.SWITCHYARD_RETENTION_BATCH,
+    },
     modelBaseUrl: e.SWITCHYARD_MODEL_BASE_URL,
     modelApiKey,
     apiKeys,

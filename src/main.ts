@@ -101,8 +101,14 @@ try {
   // The tool runtime kills, first thing, the tool processes an earlier engine left running in the runtime directory.
   assembled = assembleSwitchyard({
     telemetry, logger, store, definitions, prices,
-    engine: { instanceId: config.instanceId, heartbeatMs: config.heartbeatMs, staleAfterMs: config.staleAfterMs, sweepIntervalMs: config.sweepIntervalMs },
-    tools: { outputLimitBytes: config.toolOutputLimitBytes, toolFaults: config.toolFaults, runtimeDir: config.runtimeDir, processes: config.toolProcesses },
+    engine: {
+      instanceId: config.instanceId, heartbeatMs: config.heartbeatMs, staleAfterMs: config.staleAfterMs, sweepIntervalMs: config.sweepIntervalMs,
+      maxInFlightPerKey: config.maxInFlightPerKey, retention: config.retention, executionDataLimitBytes: config.executionDataLimitBytes,
+    },
+    tools: {
+      outputLimitBytes: config.toolOutputLimitBytes, toolFaults: config.toolFaults, runtimeDir: config.runtimeDir, processes: config.toolProcesses,
+      maxProcesses: config.maxToolProcesses,
+    },
     models: { baseUrl: config.modelBaseUrl, apiKey: config.modelApiKey },
     api: {
       apiKeys: config.apiKeys, bodyLimit: config.bodyLimit, syncTimeoutMs: config.syncTimeoutMs, syncTimeoutMaxMs: config.syncTimeoutMaxMs,
@@ -132,6 +138,8 @@ server.listen(config.port, config.host, () => {
     instance_id: config.instanceId,
     workflows: [...definitions.workflows.keys()], priced_models: prices.size, telemetry: sdk.enabled ? 'otlp' : 'disabled',
     api_keys: config.apiKeys.map((k) => k.id), tool_faults: config.toolFaults,
+    max_in_flight_per_key: config.maxInFlightPerKey ?? 'unlimited', max_tool_processes: config.maxToolProcesses,
+    retention_days: config.retention ? config.retention.periodMs / 86_400_000 : 'forever',
   }, 'switchyard engine ready');
 });
 const LISTEN_FAILURES: Record<string, string> = {

@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.ts';
-import { ConflictError, InvalidInputError, NotFoundError, UnavailableError } from '../engine/errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError, TooManyExecutionsError, UnavailableError } from '../engine/errors.ts';
 import { StoreUnavailableError } from '../store/errors.ts';
 import type { ExecutionRecord } from '../store/store.ts';
 import type { ExecutionKind } from '../domain.ts';
@@ -201,6 +201,7 @@ export function createApp(options: AppOptions): express.Express {
     const kind = executionKindOfPath(req.path);
     if (kind) telemetry.add('httpExecErrors', 1, { kind, code: String(problem.status) });
     if (res.headersSent) return;
+    if (problem.status === 429) res.setHeader('retry-after', String(problem['retry_after_seconds']));
     sendProblem(res, problem, req.originalUrl);
   });
 
@@ -265,6 +266,7 @@ function toProblem(error: unknown, bodyLimit: string): Problem {
   if (error instanceof InvalidInputError) return problems.invalidInput(error.message, error.problems);
   if (error instanceof ConflictError) return problems.conflict(error.message, { execution: presentExecution(error.record) });
   if (error instanceof UnavailableError) return problems.unavailable(error.message);
+  if (error instanceof TooManyExecutionsError) return problems.tooManyExecutions(error.message, error.retryAfterSeconds);
   // node:sqlite's errors and PostgreSQL's (connection, timeout, refusal): the store, not the request, is what failed.
   if (error instanceof StoreUnavailableError || (error as { code?: unknown } | null)?.code === 'ERR_SQLITE_ERROR') {
     return problems.unavailable(`the execution store cannot be used: ${(error as Error).message}`);

@@ -63,7 +63,7 @@ const responses = {
   413: problem('The body exceeds `SWITCHYARD_BODY_LIMIT` (refused before it is read when Content-Length says so).'),
   415: problem('A body that is not application/json.'),
   422: problem('The input does not match the workflow\'s `input_schema` (each problem in `errors`), or `parent_execution_id` names no execution.'),
-  429: problem('This key started too many runs: wait as Retry-After says.', { headers: { 'Retry-After': header('Seconds to wait.', { type: 'integer', minimum: 0 }) } }),
+  429: problem('This key (or the key-less caller) already has `SWITCHYARD_MAX_IN_FLIGHT_PER_KEY` executions pending or running, across every engine on the database: retry after Retry-After seconds (also `retry_after_seconds`).', { headers: { 'Retry-After': header('Seconds to wait.', { type: 'integer', minimum: 0 }) } }),
   503: problem('The engine is shutting down, or its execution store cannot be used.'),
 };
 const pick = (...codes: (keyof typeof responses)[]) => Object.fromEntries(codes.map((code) => [code, responses[code]]));
@@ -186,7 +186,7 @@ export function openApiDocument(options: DocumentOptions): JsonObject {
   paths['/api/v1/executions/{id}/resume'] = {
     post: {
       operationId: 'resumeExecution', tags: ['executions'], summary: 'Continue a paused workflow after its pause task.',
-      parameters: [executionId], responses: { 202: execution('Resumed, on this engine.'), ...pick(401, 404, 409, 503) },
+      parameters: [executionId], responses: { 202: execution('Resumed, on this engine.'), ...pick(401, 404, 409, 429, 503) },
     },
   };
   return {

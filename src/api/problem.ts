@@ -42,6 +42,9 @@ export const problems = {
     status: 405, type: 'method-not-allowed', title: 'Method not allowed', detail: `${method} is not supported here; use ${allowed.join(' or ')}`,
   }),
   syncTimeout: (detail: string, execution: unknown): Problem => ({ status: 408, type: 'sync-timeout', title: 'Execution did not finish in time', detail, execution }),
+  tooManyExecutions: (detail: string, retryAfterSeconds: number): Problem => ({
+    status: 429, type: 'too-many-executions', title: 'Too many executions in flight for this caller', detail, retry_after_seconds: retryAfterSeconds,
+  }),
   unavailable: (detail: string): Problem => ({ status: 503, type: 'unavailable', title: 'Service unavailable', detail }),
   internal: (): Problem => ({ status: 500, type: 'internal', title: 'Internal error', detail: 'the engine failed to handle this request; the error is in its log with this request\'s trace id' }),
 };

@@ -133,6 +133,18 @@ export function workflowLifecycleDashboard(): Dashboard {
         legend: '{{kind}}',
       }],
     }))
+    .withPanel(histogramPanel({
+      title: 'Tool slot wait p95 by tool',
+      description: '95th percentile of the time a tool call waited for one of the engine\'s tool process slots (SWITCHYARD_MAX_TOOL_PROCESSES) before its process started, by tool. Above 0 the engine runs at its bound and calls queue.',
+      unit: 's', width: 12,
+      queries: [{ expr: quantile(0.95, 'toolSlotWait', ['tool_id']), legend: '{{tool_id}}' }],
+    }))
+    .withPanel(timeseriesPanel({
+      title: 'Executions deleted by retention',
+      description: 'Ended executions deleted once past the retention period (SWITCHYARD_RETENTION_DAYS), per rate window, by the status they ended with.',
+      unit: 'short', width: 12, bars: true, min: 0,
+      queries: [{ expr: counterIncrease('executionsDeleted', ['status']), legend: '{{status}}' }],
+    }))
     .withRow(row('Traces'))
     .withPanel(tracesPanel({
       title: 'Failed workflow runs',

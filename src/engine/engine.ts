@@ -2,13 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Span } from '@opentelemetry/api';
 import { EXECUTION_KINDS, STOP_ENDINGS, isTerminal, type ExecutionKind, type Trigger } from '../domain.ts';
-import type { ExecutionRecord, Store } from '../store/store.ts';
+import type { Admission, ExecutionRecord, Store } from '../store/store.ts';
 import { traceparentOf, type GaugeReading } from '../telemetry/recorder.ts';
 import { CompletionNotifier } from './completion.ts';
 import type { Definitions } from './definitions.ts';
-import { ConflictError, InvalidInputError, NotFoundError, StopSignal, UnavailableError } from './errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError, StopSignal, TooManyExecutionsError, UnavailableError } from './errors.ts';
 import { Finalizer } from './finalizer.ts';
-import { ENDED_ELSEWHERE, Interpreter, type LiveExecution, type RunDependencies, type RunPlan } from './interpreter.ts';
+import { ENDED_ELSEWHERE, Interpreter, storedSize, type LiveExecution, type RunDependencies, type RunPlan } from './interpreter.ts';
+import { Retention } from './retention.ts';
 import { REDACTED, redactValue, secretForms, templateSecretValues } from './secrets.ts';
 import { waitForCompletion, type WaitResult } from './sync-wait.ts';
 import { render } from './templates.ts';
@@ -21,7 +22,17 @@ export interface EngineOptions extends RunDependencies {
   readonly sweepIntervalMs: number;
   /** First step of the fallback poll of a sync wait (doubles up to 2 s); the completion itself wakes waits sooner. */
   readonly waitFallbackFirstMs?: number;
+  /**
+   * Most executions one API key may have pending or running at once, across every engine sharing the store
+   * (SWITCHYARD_MAX_IN_FLIGHT_PER_KEY); a start beyond it is refused (TooManyExecutionsError, 429). Absent: no limit.
+   */
+  readonly maxInFlightPerKey?: number;
+  /** Deletion of ended executions past a retention period (SWITCHYARD_RETENTION_*); absent: they are kept. */
+  readonly retention?: { readonly periodMs: number; readonly intervalMs: number; readonly batchSize: number };
 }
+
+/** What a refused start tells its caller to wait: one of its runs may end any moment, none is promised. */
+export const RETRY_AFTER_SECONDS = 2;
 
 export interface StartRequest {
   readonly kind: ExecutionKind;
@@ -49,10 +60,12 @@ export class Engine {
   readonly #finalizer: Finalizer;
   readonly #interpreter: Interpreter;
   readonly #timers: NodeJS.Timeout[] = [];
+  readonly #retention: Retention | undefined;
   #accepting = true;
 
   constructor(options: EngineOptions) {
     this.#o = options;
+    this.#retention = options.retention && new Retention({ ...options.retention, store: options.store, telemetry: options.telemetry, logger: options.logger });
     this.#finalizer = new Finalizer({ store: options.store, telemetry: options.telemetry, logger: options.logger, completions: this.#completions });
     this.#interpreter = new Interpreter({ ...options, finalizer: this.#finalizer });
     options.telemetry.setGaugeSource(() => this.#gaugeReadings());
@@ -66,11 +79,24 @@ export class Engine {
     return this.#live.size;
   }
 
-  /** Starts the heartbeat of this process's runs and the sweeper of everyone's stale runs. */
+  /**
+   * Starts the heartbeat of this process's runs, the sweeper of everyone's stale runs and, with a retention
+   * period, the deletion of expired executions (a first pass at once: an engine restarted more often than the
+   * interval still deletes).
+   */
   startBackgroundWork(): void {
-    const { heartbeatMs, sweepIntervalMs } = this.#o;
+    const { heartbeatMs, sweepIntervalMs, retention } = this.#o;
     this.#timers.push(setInterval(() => void this.heartbeat(), heartbeatMs).unref());
     this.#timers.push(setInterval(() => void this.sweepStale(), sweepIntervalMs).unref());
+    if (retention) {
+      this.#timers.push(setTimeout(() => void this.deleteExpired(), 0).unref());
+      this.#timers.push(setInterval(() => void this.deleteExpired(), retention.intervalMs).unref());
+    }
+  }
+
+  /** Deletes the ended executions past the retention period (none without one); resolves with how many. */
+  async deleteExpired(now = Date.now()): Promise<number> {
+    return this.#retention?.deleteExpired(now) ?? 0;
   }
 
   async get(id: string): Promise<ExecutionRecord | undefined> {
@@ -89,6 +115,12 @@ export class Engine {
     // Stored and answered without its secrets (a run that pauses holding one cannot resume: see resume;
     // pass secrets a later task needs through its tool's env or config instead).
     const storedInput = redactValue(input, secretForms(secrets));
+    const inputBytes = this.#o.executionDataLimitBytes === undefined ? 0 : storedSize(storedInput);
+    if (inputBytes > this.#o.executionDataLimitBytes!) {
+      throw new InvalidInputError(`the input is ${inputBytes} bytes of JSON, over the execution data limit of ${this.#o.executionDataLimitBytes} bytes`, [
+        `input: at most ${this.#o.executionDataLimitBytes} bytes (SWITCHYARD_EXECUTION_DATA_LIMIT_BYTES)`,
+      ]);
+    }
     const id = randomUUID();
     const createdAt = Date.now();
     // The run's span starts at acceptance, child of the request, so the record knows its trace id.
@@ -104,13 +136,13 @@ export class Engine {
       traceId, traceparent, parentExecutionId: request.parentExecutionId ?? null, callerKeyId, ownerId: this.#o.instanceId, createdAt,
     };
     try {
-      await this.#o.store.createExecution(execution);
+      if (!(await this.#o.store.createExecution(execution, this.#admission()))) throw this.#tooMany(callerKeyId);
     } catch (error) {
       this.#o.telemetry.markFailed(runSpan, error);
       this.#o.telemetry.endSpan(runSpan);
       throw error;
     }
-    this.#launch({ id, kind: request.kind, target: request.target, trigger: request.trigger, createdAt, state: 'pending', secrets: new Set(secrets) },
+    this.#launch({ id, kind: request.kind, target: request.target, trigger: request.trigger, createdAt, state: 'pending', secrets: new Set(secrets), storedBytes: inputBytes },
       { input, fromTask: 0, taskOutputs: {} }, runSpan);
     // The run has not started yet (it waits for the next tick): the record is what was just written.
     return {
@@ -172,8 +204,11 @@ export class Engine {
     if (JSON.stringify([record.input, record.taskOutputs]).includes(REDACTED)) {
       throw new ConflictError(`execution "${id}" held secret values, which are not kept across a pause (secrets are never stored): cancel it and start a new run, or give the task its secret through its tool's environment`, record);
     }
-    if (!(await this.#o.store.resume(id, this.#o.instanceId, Date.now()))) {
-      throw new ConflictError(`execution "${id}" is no longer paused`, (await this.#o.store.getExecution(id))!);
+    if (!(await this.#o.store.resume(id, this.#o.instanceId, Date.now(), this.#admission()))) {
+      const now = (await this.#o.store.getExecution(id))!;
+      // Still paused: the run's caller is at its limit (a resume counts like a start, or paused runs would bypass it).
+      if (now.status === 'paused') throw this.#tooMany(now.callerKeyId);
+      throw new ConflictError(`execution "${id}" is no longer paused`, now);
     }
     const pausedAt = workflow.tasks.findIndex((task) => task.id === record.lastCompletedTask);
     // The resumed leg continues the run's trace (the record's trace id stays the one to look up).
@@ -181,7 +216,8 @@ export class Engine {
       'switchyard.execution.id': id, 'switchyard.workflow.id': record.target, 'switchyard.trigger': record.trigger, 'switchyard.resumed': true,
       ...(record.callerKeyId === null ? {} : { 'switchyard.caller.key_id': record.callerKeyId }),
     }, record.traceparent);
-    this.#launch({ id, kind: record.kind, target: record.target, trigger: record.trigger, createdAt: Date.now(), state: 'running', secrets: new Set() },
+    const storedBytes = this.#o.executionDataLimitBytes === undefined ? 0 : storedSize(record.input) + storedSize(record.taskOutputs);
+    this.#launch({ id, kind: record.kind, target: record.target, trigger: record.trigger, createdAt: Date.now(), state: 'running', secrets: new Set(), storedBytes },
       { input: record.input, fromTask: pausedAt + 1, taskOutputs: record.taskOutputs }, runSpan);
     return (await this.#o.store.getExecution(id))!;
   }
@@ -226,7 +262,7 @@ export class Engine {
   /** Stops accepting work, lets live runs finish for `graceMs`, then fails the rest (force_failed). */
   async shutdown(graceMs: number): Promise<void> {
     this.#accepting = false;
-    for (const timer of this.#timers) clearInterval(timer);
+    for (const timer of this.#timers) clearTimeout(timer);
     const pending = [...this.#live.values()].map((live) => live.done);
     if (pending.length > 0) {
       this.#o.logger.info({ in_flight: pending.length, grace_ms: graceMs }, 'waiting for in-flight executions before shutdown');
@@ -236,6 +272,17 @@ export class Engine {
         await Promise.all([...this.#live.values()].map((live) => live.done));
       }
     }
+  }
+
+  /** The per-key limit, for the store to check (undefined: none). */
+  #admission(): Admission | undefined {
+    const { maxInFlightPerKey } = this.#o;
+    return maxInFlightPerKey === undefined ? undefined : { maxLivePerCaller: maxInFlightPerKey };
+  }
+
+  #tooMany(callerKeyId: string | null): TooManyExecutionsError {
+    return new TooManyExecutionsError(`${callerKeyId === null ? 'the caller' : `API key "${callerKeyId}"`} already has ${this.#o.maxInFlightPerKey} executions pending or running `
+      + '(SWITCHYARD_MAX_IN_FLIGHT_PER_KEY); retry once one of them has ended', RETRY_AFTER_SECONDS);
   }
 
   /** Registers a run as live on this process and hands it to the interpreter; it leaves the registry when done. */

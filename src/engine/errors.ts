@@ -62,3 +62,15 @@ export class UnavailableError extends Error {
   /** Its error.type (telemetry/error-type.ts). */
   readonly code = 'unavailable';
 }
+/** The caller already has as many executions in flight (pending or running) as it may; it should retry later. */
+export class TooManyExecutionsError extends Error {
+  override name = 'TooManyExecutionsError';
+  /** Its error.type (telemetry/error-type.ts). */
+  readonly code = 'too_many_executions';
+  /** When to try again: a slot frees as soon as one of the caller's runs ends, which the engine cannot foresee. */
+  readonly retryAfterSeconds: number;
+  constructor(message: string, retryAfterSeconds: number) {
+    super(message);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}

@@ -26,6 +26,8 @@ export interface LiveExecution {
   done: Promise<void>;
   /** Secret values seen so far (tools' secret_inputs), redacted from everything stored about the run. */
   readonly secrets: Set<string>;
+  /** Bytes of JSON the store holds for the run so far (its input and task outputs), against the execution data limit. */
+  storedBytes: number;
 }
 
 export interface RunPlan {
@@ -47,6 +49,17 @@ export interface RunDependencies {
   readonly logger: Logger;
   /** This engine process: a run goes on only while the store says this process owns it. */
   readonly instanceId: string;
+  /**
+   * Most bytes of JSON one execution may store: its input, its task outputs and its output together
+   * (SWITCHYARD_EXECUTION_DATA_LIMIT_BYTES). A task output or an output that would pass it fails the run with
+   * code `data_limit` instead of being stored. Absent: no limit.
+   */
+  readonly executionDataLimitBytes?: number;
+}
+
+/** The bytes of JSON the store keeps for a value (what the limit counts; the store serializes the same way). */
+export function storedSize(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value) ?? 'null');
 }
 
 export interface InterpreterOptions extends RunDependencies {
@@ -85,6 +98,7 @@ export class Interpreter {
             if (live.kind === 'workflow') telemetry.add('workflowExecutionsStarted', 1, { trigger: live.trigger });
           }
           const result = await this.#execute(live, plan);
+          if (!result.paused) this.#withinDataLimit(live, result.output, 'its output');
           span.setAttribute('switchyard.execution.status', result.paused ? 'paused' : 'success');
           await finalizer.finalize(live, result.paused ? { status: 'paused', path: 'paused' } : { status: 'success', path: 'completed', output: result.output });
         } catch (error) {
@@ -111,6 +125,21 @@ export class Interpreter {
     if (task?.timeout_ms !== undefined) return task.timeout_ms;
     if (task?.tool) return definitions.tools.get(task.tool)?.timeoutMs;
     return task?.agent ? definitions.agents.get(task.agent)?.timeout_ms : undefined;
+  }
+
+  /**
+   * The size of a value the run is about to store; throws a `data_limit` failure when it would bring the run's
+   * stored data past the execution data limit (nothing of it is stored then).
+   */
+  #withinDataLimit(live: LiveExecution, value: unknown, what: string, taskId?: string): number {
+    const limit = this.#o.executionDataLimitBytes;
+    if (limit === undefined) return 0;
+    const size = storedSize(value);
+    if (live.storedBytes + size > limit) {
+      throw new ExecutionFailure(`${what} is ${size} bytes of JSON, which would bring the execution's stored data to ${live.storedBytes + size} bytes, `
+        + `over the limit of ${limit} (SWITCHYARD_EXECUTION_DATA_LIMIT_BYTES); it was not stored`, 'data_limit', taskId);
+    }
+    return size;
   }
 
   /** Stops the run when the store refused a write because the run is no longer this process's to run. */
@@ -189,7 +218,9 @@ export class Interpreter {
       } else {
         output = await runAgent(task.agent!, input, this.#agentContext(live, signal));
       }
-      this.#stillOwned(live, await store.markTaskCompleted(live.id, instanceId, task.id, sequence, true, redactValue(output, secretForms(live.secrets))));
+      const stored = redactValue(output, secretForms(live.secrets));
+      live.storedBytes += this.#withinDataLimit(live, stored, `the output of task "${task.id}"`, task.id);
+      this.#stillOwned(live, await store.markTaskCompleted(live.id, instanceId, task.id, sequence, true, stored));
       outcome = 'success';
       return output;
     } catch (error) {

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { redactCredentials, redactUrl, StoreUnavailableError } from './errors.ts';
 import { toRecord, type DecodedRow as Row } from './row.ts';
-import type { ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store, SweepEnding } from './store.ts';
+import type { TerminalStatus } from '../domain.ts';
+import type { Admission, ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store, SweepEnding } from './store.ts';
 
 export interface PostgresStoreOptions {
   /** postgres:// or postgresql:// URL (pg-connection-string: host, port, database, user, password, sslmode, ...). */
@@ -66,6 +67,14 @@ CREATE INDEX executions_status_created ON executions (status, created_at DESC, i
 CREATE INDEX executions_owner_live ON executions (owner_id) WHERE status IN ('pending', 'running');
 `,
   },
+  {
+    version: 2,
+    description: 'executions: indexes for the in-flight limit per caller and for retention',
+    sql: `
+CREATE INDEX executions_caller_live ON executions (caller_key_id) WHERE status IN ('pending', 'running');
+CREATE INDEX executions_ended ON executions (ended_at) WHERE status IN ('success', 'failed', 'timed_out', 'canceled');
+`,
+  },
 ];
 
 /** pg_advisory_xact_lock key of the migration ('SWYD'): one engine migrates at a time, the others wait, then find it done. */
@@ -74,15 +83,30 @@ const MIGRATION_LOCK = 1_398_233_412;
 const MIGRATION_TIMEOUT_MS = 120_000;
 
 const LIVE = `status IN ('pending', 'running')`;
+const ENDED = `status IN ('success', 'failed', 'timed_out', 'canceled')`;
+/** Namespace (the first key) of the per-caller advisory locks ('SWYC'); the second is a hash of the caller's key id. */
+const CALLER_LOCK = 1_398_233_411;
 const COLUMNS = `id, kind, target, status, trigger, error, created_at, started_at, ended_at, heartbeat_at, trace_id, traceparent,
   parent_execution_id, caller_key_id, owner_id, last_started_task, last_completed_task, last_completed_success, finalization_path,
   previous_status, completion_failure`;
 const WITHOUT_DATA = `${COLUMNS}, NULL::jsonb AS input, NULL::jsonb AS output, '{}'::jsonb AS task_outputs`;
 const AFTER = '(created_at < $1 OR (created_at = $1 AND id > $2))';
 
+const INSERT = `INSERT INTO executions (id, kind, target, status, trigger, input, created_at, heartbeat_at, trace_id, traceparent, parent_execution_id, caller_key_id, owner_id)
+    SELECT $1, $2, $3, 'pending', $4, $5::jsonb, $6, $6, $7, $8, $9, $10, $11`;
 const SQL = {
-  insert: `INSERT INTO executions (id, kind, target, status, trigger, input, created_at, heartbeat_at, trace_id, traceparent, parent_execution_id, caller_key_id, owner_id)
-    VALUES ($1, $2, $3, 'pending', $4, $5::jsonb, $6, $6, $7, $8, $9, $10, $11)`,
+  insert: INSERT,
+  // One caller at a time across every engine: the advisory lock is held until the transaction ends, so the
+  // count (a statement after the lock, hence a snapshot that sees every insert committed before it) and the
+  // insert are one step. NULL (the key-less mode) is one caller too.
+  lockCaller: `SELECT pg_advisory_xact_lock(${CALLER_LOCK}, hashtext(COALESCE($1::text, '')))`,
+  admittedInsert: `${INSERT}
+    WHERE (SELECT count(*) FROM executions WHERE caller_key_id IS NOT DISTINCT FROM $10 AND ${LIVE}) < $12`,
+  // Oldest first, locked SKIP LOCKED: engines deleting at once each take other rows, and each row is deleted
+  // (and counted) by one of them.
+  deleteEnded: `DELETE FROM executions WHERE id IN (
+      SELECT id FROM executions WHERE ${ENDED} AND ended_at < $1 ORDER BY ended_at LIMIT $2 FOR UPDATE SKIP LOCKED
+    ) RETURNING status`,
   get: 'SELECT * FROM executions WHERE id = $1',
   list: (withData: boolean, byStatus: boolean) => `SELECT ${withData ? '*' : WITHOUT_DATA} FROM executions
     WHERE ${byStatus ? 'status = $4 AND ' : ''}${AFTER} ORDER BY created_at DESC, id LIMIT $3`,
@@ -106,6 +130,10 @@ const SQL = {
     WHERE id = $1 AND status IN ('pending', 'running', 'paused')`,
   resume: `UPDATE executions SET status = 'running', owner_id = $2, heartbeat_at = $3, finalization_path = NULL, previous_status = NULL, ended_at = NULL
     WHERE id = $1 AND status = 'paused'`,
+  callerOf: 'SELECT caller_key_id FROM executions WHERE id = $1',
+  admittedResume: `UPDATE executions SET status = 'running', owner_id = $2, heartbeat_at = $3, finalization_path = NULL, previous_status = NULL, ended_at = NULL
+    WHERE id = $1 AND status = 'paused'
+      AND (SELECT count(*) FROM executions AS live WHERE live.caller_key_id IS NOT DISTINCT FROM executions.caller_key_id AND live.${LIVE}) < $4`,
   completionFailure: 'UPDATE executions SET completion_failure = $2 WHERE id = $1',
   replaceData: 'UPDATE executions SET input = $2, task_outputs = $3 WHERE id = $1',
   heartbeat: `UPDATE executions SET heartbeat_at = $2 WHERE owner_id = $1 AND ${LIVE} RETURNING id`,
@@ -183,8 +211,13 @@ export class PostgresStore implements Store {
     return this.#label;
   }
 
-  async createExecution(e: NewExecution): Promise<void> {
-    await this.#query(SQL.insert, [e.id, e.kind, e.target, e.trigger, jsonb(e.input), e.createdAt, e.traceId, e.traceparent, e.parentExecutionId, e.callerKeyId, e.ownerId]);
+  async createExecution(e: NewExecution, admission?: Admission): Promise<boolean> {
+    const values = [e.id, e.kind, e.target, e.trigger, jsonb(e.input), e.createdAt, e.traceId, e.traceparent, e.parentExecutionId, e.callerKeyId, e.ownerId];
+    if (!admission) return (await this.#query(SQL.insert, values)).rowCount === 1;
+    return this.#transaction(async (client) => {
+      await client.query(SQL.lockCaller, [e.callerKeyId]);
+      return (await client.query(SQL.admittedInsert, [...values, admission.maxLivePerCaller])).rowCount === 1;
+    });
   }
 
   async getExecution(id: string): Promise<ExecutionRecord | undefined> {
@@ -219,8 +252,14 @@ export class PostgresStore implements Store {
     return result.rowCount === 1;
   }
 
-  async resume(id: string, ownerId: string, at: number): Promise<boolean> {
-    return (await this.#query(SQL.resume, [id, ownerId, at])).rowCount === 1;
+  async resume(id: string, ownerId: string, at: number, admission?: Admission): Promise<boolean> {
+    if (!admission) return (await this.#query(SQL.resume, [id, ownerId, at])).rowCount === 1;
+    return this.#transaction(async (client) => {
+      const { rows } = await client.query<{ caller_key_id: string | null }>(SQL.callerOf, [id]);
+      if (rows.length === 0) return false;
+      await client.query(SQL.lockCaller, [rows[0]!.caller_key_id]);
+      return (await client.query(SQL.admittedResume, [id, ownerId, at, admission.maxLivePerCaller])).rowCount === 1;
+    });
   }
 
   async recordCompletionFailure(id: string, failure: string): Promise<void> {
@@ -241,6 +280,11 @@ export class PostgresStore implements Store {
     return rows.map(toRecord);
   }
 
+  async deleteEnded(endedBefore: number, limit: number): Promise<TerminalStatus[]> {
+    const { rows } = await this.#query<{ status: TerminalStatus }>(SQL.deleteEnded, [endedBefore, limit]);
+    return rows.map((row) => row.status);
+  }
+
   async close(): Promise<void> {
     if (!this.#pool.ended && !this.#pool.ending) await this.#pool.end();
   }
@@ -253,15 +297,36 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** Runs `work` in one transaction on one connection; its errors become StoreUnavailableErrors like every query's. */
+  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.#pool.connect();
+    } catch (error) {
+      throw this.#unavailable(error);
+    }
+    let broken: unknown;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      broken = error;
+      await client.query('ROLLBACK').catch(() => {});
+      throw this.#unavailable(error);
+    } finally {
+      // A connection whose transaction could not be ended cleanly is closed rather than reused.
+      client.release(broken instanceof Error ? broken : undefined);
+    }
+  }
+
   /**
    * Creates or brings the schema up to date, in one transaction under an advisory lock: engines starting
    * together on one database take turns, and the ones after the first find nothing left to do.
    */
   async #migrate(): Promise<void> {
-    const client = await this.#pool.connect();
-    let broken: unknown;
-    try {
-      await client.query('BEGIN');
+    await this.#transaction(async (client) => {
       await client.query(`SET LOCAL statement_timeout = ${MIGRATION_TIMEOUT_MS}`);
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -272,15 +337,7 @@ export class PostgresStore implements Store {
         await client.query(migration.sql);
         await client.query('INSERT INTO schema_migrations (version, description) VALUES ($1, $2)', [migration.version, migration.description]);
       }
-      await client.query('COMMIT');
-    } catch (error) {
-      broken = error;
-      await client.query('ROLLBACK').catch(() => {});
-      throw error;
-    } finally {
-      // A connection whose transaction could not be ended cleanly is closed rather than reused.
-      client.release(broken instanceof Error ? broken : undefined);
-    }
+    });
   }
 
   #unavailable(error: unknown): StoreUnavailableError {

@@ -1,8 +1,9 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { toRecord as toSharedRecord } from './row.ts';
-import type { ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store, SweepEnding } from './store.ts';
+import type { TerminalStatus } from '../domain.ts';
+import type { Admission, ExecutionQuery, ExecutionRecord, Finalization, NewExecution, Store, SweepEnding } from './store.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS executions (
@@ -38,6 +39,8 @@ CREATE INDEX IF NOT EXISTS executions_created ON executions (created_at);
 `;
 
 const LIVE = `status IN ('pending', 'running')`;
+const ENDED = `status IN ('success', 'failed', 'timed_out', 'canceled')`;
+const INSERT_COLUMNS = 'id, kind, target, status, trigger, input, created_at, heartbeat_at, trace_id, traceparent, parent_execution_id, caller_key_id, owner_id';
 
 interface Row {
   id: string; kind: string; target: string; status: string; trigger: string;
@@ -67,7 +70,7 @@ export class SqliteStore implements Store {
   #batch: Array<(failure?: unknown) => void> | undefined;
 
   constructor(path: string) {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') createPrivately(path);
     this.#db = new DatabaseSync(path);
     // busy_timeout first: two engines opening one new file at once wait for each other's switch to WAL.
     this.#db.exec('PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
@@ -77,8 +80,11 @@ export class SqliteStore implements Store {
     this.#statements = {
       begin: db.prepare('BEGIN IMMEDIATE'),
       commit: db.prepare('COMMIT'),
-      insert: db.prepare(`INSERT INTO executions (id, kind, target, status, trigger, input, created_at, heartbeat_at, trace_id, traceparent, parent_execution_id, caller_key_id, owner_id)
-        VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insert: db.prepare(`INSERT INTO executions (${INSERT_COLUMNS}) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      // Counted and inserted in one statement, inside the write transaction (BEGIN IMMEDIATE holds the file's
+      // write lock): no other process sharing the file can insert between the count and the insert.
+      admittedInsert: db.prepare(`INSERT INTO executions (${INSERT_COLUMNS}) SELECT ?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?
+        WHERE (SELECT count(*) FROM executions WHERE caller_key_id IS ? AND ${LIVE}) < ?`),
       get: db.prepare('SELECT * FROM executions WHERE id = ?'),
       // List pages: newest first; a page after a cursor starts below (created_at, id) in that order.
       ...listStatements(db, true),
@@ -102,18 +108,26 @@ export class SqliteStore implements Store {
         completion_failure = COALESCE(?, completion_failure) WHERE id = ? AND status IN ('pending', 'running', 'paused')`),
       resume: db.prepare(`UPDATE executions SET status = 'running', owner_id = ?, heartbeat_at = ?, finalization_path = NULL, previous_status = NULL, ended_at = NULL
         WHERE id = ? AND status = 'paused'`),
+      admittedResume: db.prepare(`UPDATE executions SET status = 'running', owner_id = ?, heartbeat_at = ?, finalization_path = NULL, previous_status = NULL, ended_at = NULL
+        WHERE id = ? AND status = 'paused'
+          AND (SELECT count(*) FROM executions AS live WHERE live.caller_key_id IS executions.caller_key_id AND live.${LIVE}) < ?`),
       completionFailure: db.prepare('UPDATE executions SET completion_failure = ? WHERE id = ?'),
       replaceData: db.prepare('UPDATE executions SET input = ?, task_outputs = ? WHERE id = ?'),
       heartbeat: db.prepare(`UPDATE executions SET heartbeat_at = ? WHERE owner_id = ? AND ${LIVE} RETURNING id`),
       sweep: db.prepare(`UPDATE executions SET previous_status = status, status = ?, finalization_path = ?, error = ?, ended_at = ?
         WHERE ${LIVE} AND heartbeat_at < ? RETURNING *`),
+      deleteEnded: db.prepare(`DELETE FROM executions WHERE id IN (
+          SELECT id FROM executions WHERE ${ENDED} AND ended_at < ? ORDER BY ended_at LIMIT ?
+        ) RETURNING status`),
     };
   }
 
-  async createExecution(e: NewExecution): Promise<void> {
-    await this.#write(() => {
-      this.#statements.insert!.run(e.id, e.kind, e.target, e.trigger, json(e.input), e.createdAt, e.createdAt, e.traceId, e.traceparent, e.parentExecutionId, e.callerKeyId, e.ownerId);
-    });
+  async createExecution(e: NewExecution, admission?: Admission): Promise<boolean> {
+    const values = [e.id, e.kind, e.target, e.trigger, json(e.input), e.createdAt, e.createdAt, e.traceId, e.traceparent, e.parentExecutionId, e.callerKeyId, e.ownerId];
+    const result = await this.#write(() => (admission
+      ? this.#statements.admittedInsert!.run(...values, e.callerKeyId, admission.maxLivePerCaller)
+      : this.#statements.insert!.run(...values)));
+    return result.changes === 1;
   }
 
   async getExecution(id: string): Promise<ExecutionRecord | undefined> {
@@ -150,8 +164,10 @@ export class SqliteStore implements Store {
     return result.changes === 1;
   }
 
-  async resume(id: string, ownerId: string, at: number): Promise<boolean> {
-    return (await this.#write(() => this.#statements.resume!.run(ownerId, at, id))).changes === 1;
+  async resume(id: string, ownerId: string, at: number, admission?: Admission): Promise<boolean> {
+    return (await this.#write(() => (admission
+      ? this.#statements.admittedResume!.run(ownerId, at, id, admission.maxLivePerCaller)
+      : this.#statements.resume!.run(ownerId, at, id)))).changes === 1;
   }
 
   async recordCompletionFailure(id: string, failure: string): Promise<void> {
@@ -172,6 +188,11 @@ export class SqliteStore implements Store {
       ending.status, ending.path, JSON.stringify(ending.error), ending.endedAt, staleBefore,
     ) as unknown as Row[]);
     return rows.map(toRecord);
+  }
+
+  async deleteEnded(endedBefore: number, limit: number): Promise<TerminalStatus[]> {
+    const rows = await this.#write(() => this.#statements.deleteEnded!.all(endedBefore, limit) as Array<{ status: TerminalStatus }>);
+    return rows.map((row) => row.status);
   }
 
   async close(): Promise<void> {
@@ -241,6 +262,23 @@ function migrate(db: DatabaseSync): void {
   if (!columns.has('traceparent')) db.exec('ALTER TABLE executions ADD COLUMN traceparent TEXT');
   if (!columns.has('caller_key_id')) db.exec('ALTER TABLE executions ADD COLUMN caller_key_id TEXT');
   if (!columns.has('previous_status')) db.exec('ALTER TABLE executions ADD COLUMN previous_status TEXT');
+  // After the columns they index: the live runs of a caller (its in-flight limit), the ended runs by age (retention).
+  db.exec(`CREATE INDEX IF NOT EXISTS executions_caller_live ON executions (caller_key_id) WHERE ${LIVE};
+    CREATE INDEX IF NOT EXISTS executions_ended ON executions (ended_at) WHERE ${ENDED};`);
+}
+
+/**
+ * Stored inputs are the callers' data: the database file is readable by its owner only (0600), and so are
+ * SQLite's -wal and -shm files, which SQLite creates with the database file's mode. A directory the engine
+ * creates for it is 0700; an existing one is left as it is (it may be shared, such as /tmp). A file an older
+ * engine created 0644 is narrowed to 0600.
+ */
+function createPrivately(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    if (existsSync(file)) chmodSync(file, 0o600);
+  }
 }
 
 function json(value: unknown): string | null {

@@ -42,6 +42,15 @@ export interface ExecutionRecord {
 
 export type NewExecution = Pick<ExecutionRecord, 'id' | 'kind' | 'target' | 'trigger' | 'input' | 'traceId' | 'traceparent' | 'parentExecutionId' | 'callerKeyId' | 'ownerId' | 'createdAt'>;
 
+/** What a new execution must fit within, checked by the store atomically with the insert. */
+export interface Admission {
+  /**
+   * Most pending or running executions one caller (`callerKeyId`; null, the key-less mode, counts as one caller)
+   * may have, the new one included, across every engine sharing the store.
+   */
+  readonly maxLivePerCaller: number;
+}
+
 export interface Finalization {
   readonly status: TerminalStatus | 'paused';
   readonly path: FinalizationPath;
@@ -81,7 +90,12 @@ export interface ExecutionQuery {
  * whether it did: that is what makes one finalizer win, across processes sharing the database.
  */
 export interface Store {
-  createExecution(execution: NewExecution): Promise<void>;
+  /**
+   * Records a new pending execution. With an admission, only if its caller has fewer than
+   * `admission.maxLivePerCaller` pending or running executions, counted and inserted as one step that no other
+   * engine sharing the store can interleave with; false when refused (nothing written), true when recorded.
+   */
+  createExecution(execution: NewExecution, admission?: Admission): Promise<boolean>;
   getExecution(id: string): Promise<ExecutionRecord | undefined>;
   listExecutions(query: ExecutionQuery): Promise<ExecutionRecord[]>;
   /** pending -> running, only while the run is pending and owned by `ownerId`; false otherwise (canceled or swept: stop). */
@@ -94,8 +108,12 @@ export interface Store {
   markTaskCompleted(id: string, ownerId: string, taskId: string, sequence: number, success: boolean, output: unknown): Promise<boolean>;
   /** Finalizes a run that is pending, running or paused (keeping the status it had as previous_status); false when it was already terminal. */
   finalize(id: string, finalization: Finalization): Promise<boolean>;
-  /** Sets a paused run running again under a new owner; false when it was not paused. */
-  resume(id: string, ownerId: string, at: number): Promise<boolean>;
+  /**
+   * Sets a paused run running again under a new owner; false when it was not paused or, with an admission,
+   * when the run's caller (its callerKeyId) already has `maxLivePerCaller` live runs (counted atomically with
+   * the update, as in createExecution).
+   */
+  resume(id: string, ownerId: string, at: number, admission?: Admission): Promise<boolean>;
   /** Records that completing the run went wrong, without touching its status. */
   recordCompletionFailure(id: string, failure: string): Promise<void>;
   /**
@@ -111,5 +129,11 @@ export interface Store {
    * processes: each run is returned to exactly one caller.
    */
   sweepStale(staleBefore: number, ending: SweepEnding): Promise<ExecutionRecord[]>;
+  /**
+   * Deletes up to `limit` executions that ended (success, failed, timed_out, canceled) before `endedBefore`,
+   * oldest first, and returns the statuses of the deleted ones. Safe to call concurrently from several
+   * processes: each execution is deleted, and returned, once. Paused executions are kept (they have not ended).
+   */
+  deleteEnded(endedBefore: number, limit: number): Promise<TerminalStatus[]>;
   close(): Promise<void>;
 }

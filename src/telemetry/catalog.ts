@@ -168,6 +168,11 @@ export const METRICS = {
     description: 'Wall time of one tool call, from spawn to parsed response, by tool and outcome.',
     labels: { tool_id: ID_LABEL, outcome: TOOL_OUTCOMES }, buckets: SECONDS_TOOL, cardinalityLimit: LARGE,
   }),
+  toolSlotWait: metric({
+    name: 'runtime_tool_slot_wait_seconds', otelName: 'runtime.tool.slot.wait', kind: 'histogram', unit: 's',
+    description: 'Time a tool call waited for one of the engine\'s tool process slots (SWITCHYARD_MAX_TOOL_PROCESSES) before its process started, by tool; about 0 while the engine is below its bound.',
+    labels: { tool_id: ID_LABEL }, buckets: SECONDS_TOOL, cardinalityLimit: SMALL,
+  }),
   toolTimeout: metric({
     name: 'runtime_tool_timeout_seconds', otelName: 'runtime.tool.timeout', kind: 'gauge', unit: 's',
     description: 'The configured timeout of each tool: what SlowToolExecution compares its latency with.',
@@ -290,6 +295,11 @@ export const METRICS = {
     name: 'execution_queue_wait_seconds', otelName: 'execution.queue.wait', kind: 'histogram', unit: 's',
     description: 'Time from an execution being accepted to its first step starting.',
     labels: { kind: EXECUTION_KINDS }, buckets: SECONDS_LONG, cardinalityLimit: SMALL,
+  }),
+  executionsDeleted: metric({
+    name: 'executions_retention_deleted_total', otelName: 'executions.retention.deleted', kind: 'counter', unit: '{execution}',
+    description: 'Ended executions deleted from the store once older than the retention period (SWITCHYARD_RETENTION_DAYS), by the status they ended with.',
+    labels: { status: TERMINAL_STATUSES }, cardinalityLimit: SMALL,
   }),
   executionsInFlight: metric({
     name: 'executions_in_flight', otelName: 'executions.in_flight', kind: 'gauge', unit: '{execution}',

@@ -4,7 +4,7 @@
 // its records, and never a process whose pid matches a record but whose start time does not. Real engine
 // processes, real Bun tools, real signals; every wait is bounded, nothing is timed.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
@@ -187,6 +187,9 @@ describe('records of a live runtime', () => {
       started.add(pid);
       expect(read(toolFile)).toMatchObject({ pid, pgid: pid, start_time: startTimeOf(pid), tool_id: 'echo' });
       expect(read(String(helper))).toMatchObject({ pid: helper, pgid: helper, start_time: startTimeOf(helper), tool_id: 'spawn-helper' });
+      // The engine's user's only: directories 0700, records 0600.
+      const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8);
+      expect([modeOf(runtimeDir), modeOf(join(runtimeDir, ownDir!)), ...records.map((file) => modeOf(join(runtimeDir, ownDir!, file)))]).toEqual(['700', '700', '600', '600']);
 
       // Another runtime (another engine sharing the directory) starts: this process lives, so nothing is reaped.
       other = new ToolRuntime({ telemetry: t.telemetry, baseEnv: { PATH: process.env.PATH }, runtimeDir });

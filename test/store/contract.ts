@@ -512,6 +512,109 @@ export function storeContract(name: string, options: ContractOptions): void {
       });
     });
 
+    describe('admission: executions in flight per caller', () => {
+      const limit = { maxLivePerCaller: 2 };
+      it('records a new execution only while its caller has fewer live ones than the limit; ended and paused ones do not count', async () => {
+        const { store } = await fresh();
+        const ops = (id: string) => execution(id, { callerKeyId: 'ops' });
+        expect(await store.createExecution(ops('ops-1'), limit)).toBe(true);
+        await running(store, 'ops-2', { callerKeyId: 'ops' });
+        expect(await store.createExecution(ops('ops-3'), limit)).toBe(false);
+        expect(await store.getExecution('ops-3'), 'a refused execution leaves nothing behind').toBeUndefined();
+        // Other callers, and the key-less caller (null, one caller of its own), have their own count.
+        expect(await store.createExecution(execution('dev-1', { callerKeyId: 'dev' }), limit)).toBe(true);
+        expect(await store.createExecution(execution('anon-1'), limit)).toBe(true);
+        expect(await store.createExecution(execution('anon-2'), limit)).toBe(true);
+        expect(await store.createExecution(execution('anon-3'), limit)).toBe(false);
+        // Without an admission nothing is counted (a resumed or internal start).
+        expect(await store.createExecution(ops('ops-unlimited'))).toBe(true);
+        await store.finalize('ops-unlimited', { status: 'paused', path: 'paused', endedAt: 3_000 });
+        expect(await store.createExecution(ops('ops-4'), limit)).toBe(false);
+        await store.finalize('ops-1', { status: 'canceled', path: 'canceled', endedAt: 3_000 });
+        expect(await store.createExecution(ops('ops-4'), limit), 'an ended run frees its slot').toBe(true);
+        await store.finalize('ops-2', { status: 'paused', path: 'paused', endedAt: 3_000 });
+        expect(await store.createExecution(ops('ops-5'), limit), 'a paused run frees its slot').toBe(true);
+        expect(await store.createExecution(ops('ops-6'), limit)).toBe(false);
+      });
+
+      it('a resume counts like a start: a paused run of a caller at its limit stays paused until one of its runs ends', async () => {
+        const { store } = await fresh();
+        for (const id of ['paused-1', 'paused-2']) {
+          await running(store, id, { callerKeyId: 'ops' });
+          await store.finalize(id, { status: 'paused', path: 'paused', endedAt: 3_000 });
+        }
+        await running(store, 'busy-1', { callerKeyId: 'ops' });
+        expect(await store.resume('paused-1', 'engine-b', 4_000, limit)).toBe(true);
+        expect(await store.resume('paused-2', 'engine-b', 4_000, limit)).toBe(false);
+        expect(await store.getExecution('paused-2')).toMatchObject({ status: 'paused', ownerId: 'engine-a' });
+        await store.finalize('busy-1', { status: 'success', path: 'completed', endedAt: 5_000 });
+        expect(await store.resume('paused-2', 'engine-b', 6_000, limit)).toBe(true);
+        expect(await store.getExecution('paused-2')).toMatchObject({ status: 'running', ownerId: 'engine-b' });
+        expect(await store.resume('nobody', 'engine-b', 6_000, limit)).toBe(false);
+      });
+
+      it('starts racing on two stores (two processes) admit exactly the limit', async () => {
+        const { store, peer } = await fresh();
+        const other = await peer();
+        for (let round = 0; round < 3; round++) {
+          const caller = `racer-${round}`;
+          const results = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? other : store)
+            .createExecution(execution(`${caller}-${i}`, { callerKeyId: caller }), { maxLivePerCaller: 5 })));
+          expect(results.filter(Boolean).length).toBe(5);
+          const live = (await store.listExecutions({ status: 'pending', limit: 100 })).filter((r) => r.callerKeyId === caller);
+          expect(live.length).toBe(5);
+        }
+      });
+    });
+
+    describe('retention', () => {
+      it('deletes executions that ended before the cutoff, oldest first, in batches; live, paused and recent ones stay', async () => {
+        const { store } = await fresh();
+        const endings = [['old-success', 'success', 100], ['old-failed', 'failed', 200], ['old-timed-out', 'timed_out', 300], ['old-canceled', 'canceled', 400],
+          ['recent', 'success', 5_000]] as const;
+        for (const [id, status, endedAt] of endings) {
+          await running(store, id);
+          await store.markTaskCompleted(id, 'engine-a', 'task', 0, true, { big: 'x'.repeat(1000) });
+          await store.finalize(id, { status, path: status === 'canceled' ? 'canceled' : 'completed', endedAt, ...(status === 'success' ? { output: 1 } : { error: { message: 'm', code: 'c' } }) });
+        }
+        await running(store, 'live', { createdAt: 1 });
+        await store.createExecution(execution('pending', { createdAt: 1 }));
+        await running(store, 'paused', { createdAt: 1 });
+        await store.finalize('paused', { status: 'paused', path: 'paused', endedAt: 50 });
+
+        // The oldest three (the order of the returned statuses is the store's own).
+        expect((await store.deleteEnded(1_000, 3)).sort()).toEqual(['failed', 'success', 'timed_out']);
+        expect(await store.getExecution('old-success')).toBeUndefined();
+        expect(await store.getExecution('old-canceled')).toBeDefined();
+        expect(await store.deleteEnded(1_000, 3)).toEqual(['canceled']);
+        expect(await store.deleteEnded(1_000, 3)).toEqual([]);
+        const left = (await store.listExecutions({ limit: 100 })).map((r) => r.id).sort();
+        expect(left).toEqual(['live', 'paused', 'pending', 'recent']);
+        expect(await store.deleteEnded(Number.MAX_SAFE_INTEGER, 100)).toEqual(['success']);
+        expect((await store.listExecutions({ limit: 100 })).map((r) => r.id).sort()).toEqual(['live', 'paused', 'pending']);
+      });
+
+      it('deleters racing on two stores (two processes) delete, and return, each execution once', async () => {
+        const { store, peer } = await fresh();
+        const other = await peer();
+        for (let i = 0; i < 60; i++) {
+          await store.createExecution(execution(`done-${i}`));
+          await store.finalize(`done-${i}`, { status: i % 2 ? 'success' : 'failed', path: 'completed', endedAt: 100 + i });
+        }
+        const deleted: string[] = [];
+        await Promise.all([store, other, store, other].map(async (s) => {
+          for (;;) {
+            const batch = await s.deleteEnded(1_000, 7);
+            if (batch.length === 0) return;
+            deleted.push(...batch);
+          }
+        }));
+        expect(deleted.length).toBe(60);
+        expect(deleted.filter((status) => status === 'success').length).toBe(30);
+        expect(await store.listExecutions({ limit: 100 })).toEqual([]);
+      });
+    });
+
     describe('schema', () => {
       it('opening a database again keeps its executions and changes nothing (the migration is idempotent)', async () => {
         const target = await options.fresh();

@@ -72,6 +72,7 @@ if (policy !== 'run') {
       await Promise.all(stores.map((s) => s.close()));
       expect(await cluster.sql('SELECT version, description FROM schema_migrations ORDER BY version', [], name)).toEqual([
         { version: 1, description: expect.stringContaining('executions') },
+        { version: 2, description: expect.stringContaining('retention') },
       ]);
       const columns = await cluster.sql<{ column_name: string; data_type: string }>(
         `SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'executions' ORDER BY ordinal_position`, [], name);

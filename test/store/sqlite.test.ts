@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
@@ -21,6 +21,43 @@ CREATE TABLE executions (
 );`;
 
 describe('SqliteStore', () => {
+  const modeOf = (path: string) => (statSync(path).mode & 0o777).toString(8);
+
+  it('creates its file, -wal and -shm readable by their owner only (0600), in a directory of its own making 0700, whatever the umask', async () => {
+    const previous = process.umask(0o022);
+    try {
+      const path = join(dir, 'private', 'nested', 'switchyard.db');
+      const store = new SqliteStore(path);
+      await store.createExecution({
+        id: 'run-1', kind: 'workflow', target: 'w', trigger: 'api', input: { secret: 'customer data' }, traceId: null, traceparent: null,
+        parentExecutionId: null, callerKeyId: null, ownerId: 'engine', createdAt: 1,
+      });
+      expect(existsSync(`${path}-wal`) && existsSync(`${path}-shm`)).toBe(true);
+      expect([modeOf(path), modeOf(`${path}-wal`), modeOf(`${path}-shm`)]).toEqual(['600', '600', '600']);
+      expect([modeOf(join(dir, 'private')), modeOf(join(dir, 'private', 'nested'))]).toEqual(['700', '700']);
+      await store.close();
+    } finally {
+      process.umask(previous);
+    }
+  });
+
+  it('narrows the database, -wal and -shm files an older engine created 0644 to 0600 when it opens them', async () => {
+    const previous = process.umask(0o022);
+    const path = join(dir, 'loose.db');
+    // An older engine, still running: its file and its WAL files are 0644.
+    const older = new DatabaseSync(path);
+    older.exec('PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);');
+    try {
+      expect([modeOf(path), modeOf(`${path}-wal`), modeOf(`${path}-shm`)]).toEqual(['644', '644', '644']);
+      const store = new SqliteStore(path);
+      expect([modeOf(path), modeOf(`${path}-wal`), modeOf(`${path}-shm`)]).toEqual(['600', '600', '600']);
+      await store.close();
+    } finally {
+      older.close();
+      process.umask(previous);
+    }
+  });
+
   it('upgrades a database of the first release in place: old rows stay readable, new rows keep their traceparent and caller key id', async () => {
     const path = join(dir, 'old.db');
     const old = new DatabaseSync(path);

@@ -42,7 +42,9 @@ export interface TestEngineOptions {
   readonly store?: Store;
   /** Replaces the in-memory telemetry's recorder (e.g. one whose meter throws). */
   readonly telemetry?: Telemetry;
-  readonly engine?: Partial<Pick<EngineOptions, 'instanceId' | 'heartbeatMs' | 'staleAfterMs' | 'sweepIntervalMs' | 'waitFallbackFirstMs'>>;
+  readonly engine?: Partial<Pick<EngineOptions, 'instanceId' | 'heartbeatMs' | 'staleAfterMs' | 'sweepIntervalMs' | 'waitFallbackFirstMs' | 'maxInFlightPerKey' | 'retention' | 'executionDataLimitBytes'>>;
+  /** The bound on tool processes at once (default: the runtime's). */
+  readonly maxToolProcesses?: number;
   readonly syncTimeoutMs?: number;
   readonly providers?: ReadonlyMap<string, ModelProvider>;
   /** Default: TEST_KEYS; [] runs without authentication, as on a loopback address with no keys configured. */
@@ -86,7 +88,7 @@ export async function startTestEngine(options: TestEngineOptions = {}): Promise<
   const { engine, runtime, server } = assembleSwitchyard({
     telemetry, logger, store, definitions, prices: options.prices ?? loadPrices(options.projectDir ?? 'examples'),
     engine: { instanceId: 'test-engine', heartbeatMs: 1_000, staleAfterMs: 10_000, sweepIntervalMs: 60_000, ...options.engine },
-    tools: { killGraceMs: 300, toolFaults: options.toolFaults ?? true },
+    tools: { killGraceMs: 300, toolFaults: options.toolFaults ?? true, ...(options.maxToolProcesses === undefined ? {} : { maxProcesses: options.maxToolProcesses }) },
     ...(options.providers ? { providers: options.providers } : {}),
     api: {
       apiKeys, bodyLimit: options.bodyLimit ?? '100kb', syncTimeoutMs: options.syncTimeoutMs ?? 20_000, syncTimeoutMaxMs: 300_000,

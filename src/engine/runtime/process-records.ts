@@ -88,11 +88,12 @@ export class ProcessRecords {
       logger?.warn({ dir: root }, 'tool process records are off: this system has no /proc start times; a tool the guard cannot stop outlives a killed engine');
       return undefined;
     }
-    mkdirSync(root, { recursive: true });
+    // Records name the engine's processes: its user's only (0700 directories, 0600 files), like the store's files.
+    mkdirSync(root, { recursive: true, mode: 0o700 });
     reapLeftovers(root, bootId, logger);
     // The random part keeps two runtimes of one process apart.
     const dir = join(root, `${process.pid}-${ownStart}-${randomBytes(4).toString('hex')}`);
-    mkdirSync(dir);
+    mkdirSync(dir, { mode: 0o700 });
     return new ProcessRecords(dir, bootId);
   }
 
@@ -104,7 +105,7 @@ export class ProcessRecords {
     const startTime = processStartTime(pid);
     if (startTime === undefined) return undefined;
     const record: ToolProcessRecord = { pid, pgid: pid, start_time: startTime, boot_id: this.#bootId, tool_id: toolId };
-    writeFileSync(join(this.#dir, String(pid)), JSON.stringify(record));
+    writeFileSync(join(this.#dir, String(pid)), JSON.stringify(record), { mode: 0o600 });
     return startTime;
   }
 
@@ -115,7 +116,7 @@ export class ProcessRecords {
   addInBackground(pid: number, toolId: string, startTime: string, onError: (error: Error) => void): void {
     const record: ToolProcessRecord = { pid, pgid: pid, start_time: startTime, boot_id: this.#bootId, tool_id: toolId };
     const written = this.#track(new Promise<void>((resolve) => {
-      writeFile(join(this.#dir, String(pid)), JSON.stringify(record), (error) => {
+      writeFile(join(this.#dir, String(pid)), JSON.stringify(record), { mode: 0o600 }, (error) => {
         if (error) onError(error);
         resolve();
       });

@@ -51,6 +51,7 @@ import { classifyToolRun, fail, ToolError, type ToolOutcomeValue } from './outco
 import type { RuntimeLogger } from './process-records.ts';
 import { HelperToolProcesses } from './helper-processes.ts';
 import { LocalToolProcesses, type LocalToolProcessesOptions, type ProcessRun, type ToolProcesses } from './processes.ts';
+import { ToolSlots } from './tool-slots.ts';
 
 export { envAllowlistProblem, resolveBunPath } from './environment.ts';
 export { classifyToolRun, ToolError, type ToolErrorOrigin, type ToolRunFacts } from './outcome.ts';
@@ -136,6 +137,11 @@ export interface ToolRuntimeOptions {
   processes?: ToolProcessesKind;
   /** How long past a call's timeout and grace periods the engine waits for the spawn helper before it kills it; default 5000 ms. */
   helperWatchdogMs?: number;
+  /**
+   * Most tool processes this runtime runs at once (SWITCHYARD_MAX_TOOL_PROCESSES); calls beyond wait for a slot in
+   * arrival order, and the wait is measured (runtime_tool_slot_wait_seconds). Default 16.
+   */
+  maxProcesses?: number;
 }
 
 export const TOOL_PROCESSES_KINDS = ['helper', 'local'] as const;
@@ -144,6 +150,7 @@ export type ToolProcessesKind = (typeof TOOL_PROCESSES_KINDS)[number];
 export const DEFAULT_OUTPUT_LIMIT_BYTES = 10_000_000;
 export const DEFAULT_STDERR_LIMIT_BYTES = 64 * 1024;
 export const DEFAULT_KILL_GRACE_MS = 2000;
+export const DEFAULT_MAX_TOOL_PROCESSES = 16;
 /** Longest error code put on a span: a tool's own code is its to choose. */
 const MAX_ERROR_CODE_LENGTH = 128;
 
@@ -161,6 +168,7 @@ export class ToolRuntime {
   readonly #logger: RuntimeLogger | undefined;
   readonly #toolFaults: boolean;
   readonly #processes: ToolProcesses;
+  readonly #slots: ToolSlots;
   readonly #prepared = new WeakMap<ToolDefinition, PreparedTool>();
   #bunVersion: string | undefined;
   #closed = false;
@@ -172,6 +180,7 @@ export class ToolRuntime {
     this.#baseEnv = options.baseEnv ?? process.env;
     this.#logger = options.logger;
     this.#toolFaults = options.toolFaults ?? false;
+    this.#slots = new ToolSlots(options.maxProcesses ?? DEFAULT_MAX_TOOL_PROCESSES);
     const processes: LocalToolProcessesOptions = {
       bunPath: this.#bunPath, outputLimit: this.#outputLimit, stderrLimit: options.stderrLimitBytes ?? DEFAULT_STDERR_LIMIT_BYTES,
       killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS, closeGraceMs: options.closeGraceMs ?? 1000,
@@ -210,13 +219,39 @@ export class ToolRuntime {
     return this.#processes.live;
   }
 
-  /** Refuses new calls, kills every live tool process group, and resolves once all are gone. */
+  /** Calls waiting for a tool process slot, and slots in use. */
+  slotUsage(): { waiting: number; busy: number; capacity: number } {
+    return { waiting: this.#slots.waiting, busy: this.#slots.busy, capacity: this.#slots.capacity };
+  }
+
+  /** Refuses new calls (and turns away those waiting for a slot), kills every live tool process group, and resolves once all are gone. */
   async shutdown(): Promise<void> {
     this.#closed = true;
+    this.#slots.close();
     await this.#processes.shutdown();
   }
 
+  /**
+   * Runs one tool call once a process slot is free. The wait comes before the call's span and its duration
+   * metric, which measure the tool; runtime_tool_slot_wait_seconds measures the wait. A call canceled while it
+   * waits leaves the queue and does nothing more: no process, no span, no tool metric.
+   */
   async execute(call: ToolCall): Promise<ToolResult> {
+    const waitStarted = performance.now();
+    if (!(await this.#slots.acquire(call.signal))) {
+      return refused(this.#closed
+        ? new ToolError('canceled', 'tool runtime is shut down', { code: 'SHUTDOWN' })
+        : new ToolError('canceled', 'tool call canceled while it waited for a tool process slot', { code: 'CANCELED' }), waitStarted);
+    }
+    try {
+      this.#telemetry.record('toolSlotWait', (performance.now() - waitStarted) / 1000, { tool_id: call.tool.id });
+      return await this.#executeInSpan(call);
+    } finally {
+      this.#slots.release();
+    }
+  }
+
+  async #executeInSpan(call: ToolCall): Promise<ToolResult> {
     const tool = call.tool;
     const timeoutMs = call.timeoutMs ?? tool.timeoutMs;
     const attributes: Attributes = {
