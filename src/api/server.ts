@@ -3,7 +3,7 @@
  * connection for a bounded time, and requests Node refuses before express sees them (a malformed request
  * line, oversized headers, a request that took too long) answered with problem+json like every other error.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type express from 'express';
 
@@ -24,9 +24,27 @@ export function createHttpServer(app: express.Express, limits: ServerLimits = DE
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     // Node checks request and header timeouts on this period; the default (30 s) would stretch a 10 s bound.
     connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs),
-  }, app);
+  }, (req, res) => app(req as express.Request, res as express.Response, (error?: unknown) => answerUnrouted(req, res, error)));
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => answerClientError(error, socket));
   return server;
+}
+
+/**
+ * What express's router leaves to its final handler (an HTML page) instead of the app's own 404: a request
+ * target it cannot parse as a path, such as the absolute form with a broken host (`GET http://[::1/api`).
+ * The app's own not-found and error handlers answer everything the router can route.
+ */
+function answerUnrouted(req: IncomingMessage, res: ServerResponse, error: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  // An error reaches here only if the app's own error handler failed.
+  const body = JSON.stringify(error === undefined ? {
+    type: 'urn:switchyard:problem:not-found', title: 'Not found', status: 404,
+    detail: `no route for ${req.method} ${JSON.stringify(req.url)}: the request target is not a path this API serves (send it in origin form, e.g. /api/v1/executions)`,
+  } : { type: 'urn:switchyard:problem:internal', title: 'Internal error', status: 500, detail: 'the engine failed to handle this request' });
+  res.writeHead(error === undefined ? 404 : 500, { 'content-type': 'application/problem+json; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
 }
 
 /** Node's default answers these in text/plain (or not at all); the API promises problem+json. */

@@ -90,6 +90,18 @@ describe('bounded work per request', () => {
     expect(result.closedBy).toBe('server');
   });
 
+  it.each([
+    ['an absolute-form target with a broken host (express\'s router cannot parse it)', 'GET http://[::1/api/v1/executions HTTP/1.1'],
+    ['an absolute-form target with no path', 'GET http://x HTTP/1.1'],
+    ['an unknown route', 'GET /api/v1/nothing-here HTTP/1.1'],
+    ['an unknown route outside /api', 'DELETE /index.html HTTP/1.1'],
+  ])('%s gets 404 problem+json, never an HTML page', async (_name, line) => {
+    const result = await rawExchange(`${line}\r\nhost: x\r\nauthorization: Bearer ${TEST_API_KEY}\r\nconnection: close\r\n\r\n`);
+    expect(statusOf(result.text)).toBe(404);
+    expect(result.text).toMatch(/\r\ncontent-type: application\/problem\+json/i);
+    expect(problemOf(result.text)).toMatchObject({ type: 'urn:switchyard:problem:not-found', detail: expect.stringMatching(/no route/) });
+  });
+
   it('a body that trickles in past the request timeout is cut off', async () => {
     const head = `POST /api/v1/workflows/quick_answer/executions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TEST_API_KEY}\r\n`
       + 'content-type: application/json\r\ncontent-length: 100\r\n\r\n';
