@@ -69,7 +69,9 @@ try {
   prices = loadPrices(config.projectDir);
 } catch (error) {
   if (error instanceof DefinitionError) {
-    logger.fatal({ problems: error.problems }, error.message);
+    // One line per problem (each names its file and line), then the one fatal line.
+    for (const problem of error.problems) logger.error(problem);
+    logger.fatal({ problems: error.problems }, `invalid project definitions: ${error.problems.length} ${error.problems.length === 1 ? 'problem' : 'problems'} (above); fix them and start again`);
     await exitAfterLogs(2);
   }
   throw error;

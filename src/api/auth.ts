@@ -39,8 +39,10 @@ export function parseApiKeys(text: string, source: string, separators: RegExp = 
     if (entry === '' || entry.startsWith('#')) return;
     const where = `${source}, entry ${index + 1}`;
     const [id, key, ...options] = entry.split(/\s+/);
-    if (!id || !ID.test(id)) throw new Error(`${where}: the key id must match [a-zA-Z0-9_.-]{1,64}`);
-    if (!key || key.length < MIN_KEY_LENGTH) throw new Error(`${where} (id "${id}"): the key must be at least ${MIN_KEY_LENGTH} characters`);
+    // One word alone is most likely a key without its id: never echo it (it may be the secret).
+    if (key === undefined) throw new Error(`${where}: an entry is "<id> <key>" (e.g. "ops 3f9c0b7d6e2a4c18b5e07a9d1c6f2e84"), and this one is a single word; put an id before the key`);
+    if (!id || !ID.test(id)) throw new Error(`${where}: the key id must match [a-zA-Z0-9_.-]{1,64} (an entry is "<id> <key>")`);
+    if (key.length < MIN_KEY_LENGTH) throw new Error(`${where} (id "${id}"): the key must be at least ${MIN_KEY_LENGTH} characters`);
     let trigger: ApiKey['trigger'];
     for (const option of options) {
       if (option === 'trigger=loadgen') trigger = 'loadgen';

@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
+import { didYouMean } from './did-you-mean.ts';
 import { compileJsonSchema, type InputCheck } from './json-schema.ts';
 import { envAllowlistProblem, type ToolDefinition } from './runtime/tool-runtime.ts';
 import { placeholdersOf } from './templates.ts';
@@ -118,25 +119,122 @@ export interface Definitions {
   readonly workflows: ReadonlyMap<string, WorkflowDefinition>;
 }
 
-/**
- * Reads one YAML file of the project. `shown` is its path as problems name it (relative to the working
- * directory); a file that is not YAML gives a problem line with the line number instead of a value.
- */
-export function readProjectYaml(file: string): { shown: string; raw?: unknown; problem?: string } {
+/** Where a problem is inside a file: the keys and list indexes from the top (numbers as strings too). */
+export type FieldPath = readonly (string | number)[];
+
+/** One YAML file of the project, read: its value, or the problems that kept it from being one. */
+export interface ProjectYaml {
+  /** The path as problems name it (relative to the working directory). */
+  readonly shown: string;
+  readonly raw?: unknown;
+  /** Syntax problems, one line each, with line numbers; the file has no value when there are any. */
+  readonly problems: string[];
+  /** A problem line for a field of this file: `file:line: field: message`, with list items counted from 1. */
+  at(path: FieldPath | string, message: string): string;
+}
+
+/** Reads one YAML file of the project, keeping where each node is so that problems can name their line. */
+export function readProjectYaml(file: string): ProjectYaml {
   const shown = relative(process.cwd(), file) || file;
-  try {
-    return { shown, raw: parseYaml(readFileSync(file, 'utf8')) };
-  } catch (error) {
-    const where = error instanceof YAMLParseError && error.linePos ? ` (line ${error.linePos[0].line})` : '';
-    return { shown, problem: `${shown}${where}: not valid YAML: ${(error as Error).message.split('\n')[0]}` };
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(readFileSync(file, 'utf8'), { lineCounter, prettyErrors: false });
+  const problems = doc.errors.map((error) => {
+    const at = lineCounter.linePos(error.pos[0]);
+    return `${shown}:${at.line}: not valid YAML (column ${at.col}): ${error.message.replace(/ at line \d+, column \d+:?[\s\S]*$/, '')}`;
+  });
+  const raw = problems.length === 0 ? doc.toJS() : undefined;
+  return {
+    shown, raw, problems,
+    at(path, message) {
+      const parts = typeof path === 'string' ? (path === '' ? [] : path.split('.')) : path;
+      const line = lineOf(doc, lineCounter, parts);
+      return `${shown}${line === undefined ? '' : `:${line}`}: ${describeField(parts, raw)}: ${message}`;
+    },
+  };
+}
+
+/** The line of the deepest node on `path` that exists (the key's line when the key is the last one found). */
+function lineOf(doc: Document, lineCounter: LineCounter, path: FieldPath): number | undefined {
+  let node: unknown = doc.contents;
+  let start = (doc.contents as { range?: [number] } | null)?.range?.[0];
+  for (const part of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(part));
+      if (!pair) break;
+      start = (pair.key as { range?: [number] }).range?.[0] ?? start;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      node = node.items[Number(part)];
+      const range = (node as { range?: [number] } | undefined)?.range;
+      if (!range) break;
+      start = range[0];
+    } else break;
   }
+  return start === undefined ? undefined : lineCounter.linePos(start).line;
+}
+
+/**
+ * A field path as a person counts: `tasks.3.tool` is `task 4 "notify", tool` (the task's id when it has
+ * one), other list items `env item 2`; the top of the file is `(top level)`.
+ */
+export function describeField(path: FieldPath, raw: unknown): string {
+  const groups: string[] = [];
+  let keys: string[] = [];
+  let value = raw;
+  path.forEach((part, i) => {
+    const index = typeof part === 'number' ? part : /^\d+$/.test(part) && Array.isArray(value) ? Number(part) : undefined;
+    value = value !== null && typeof value === 'object' ? (value as Record<string, unknown>)[String(part)] : undefined;
+    if (index === undefined || i === 0) {
+      keys.push(String(part));
+      return;
+    }
+    const list = keys.pop()!;
+    if (keys.length > 0) groups.push(keys.join('.'));
+    keys = [];
+    const id = (value as { id?: unknown } | undefined)?.id;
+    groups.push(list === 'tasks' ? `task ${index + 1}${typeof id === 'string' ? ` "${id}"` : ''}` : `${list} item ${index + 1}`);
+  });
+  if (keys.length > 0) groups.push(keys.join('.'));
+  return groups.length === 0 ? '(top level)' : groups.join(', ');
+}
+
+/** The field names a zod object schema accepts at `path` (through lists, defaults and optionals). */
+function fieldsAt(schema: z.ZodType, path: FieldPath): string[] {
+  let current: unknown = schema;
+  const unwrap = () => {
+    for (;;) {
+      const def = (current as { _zod?: { def?: { type: string; innerType?: unknown } } })._zod?.def;
+      if (def && ['optional', 'default', 'nullable', 'prefault', 'readonly'].includes(def.type)) current = def.innerType;
+      else return def as { type: string; shape?: Record<string, unknown>; element?: unknown; valueType?: unknown } | undefined;
+    }
+  };
+  for (const part of path) {
+    const def = unwrap();
+    if (def?.type === 'object' && typeof part === 'string') current = def.shape?.[part];
+    else if (def?.type === 'array') current = def.element;
+    else if (def?.type === 'record') current = def.valueType;
+    else return [];
+  }
+  const def = unwrap();
+  return def?.type === 'object' ? Object.keys(def.shape ?? {}) : [];
+}
+
+/** One problem line per schema issue; an unknown field gets the closest known one and the list of known ones. */
+export function schemaIssueProblems(file: ProjectYaml, schema: z.ZodType, issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.flatMap((issue) => {
+    const path = issue.path as (string | number)[];
+    if (issue.code !== 'unrecognized_keys') return [file.at(path, issue.message)];
+    const known = fieldsAt(schema, path);
+    const fields = known.length === 0 ? '' : ` (the fields here: ${known.join(', ')})`;
+    return issue.keys.map((key) => file.at([...path, key], `unknown field "${key}"${didYouMean(key, known)}${fields}`));
+  });
 }
 
 export class DefinitionError extends Error {
   override name = 'DefinitionError';
   readonly problems: string[];
   constructor(problems: string[]) {
-    super(`invalid project definitions:\n  ${problems.join('\n  ')}`);
+    super(`invalid project definitions (${problems.length} ${problems.length === 1 ? 'problem' : 'problems'}):\n  ${problems.join('\n  ')}`);
     this.problems = problems;
   }
 }
@@ -149,26 +247,33 @@ export function loadDefinitions(projectDir: string, options: LoadOptions = {}): 
 
   /** Ids of files that were found but refused: references to them are not reported a second time. */
   const refused = new Set<string>();
+  /** The files read, by their shown path: problems found later name their lines through them. */
+  const files = new Map<string, ProjectYaml>();
+  /** A problem line for `field` of `file` (the shown path), with its line number. */
+  const report = (file: string, field: FieldPath | string, message: string) => {
+    problems.push(files.get(file)?.at(field, message) ?? `${file}: ${typeof field === 'string' ? field : field.join('.')}: ${message}`);
+  };
   const load = <S extends z.ZodType>(folder: string, schema: S) => {
     const out = new Map<string, { value: z.infer<S>; file: string }>();
     const dir = join(root, folder);
     if (!existsSync(dir)) return out;
     for (const name of readdirSync(dir).filter((n) => /\.ya?ml$/.test(n)).sort()) {
-      const file = join(dir, name);
-      const { shown, raw, problem } = readProjectYaml(file);
-      if (problem) {
-        problems.push(problem);
+      const yamlFile = readProjectYaml(join(dir, name));
+      const { shown, raw } = yamlFile;
+      if (yamlFile.problems.length > 0) {
+        problems.push(...yamlFile.problems);
         continue;
       }
+      files.set(shown, yamlFile);
       const parsed = schema.safeParse(raw);
       if (!parsed.success) {
-        for (const issue of parsed.error.issues) problems.push(`${shown}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+        problems.push(...schemaIssueProblems(yamlFile, schema, parsed.error.issues));
         const id = (raw as { id?: unknown } | null)?.id;
         if (typeof id === 'string') refused.add(`${folder}/${id}`);
         continue;
       }
       const value = parsed.data as z.infer<S> & { id: string };
-      if (out.has(value.id)) problems.push(`${shown}: id: "${value.id}" is already defined in ${out.get(value.id)!.file}`);
+      if (out.has(value.id)) problems.push(yamlFile.at('id', `"${value.id}" is already defined in ${out.get(value.id)!.file}`));
       out.set(value.id, { value, file: shown });
     }
     return out;
@@ -187,7 +292,7 @@ export function loadDefinitions(projectDir: string, options: LoadOptions = {}): 
   const tools = new Map<string, ToolDefinition>();
   for (const [id, { value, file }] of toolFiles) {
     const script = resolve(dirname(resolve(file)), value.script);
-    if (!existsSync(script)) problems.push(`${file}: script: file "${value.script}" does not exist`);
+    if (!existsSync(script)) report(file, 'script', `file "${value.script}" does not exist`);
     if (value.input_schema !== undefined) schemaProblems(file, 'input_schema', value.input_schema);
     tools.set(id, {
       id, description: value.description, script, timeoutMs: value.timeout_ms, env: value.env,
@@ -198,13 +303,13 @@ export function loadDefinitions(projectDir: string, options: LoadOptions = {}): 
   const checkRef = (file: string, path: string, kind: 'tool' | 'agent', id: string | undefined) => {
     if (id === undefined) return;
     const known = kind === 'tool' ? toolFiles : agentFiles;
-    if (!known.has(id) && !refused.has(`${kind}s/${id}`)) problems.push(`${file}: ${path}: unknown ${kind} "${id}"`);
+    if (!known.has(id) && !refused.has(`${kind}s/${id}`)) report(file, path, `unknown ${kind} "${id}"${didYouMean(id, known.keys())} (the ${kind}s: ${list([...known.keys()])})`);
   };
 
   for (const [, { value, file }] of agentFiles) {
     value.tools.forEach((tool, i) => checkRef(file, `tools.${i}`, 'tool', tool));
     if (value.model.provider === 'openai-compatible' && !value.model.base_url && !options.modelBaseUrl) {
-      problems.push(`${file}: model.base_url: an openai-compatible model needs a base URL: set model.base_url in this file `
+      report(file, 'model.base_url', 'an openai-compatible model needs a base URL: set model.base_url in this file '
         + 'or SWITCHYARD_MODEL_BASE_URL for every such agent (for example http://localhost:11434/v1 for Ollama)');
     }
     if (value.model.api_key_file !== undefined) {
@@ -235,7 +340,7 @@ export function loadDefinitions(projectDir: string, options: LoadOptions = {}): 
   for (const [id, { value, file }] of workflowFiles) {
     const seen = new Set<string>();
     value.tasks.forEach((task, i) => {
-      if (seen.has(task.id)) problems.push(`${file}: tasks.${i}.id: duplicate task id "${task.id}"`);
+      if (seen.has(task.id)) report(file, ['tasks', i, 'id'], `duplicate task id "${task.id}"`);
       seen.add(task.id);
       checkRef(file, `tasks.${i}.tool`, 'tool', task.tool);
       checkRef(file, `tasks.${i}.agent`, 'agent', task.agent);
@@ -252,7 +357,8 @@ export function loadDefinitions(projectDir: string, options: LoadOptions = {}): 
     const compiled = compileJsonSchema(schema);
     if (compiled.ok) return compiled.validate;
     for (const problem of compiled.problems) {
-      problems.push(`${file}: ${problem.startsWith('(schema)') ? field + problem.slice('(schema)'.length) : `${field}.${problem}`}`);
+      const [where, ...message] = (problem.startsWith('(schema)') ? field + problem.slice('(schema)'.length) : `${field}.${problem}`).split(': ');
+      report(file, where!, message.join(': '));
     }
     return undefined;
   }
@@ -260,7 +366,7 @@ export function loadDefinitions(projectDir: string, options: LoadOptions = {}): 
   function checkTemplates(file: string, field: string, template: unknown, scope: TemplateScope): void {
     for (const placeholder of placeholdersOf(template, field)) {
       if (placeholder.path === undefined) {
-        problems.push(`${file}: ${placeholder.field}: "${placeholder.text}" is not a placeholder: write {{ path.to.value }} (letters, digits, _ . -)`);
+        report(file, placeholder.field, `"${placeholder.text}" is not a placeholder: write {{ path.to.value }} (letters, digits, _ . -)`);
       } else {
         checkPath(file, placeholder.field, placeholder.text, placeholder.path, scope);
       }
@@ -269,7 +375,7 @@ export function loadDefinitions(projectDir: string, options: LoadOptions = {}): 
 
   function checkPath(file: string, field: string, text: string, path: readonly string[], scope: TemplateScope): void {
     const problem = templatePathProblem(path, scope);
-    if (problem) problems.push(`${file}: ${field}: ${text}: ${problem}`);
+    if (problem) report(file, field, `${text}: ${problem}`);
   }
 
   if (problems.length > 0) throw new DefinitionError(problems);
@@ -299,11 +405,11 @@ const list = (names: readonly string[]) => (names.length ? names.join(', ') : 'n
 function templatePathProblem(path: readonly string[], scope: TemplateScope): string | undefined {
   if (path.some((part) => part === '')) return 'a path has no empty parts: write {{ input.field }}, not {{ input..field }}';
   const [root, ...rest] = path as [string, ...string[]];
-  if (!scope.roots.includes(root)) return `"${root}" is not known here; a template here can name ${list(scope.roots)}`;
+  if (!scope.roots.includes(root)) return `"${root}" is not known here${didYouMean(root, scope.roots)} (a template here can name ${list(scope.roots)})`;
   if (root === 'input') return inputFieldProblem(scope.inputSchema, rest);
   if (root === 'tool_results') {
     const tool = rest[0];
-    if (tool !== undefined && !scope.toolResults?.includes(tool)) return `"${tool}" is not one of this agent's tools (${list(scope.toolResults ?? [])})`;
+    if (tool !== undefined && !scope.toolResults?.includes(tool)) return `"${tool}" is not one of this agent's tools${didYouMean(tool, scope.toolResults ?? [])} (${list(scope.toolResults ?? [])})`;
     return undefined;
   }
   if (root === 'tasks' && scope.workflow) {
@@ -311,7 +417,7 @@ function templatePathProblem(path: readonly string[], scope: TemplateScope): str
     if (taskId === undefined) return undefined;
     const earlier = scope.workflow.slice(0, scope.before).filter((task) => !task.pause).map((task) => task.id);
     const index = scope.workflow.findIndex((task) => task.id === taskId);
-    if (index === -1) return `no task "${taskId}" in this workflow; tasks that run before this one: ${list(earlier)}`;
+    if (index === -1) return `no task "${taskId}" in this workflow${didYouMean(taskId, scope.workflow.map((task) => task.id))} (tasks that run before this one: ${list(earlier)})`;
     if (scope.workflow[index]!.pause) return `task "${taskId}" is a pause and has no output; tasks that run before this one: ${list(earlier)}`;
     if (index >= scope.before!) return `task "${taskId}" has not run yet at this point (only earlier tasks' outputs exist: ${list(earlier)})`;
     if (part !== undefined && part !== 'output') return `a task holds only its output: write {{ tasks.${taskId}.output... }}`;
@@ -336,7 +442,7 @@ function inputFieldProblem(schema: unknown, path: readonly string[]): string | u
     if (level['additionalProperties'] === true || (level['additionalProperties'] && typeof level['additionalProperties'] === 'object')) return undefined;
     if (['patternProperties', 'allOf', 'anyOf', 'oneOf', '$ref'].some((key) => key in level)) return undefined;
     if (!Object.hasOwn(properties, part)) {
-      return `the input_schema declares no property "${part}"${walked === 'input' ? '' : ` under ${walked}`} (it declares: ${list(Object.keys(properties))})`;
+      return `the input_schema declares no property "${part}"${walked === 'input' ? '' : ` under ${walked}`}${didYouMean(part, Object.keys(properties))} (it declares: ${list(Object.keys(properties))})`;
     }
     current = (properties as Record<string, unknown>)[part];
     walked += `.${part}`;

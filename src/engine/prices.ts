@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { GenAiTokenType } from '../telemetry/catalog.ts';
 import type { ConfiguredGauges } from '../telemetry/recorder.ts';
-import { DefinitionError, readProjectYaml } from './definitions.ts';
+import { DefinitionError, readProjectYaml, schemaIssueProblems } from './definitions.ts';
 
 /**
  * The project's price table, `prices.yaml` in the project directory: per model, US dollars per million
@@ -76,12 +76,10 @@ export class PriceTable {
 export function loadPrices(projectDir: string): PriceTable {
   const file = join(projectDir, PRICES_FILE);
   if (!existsSync(file)) return new PriceTable();
-  const { shown, raw, problem } = readProjectYaml(file);
-  if (problem) throw new DefinitionError([problem]);
-  const parsed = PricesFile.safeParse(raw ?? {});
-  if (!parsed.success) {
-    throw new DefinitionError(parsed.error.issues.map((issue) => `${shown}: ${issue.path.join('.') || '(top level)'}: ${issue.message}`));
-  }
+  const yamlFile = readProjectYaml(file);
+  if (yamlFile.problems.length > 0) throw new DefinitionError(yamlFile.problems);
+  const parsed = PricesFile.safeParse(yamlFile.raw ?? {});
+  if (!parsed.success) throw new DefinitionError(schemaIssueProblems(yamlFile, PricesFile, parsed.error.issues));
   return new PriceTable(new Map(Object.entries(parsed.data.models).map(([model, price]) => [model, {
     inputUsdPerMillion: price.input_usd_per_million,
     outputUsdPerMillion: price.output_usd_per_million,

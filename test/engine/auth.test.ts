@@ -212,7 +212,7 @@ describe('key configuration', () => {
   it.each([
     ['a short key', 'ops short', /at least 16 characters/],
     ['a bad id', 'o/ps ops-key-0123456789abc', /key id must match/],
-    ['a missing key', 'ops', /at least 16/],
+    ['a lone word (a key without its id, or an id without its key)', 'ops-key-0123456789abc', /an entry is "<id> <key>".*single word; put an id before the key/],
     ['an unknown option', 'ops ops-key-0123456789abc admin=true', /unknown option "admin=true"/],
   ])('rejects %s, naming the entry but not the key', (_name, text, message) => {
     expect(() => parseApiKeys(text, 'keys.txt')).toThrow(message);

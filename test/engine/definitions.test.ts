@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { afterEach, describe, expect, it } from 'vitest';
+import { closestName, editDistance } from '../../src/engine/did-you-mean.ts';
 import { DefinitionError, loadDefinitions, type LoadOptions } from '../../src/engine/definitions.ts';
 import { jsonSchemaProblems } from '../../src/engine/json-schema.ts';
 import { placeholdersOf, render } from '../../src/engine/templates.ts';
@@ -51,15 +52,46 @@ describe('loading definitions', () => {
     });
     const problems = problemsOf(root);
     const has = (pattern: RegExp) => expect(problems.some((p) => pattern.test(p)), `${pattern} in\n${problems.join('\n')}`).toBe(true);
-    has(/tools\/u\.yaml: env\.0: must be an environment variable name/);
-    has(/tools\/t\.yaml: script: file "missing\.ts" does not exist/);
-    has(/agents\/a\.yaml: model\.provider: /);
-    has(/workflows\/w\.yaml: tasks\.0\.tool: unknown tool "nope"/);
-    has(/workflows\/w\.yaml: tasks\.1\.id: duplicate task id "one"/);
-    has(/workflows\/w\.yaml: tasks\.1\.agent: unknown agent "ghost"/);
-    has(/workflows\/v\.yaml: tasks\.0: a task has exactly one of tool, agent or pause/);
-    has(/workflows\/broken\.yaml \(line \d+\): not valid YAML/);
-    has(/workflows\/bad id\.yaml: id: must be 1-64 characters/);
+    has(/tools\/u\.yaml:4: env item 1: must be an environment variable name/);
+    has(/tools\/t\.yaml:3: script: file "missing\.ts" does not exist/);
+    has(/agents\/a\.yaml:4: model\.provider: /);
+    has(/workflows\/w\.yaml:5: task 1 "one", tool: unknown tool "nope" \(the tools: t\)$/);
+    has(/workflows\/w\.yaml:6: task 2 "one", id: duplicate task id "one"/);
+    has(/workflows\/w\.yaml:7: task 2 "one", agent: unknown agent "ghost"/);
+    has(/workflows\/v\.yaml:4: task 1 "one": a task has exactly one of tool, agent or pause/);
+    has(/workflows\/broken\.yaml:\d+: not valid YAML \(column \d+\): [^\n]*[^:\n]$/);
+    has(/workflows\/bad id\.yaml:1: id: must be 1-64 characters/);
+  });
+
+  it('says which field, tool, agent or task was meant, one line per problem, with its line and a task number from 1', () => {
+    const root = project({
+      'tools/lookup_customer.yaml': 'id: lookup_customer\ndescription: d\nscript: lookup.ts\ntimeout: 5000\n', 'tools/lookup.ts': '',
+      'agents/triage_classifier.yaml': 'id: triage_classifier\ndescription: d\ninstructions: i\nmodel: { provider: scripted, name: s }\n',
+      'workflows/w.yaml': 'id: w\ndescription: d\ntasks:\n  - id: first\n    tool: lookup_custmer\n  - id: second\n    agent: triage_clasifier\n    timeout: 5\n',
+    });
+    const problems = problemsOf(root);
+    expect(problems).toEqual([
+      expect.stringMatching(/tools\/lookup_customer\.yaml:4: timeout: unknown field "timeout"; did you mean "timeout_ms"\? \(the fields here: id, description, script, timeout_ms, /),
+      expect.stringMatching(/workflows\/w\.yaml:8: task 2 "second", timeout: unknown field "timeout"; did you mean "timeout_ms"\?/),
+    ]);
+    for (const problem of problems) expect(problem).not.toMatch(/\n/);
+    writeFileSync(join(root, 'tools', 'lookup_customer.yaml'), 'id: lookup_customer\ndescription: d\nscript: lookup.ts\n');
+    writeFileSync(join(root, 'workflows', 'w.yaml'), 'id: w\ndescription: d\ntasks:\n  - id: first\n    tool: lookup_custmer\n  - id: second\n    agent: triage_clasifier\n');
+    expect(problemsOf(root)).toEqual([
+      expect.stringMatching(/workflows\/w\.yaml:5: task 1 "first", tool: unknown tool "lookup_custmer"; did you mean "lookup_customer"\? \(the tools: lookup_customer\)$/),
+      expect.stringMatching(/workflows\/w\.yaml:7: task 2 "second", agent: unknown agent "triage_clasifier"; did you mean "triage_classifier"\?/),
+    ]);
+    // Nothing close: no guess.
+    expect(closestName('zzz', ['lookup_customer', 'echo'])).toBeUndefined();
+    expect(closestName('ehco', ['lookup_customer', 'echo'])).toBe('echo');
+    expect(editDistance('kitten', 'sitting')).toBe(3);
+  });
+
+  it('a YAML syntax error is one line with the line and column, without the parser\'s dangling excerpt', () => {
+    const root = project({ 'workflows/w.yaml': 'id: w\ndescription: d\ntasks:\n   - id: x\n  pause: true\n' });
+    const problems = problemsOf(root);
+    expect(problems.length).toBeGreaterThan(0);
+    for (const problem of problems) expect(problem).toMatch(/^.*workflows\/w\.yaml:\d+: not valid YAML \(column \d+\): [^\n]*[^:\s]$/);
   });
 
   it('rejects a duplicate id across files', () => {
@@ -67,7 +99,7 @@ describe('loading definitions', () => {
       'workflows/a.yaml': 'id: same\ndescription: d\ntasks: [{ id: x, pause: true }]\n',
       'workflows/b.yaml': 'id: same\ndescription: d\ntasks: [{ id: x, pause: true }]\n',
     });
-    expect(problemsOf(root)).toEqual([expect.stringMatching(/b\.yaml: id: "same" is already defined in .*a\.yaml/)]);
+    expect(problemsOf(root)).toEqual([expect.stringMatching(/b\.yaml:1: id: "same" is already defined in .*a\.yaml/)]);
   });
 });
 
@@ -121,17 +153,17 @@ describe('definitions checked at start', () => {
     });
     const problems = problemsOf(root);
     const file = 'workflows/triage\\.yaml';
-    has(problems, new RegExp(`${file}: tasks\\.2\\.input\\.category: \\{\\{ tasks\\.clasify\\.output\\.category \\}\\}: no task "clasify" in this workflow; tasks that run before this one: classify$`));
-    has(problems, new RegExp(`${file}: tasks\\.0\\.input\\.subject: \\{\\{ input\\.subjct \\}\\}: the input_schema declares no property "subjct" \\(it declares: subject, customer\\)`));
-    has(problems, new RegExp(`${file}: tasks\\.0\\.input\\.to: .*no property "mail" under input\\.customer \\(it declares: email\\)`));
-    has(problems, new RegExp(`${file}: tasks\\.0\\.input\\.later: .*task "notify" has not run yet at this point \\(only earlier tasks' outputs exist: none\\)`));
-    has(problems, new RegExp(`${file}: tasks\\.2\\.input\\.ok: .*"approve" is not known here; a template here can name input, tasks`));
-    has(problems, new RegExp(`${file}: tasks\\.2\\.input\\.p: .*task "approve" is a pause and has no output`));
-    has(problems, new RegExp(`${file}: tasks\\.2\\.input\\.r: .*a task holds only its output: write \\{\\{ tasks\\.classify\\.output\\.\\.\\. \\}\\}`));
-    has(problems, new RegExp(`${file}: tasks\\.2\\.input\\.bad: "\\{\\{ input\\.subject \\}" is not a placeholder`));
-    has(problems, new RegExp(`${file}: output: \\{\\{ tasks\\.notfy\\.output \\}\\}: no task "notfy" in this workflow; tasks that run before this one: classify, notify`));
-    has(problems, /tasks\/search\.yaml: input\.q: \{\{ tasks\.classify\.output \}\}: "tasks" is not known here; a template here can name input$/);
-    has(problems, /agents\/classifier\.yaml: script\.1\.final\.seen: .*"lokup" is not one of this agent's tools \(lookup\)/);
+    has(problems, new RegExp(`${file}:12: task 3 "notify", input\\.category: \\{\\{ tasks\\.clasify\\.output\\.category \\}\\}: no task "clasify" in this workflow; did you mean "classify"\\? \\(tasks that run before this one: classify\\)$`));
+    has(problems, new RegExp(`${file}:7: task 1 "classify", input\\.subject: \\{\\{ input\\.subjct \\}\\}: the input_schema declares no property "subjct"; did you mean "subject"\\? \\(it declares: subject, customer\\)`));
+    has(problems, new RegExp(`${file}:7: task 1 "classify", input\\.to: .*no property "mail" under input\\.customer; did you mean "email"\\? \\(it declares: email\\)`));
+    has(problems, new RegExp(`${file}:7: task 1 "classify", input\\.later: .*task "notify" has not run yet at this point \\(only earlier tasks' outputs exist: none\\)`));
+    has(problems, new RegExp(`${file}:12: task 3 "notify", input\\.ok: .*"approve" is not known here \\(a template here can name input, tasks\\)`));
+    has(problems, new RegExp(`${file}:12: task 3 "notify", input\\.p: .*task "approve" is a pause and has no output`));
+    has(problems, new RegExp(`${file}:12: task 3 "notify", input\\.r: .*a task holds only its output: write \\{\\{ tasks\\.classify\\.output\\.\\.\\. \\}\\}`));
+    has(problems, new RegExp(`${file}:12: task 3 "notify", input\\.bad: "\\{\\{ input\\.subject \\}" is not a placeholder`));
+    has(problems, new RegExp(`${file}:13: output: \\{\\{ tasks\\.notfy\\.output \\}\\}: no task "notfy" in this workflow; did you mean "notify"\\? \\(tasks that run before this one: classify, notify\\)`));
+    has(problems, /tasks\/search\.yaml:4: input\.q: \{\{ tasks\.classify\.output \}\}: "tasks" is not known here \(a template here can name input\)$/);
+    has(problems, /agents\/classifier\.yaml:8: script item 2, final\.seen: .*"lokup" is not one of this agent's tools; did you mean "lookup"\? \(lookup\)/);
     expect(problems).toHaveLength(11);
   });
 
@@ -142,7 +174,7 @@ describe('definitions checked at start', () => {
       'tasks/search.yaml': 'id: search\ndescription: d\ntool: lookup\n',
     });
     const problems = problemsOf(root);
-    names.forEach((name, i) => has(problems, new RegExp(`tools/lookup\\.yaml: env\\.${i + 1}: ${name} can inject code into the tool process`)));
+    names.forEach((name, i) => has(problems, new RegExp(`tools/lookup\\.yaml:\\d+: env item ${i + 2}: ${name} can inject code into the tool process`)));
     expect(problems).toHaveLength(names.length);
     rmSync(root, { recursive: true });
     expect(loadDefinitions(project({ 'tools/lookup.yaml': `${TOOL}env: [NOTIFY_SENDER]\n`, 'tools/lookup.ts': '', 'tasks/search.yaml': 'id: search\ndescription: d\ntool: lookup\n' })).tools.get('lookup')!.env)
@@ -153,7 +185,7 @@ describe('definitions checked at start', () => {
     const agent = 'id: llm\ndescription: d\ninstructions: i\nmodel: { provider: openai-compatible, name: m }\n';
     const root = project({ 'agents/llm.yaml': agent });
     const problems = problemsOf(root);
-    expect(problems).toEqual([expect.stringMatching(/agents\/llm\.yaml: model\.base_url: an openai-compatible model needs a base URL: set model\.base_url in this file or SWITCHYARD_MODEL_BASE_URL/)]);
+    expect(problems).toEqual([expect.stringMatching(/agents\/llm\.yaml:4: model\.base_url: an openai-compatible model needs a base URL: set model\.base_url in this file or SWITCHYARD_MODEL_BASE_URL/)]);
     expect(loadDefinitions(root, { modelBaseUrl: 'http://127.0.0.1:11434/v1' }).agents.has('llm')).toBe(true);
     writeFileSync(join(root, 'agents', 'llm.yaml'), agent.replace('name: m', 'name: m, base_url: "http://127.0.0.1:11434/v1"'));
     expect(loadDefinitions(root).agents.has('llm')).toBe(true);
@@ -166,12 +198,12 @@ describe('definitions checked at start', () => {
       'workflows/w.yaml': 'id: w\ndescription: d\ninput_schema: { type: object, properties: 5, required: a }\ntasks: [{ id: x, tool: lookup }]\n',
     });
     const problems = problemsOf(root);
-    has(problems, /tools\/lookup\.yaml: input_schema\.requried: not a JSON Schema keyword \(misspelt\?\)/);
-    has(problems, /tools\/lookup\.yaml: input_schema\.properties\.q\.type: must be one of null, boolean, object, array, number, string, integer/);
-    has(problems, /tools\/lookup\.yaml: input_schema\.properties\.n\.minimum: must be a number/);
-    has(problems, /tools\/lookup\.yaml: input_schema\.properties\.p\.pattern: must be a valid regular expression/);
-    has(problems, /workflows\/w\.yaml: input_schema\.properties: must be an object of schemas/);
-    has(problems, /workflows\/w\.yaml: input_schema\.required: must be a list of property names/);
+    has(problems, /tools\/lookup\.yaml:\d+: input_schema\.requried: not a JSON Schema keyword \(misspelt\?\)/);
+    has(problems, /tools\/lookup\.yaml:\d+: input_schema\.properties\.q\.type: must be one of null, boolean, object, array, number, string, integer/);
+    has(problems, /tools\/lookup\.yaml:\d+: input_schema\.properties\.n\.minimum: must be a number/);
+    has(problems, /tools\/lookup\.yaml:\d+: input_schema\.properties\.p\.pattern: must be a valid regular expression/);
+    has(problems, /workflows\/w\.yaml:\d+: input_schema\.properties: must be an object of schemas/);
+    has(problems, /workflows\/w\.yaml:\d+: input_schema\.required: must be a list of property names/);
     expect(problems).toHaveLength(6);
   });
 

@@ -48,8 +48,8 @@ describe('the price table', () => {
     const { dir: withBudget } = project('budget: { usd_per_hour: 2.5 }\n');
     expect(loadPrices(withBudget).budgetUsdPerHour).toBe(2.5);
     expect(new PriceTable().gauges()).toEqual({ agentModelBudget: [] });
-    expect(problemsOf(project('budget: { usd_per_hour: 0 }\n').dir)).toEqual([expect.stringMatching(/prices\.yaml: budget\.usd_per_hour: /)]);
-    expect(problemsOf(project('budget: { usd_per_day: 10 }\n').dir)).toEqual(expect.arrayContaining([expect.stringMatching(/prices\.yaml: budget: .*usd_per_day/)]));
+    expect(problemsOf(project('budget: { usd_per_hour: 0 }\n').dir)).toEqual([expect.stringMatching(/prices\.yaml:1: budget\.usd_per_hour: /)]);
+    expect(problemsOf(project('budget: { usd_per_day: 10 }\n').dir)).toEqual(expect.arrayContaining([expect.stringMatching(/prices\.yaml:1: budget\.usd_per_day: unknown field "usd_per_day"; did you mean "usd_per_hour"/)]));
   });
 
   it('a project without prices.yaml prices nothing', () => {
@@ -67,15 +67,15 @@ describe('the price table', () => {
     ].join('\n'));
     const problems = problemsOf(bad);
     expect(problems).toHaveLength(4);
-    expect(problems[0]).toMatch(new RegExp(`^${file.replace(/[.]/g, '\\.')}: models\\.gpt-4o\\.input_usd_per_million: .*number`));
+    expect(problems[0]).toMatch(new RegExp(`^${file.replace(/[.]/g, '\\.')}:\\d+: models\\.gpt-4o\\.input_usd_per_million: .*number`));
     expect(problems[1]).toMatch(/: models\.cheap\.input_usd_per_million: .*>=0/);
     expect(problems[2]).toMatch(/: models\.partial\.output_usd_per_million: /);
-    expect(problems[3]).toMatch(/: models\.typo: .*currency/);
+    expect(problems[3]).toMatch(/:5: models\.typo\.currency: unknown field "currency" \(the fields here: input_usd_per_million, output_usd_per_million\)/);
   });
 
   it('unknown top-level fields and YAML syntax errors are refused with the file named', () => {
-    expect(problemsOf(project('model:\n  a: { input_usd_per_million: 1, output_usd_per_million: 1 }\n').dir)[0]).toMatch(/prices\.yaml: \(top level\): .*model/);
+    expect(problemsOf(project('model:\n  a: { input_usd_per_million: 1, output_usd_per_million: 1 }\n').dir)[0]).toMatch(/prices\.yaml:1: model: unknown field "model"; did you mean "models"/);
     rmSync(dir!, { recursive: true, force: true });
-    expect(problemsOf(project('models: [unclosed\n').dir)[0]).toMatch(/prices\.yaml \(line \d+\): not valid YAML/);
+    expect(problemsOf(project('models: [unclosed\n').dir)[0]).toMatch(/prices\.yaml:\d+: not valid YAML/);
   });
 });

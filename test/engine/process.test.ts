@@ -163,7 +163,7 @@ describe('the engine process', () => {
     expect(code).toBe(2);
     const last = JSON.parse(out.trim().split('\n').at(-1)!) as { level: string; problems: string[] };
     expect(last.level).toBe('fatal');
-    expect(last.problems.join('\n')).toMatch(/broken\.yaml: tasks: /);
+    expect(last.problems.join('\n')).toMatch(/broken\.yaml:2: tasks: /);
   }, 30_000);
 
   it('refuses a store file that is not a database: exits 2 with one fatal line naming the file, never "ready"', async () => {
@@ -201,8 +201,11 @@ describe('the engine process', () => {
     const lines = out.trim().split('\n').map((line) => JSON.parse(line) as { level: string; msg: string; problems?: string[] });
     expect(lines.filter((l) => l.level === 'fatal')).toHaveLength(1);
     expect(lines.at(-1)!.problems).toEqual([
-      expect.stringMatching(/typo\.yaml: tasks\.1\.input\.category: \{\{ tasks\.clasify\.output\.category \}\}: no task "clasify" in this workflow; tasks that run before this one: classify$/),
+      expect.stringMatching(/typo\.yaml:8: task 2 "notify", input\.category: \{\{ tasks\.clasify\.output\.category \}\}: no task "clasify" in this workflow; did you mean "classify"\? \(tasks that run before this one: classify\)$/),
     ]);
+    // Each problem is also a line of its own, readable as it is; the fatal line's message is one line too.
+    expect(lines.filter((l) => l.level === 'error').map((l) => l.msg)).toEqual(lines.at(-1)!.problems);
+    expect(lines.at(-1)!.msg).toMatch(/^invalid project definitions: 1 problem \(above\); fix them and start again$/);
     expect(lines.some((l) => l.msg === 'switchyard engine ready')).toBe(false);
 
     // The same project with the name right starts.
