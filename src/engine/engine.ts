@@ -222,10 +222,18 @@ export class Engine {
     return (await this.#o.store.getExecution(id))!;
   }
 
-  /** Finalizes every run whose engine stopped sending heartbeats. Safe on several processes at once. */
+  /**
+   * Finalizes every run whose engine stopped sending heartbeats. Safe on several processes at once.
+   *
+   * This process's own live runs are alive by definition (it is running this code): their heartbeat is
+   * written first, so a sweep never takes them even when this process was itself stalled past
+   * `staleAfterMs` (a blocked event loop, a starved CPU, a SQLite lock another process held) and its
+   * sweep timer fires before its heartbeat timer. Only a stalled process's runs are swept, by another.
+   */
   async sweepStale(now = Date.now()): Promise<number> {
     const { store, logger, staleAfterMs } = this.#o;
     const { status, path, code } = STOP_ENDINGS.stale;
+    await this.heartbeat();
     try {
       const swept = await store.sweepStale(now - staleAfterMs, {
         status, path, endedAt: now, error: { message: 'the engine running this execution stopped sending heartbeats', code },

@@ -70,17 +70,39 @@ describe('the stale sweeper', () => {
     }
   }, 60_000);
 
-  it('never sweeps a live run whose engine keeps its heartbeat', async () => {
-    const t = await startTestEngine({ engine: { staleAfterMs: 600, heartbeatMs: 100 } });
+  // Margins for a loaded machine (a 2-core runner beside other work): the owner heartbeats every 100 ms
+  // and is judged stale after 1.5 s, 15 heartbeats; the run lasts 2.5 s, past the stale window.
+  it('never sweeps a live run whose engine keeps its heartbeat (swept by another engine on the same database)', async () => {
+    const dbPath = join(dir, 'live.db');
+    const owner = await startTestEngine({ dbPath, engine: { instanceId: 'owner', staleAfterMs: 1_500, heartbeatMs: 100 } });
+    const sweeper = await startTestEngine({ dbPath, engine: { instanceId: 'sweeper', staleAfterMs: 1_500, heartbeatMs: 100 } });
     try {
-      t.engine.startBackgroundWork();
+      owner.engine.startBackgroundWork();
+      const started = await owner.post('/api/v1/workflows/support_triage/executions', { input: { ...TICKET, fault: 'slow', delay_ms: 2_500 } });
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      expect(await sweeper.engine.sweepStale()).toBe(0);
+      const done = await eventually(() => owner.engine.get(started.body.id), (r) => r?.status !== 'running' && r?.status !== 'pending');
+      // The error is in the comparison so that a failure says why the run failed.
+      expect({ status: done?.status, path: done?.finalizationPath, error: done?.error }).toEqual({ status: 'success', path: 'completed', error: null });
+    } finally {
+      await owner.close();
+      await sweeper.close();
+    }
+  }, 60_000);
+
+  it('never sweeps its own live run, even when its own heartbeat is stale (a stalled event loop whose sweep timer fires first)', async () => {
+    // No background work: no heartbeat is written while the run lasts, as when the owner's event loop was
+    // blocked past the stale window. The owner is alive (it is the one sweeping), so its run is too.
+    const t = await startTestEngine({ engine: { staleAfterMs: 300, heartbeatMs: 60_000 } });
+    try {
       const started = await t.post('/api/v1/workflows/support_triage/executions', { input: { ...TICKET, fault: 'slow', delay_ms: 1_500 } });
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await eventually(() => t.engine.get(started.body.id), (r) => r?.status === 'running');
+      await new Promise((resolve) => setTimeout(resolve, 600));
       expect(await t.engine.sweepStale()).toBe(0);
       const done = await eventually(() => t.engine.get(started.body.id), (r) => r?.status !== 'running' && r?.status !== 'pending');
-      expect(done).toMatchObject({ status: 'success', finalizationPath: 'completed' });
+      expect({ status: done?.status, path: done?.finalizationPath, error: done?.error }).toEqual({ status: 'success', path: 'completed', error: null });
     } finally {
       await t.close();
     }
-  }, 30_000);
+  }, 60_000);
 });

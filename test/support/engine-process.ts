@@ -25,7 +25,7 @@ export async function startEngineProcess(env: Record<string, string>): Promise<E
   // 'close', not 'exit': only then has everything the engine wrote to its pipes been read.
   const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const logs = () => out.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
-  const ready = await eventually(async () => logs().find((l) => l['msg'] === 'switchyard engine ready'), (l) => l !== undefined || child.exitCode !== null, 20_000);
+  const ready = await eventually(async () => logs().find((l) => l['msg'] === 'switchyard engine ready'), (l) => l !== undefined || child.exitCode !== null, 60_000);
   if (!ready) throw new Error(`engine did not start:\n${out}`);
   const kill = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
