@@ -22,6 +22,7 @@ const EnvSchema = z.object({
   SWITCHYARD_RUNTIME_DIR: z.string().optional(),
   SWITCHYARD_TOOL_PROCESSES: z.enum(['helper', 'local']).default('helper'),
   SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SWITCHYARD_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   SWITCHYARD_INSTANCE_ID: z.string().optional(),
   SWITCHYARD_SYNC_TIMEOUT_MS: milliseconds(60_000),
   SWITCHYARD_SYNC_TIMEOUT_MAX_MS: milliseconds(300_000),
@@ -68,6 +69,8 @@ export interface Config {
    */
   readonly toolProcesses: 'helper' | 'local';
   readonly logLevel: z.infer<typeof EnvSchema>['SWITCHYARD_LOG_LEVEL'];
+  /** Pretty lines on a terminal, JSON otherwise (`auto`), or one of them always (logger.ts). */
+  readonly logFormat: z.infer<typeof EnvSchema>['SWITCHYARD_LOG_FORMAT'];
   /** Identifies this engine process: owner of its executions' heartbeats and service.instance.id. */
   readonly instanceId: string;
   readonly syncTimeoutMs: number;
@@ -160,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     runtimeDir: resolve(e.SWITCHYARD_RUNTIME_DIR || join(store.kind === 'sqlite' && store.path !== ':memory:' ? dirname(store.path) : 'data', 'tool-processes')),
     toolProcesses: e.SWITCHYARD_TOOL_PROCESSES,
     logLevel: e.SWITCHYARD_LOG_LEVEL,
+    logFormat: e.SWITCHYARD_LOG_FORMAT,
     instanceId: e.SWITCHYARD_INSTANCE_ID ?? randomUUID(),
     syncTimeoutMs: Math.min(e.SWITCHYARD_SYNC_TIMEOUT_MS, e.SWITCHYARD_SYNC_TIMEOUT_MAX_MS),
     syncTimeoutMaxMs: e.SWITCHYARD_SYNC_TIMEOUT_MAX_MS,

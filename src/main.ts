@@ -14,14 +14,14 @@ const config = (() => {
   } catch (error) {
     if (error instanceof ConfigError) {
       // A log line like every other fatal one (the level cannot come from a configuration that failed).
-      const fatal = createLogger('info', pino.destination({ dest: 1, sync: true }));
+      const fatal = createLogger('info', { destination: pino.destination({ dest: 1, sync: true }), format: process.stdout.isTTY ? 'pretty' : 'json' });
       fatal.fatal(error.message);
       process.exit(2);
     }
     throw error;
   }
 })();
-const logger = createLogger(config.logLevel);
+const logger = createLogger(config.logLevel, { format: config.logFormat });
 if (config.apiKeys.length === 0) {
   logger.warn({ host: config.host }, 'no API keys configured: the API accepts every request without authentication (allowed on a loopback address only; set SWITCHYARD_API_KEYS_FILE to require keys)');
 }

@@ -17,7 +17,11 @@ export interface Ending {
 export interface FinalizedRun {
   readonly id: string;
   readonly kind: ExecutionKind;
+  /** The workflow, task or agent it runs (for the log line that announces the ending). */
+  readonly target: string;
   readonly trigger: Trigger;
+  /** The run's trace id, for the log line (null when telemetry is off). */
+  readonly traceId?: string | null;
   /** When the run started running (for its duration); null or absent when it never did. */
   readonly startedAt?: number | null;
   /** Secret values the run saw: nothing stored about it carries them. */
@@ -69,7 +73,7 @@ export class Finalizer {
         this.#logger.error({ err: fallbackError, execution_id: run.id }, 'fallback completion failed too; the sweeper will finalize the execution');
       }
     }
-    if (applied) this.#ended(run, status, endedAt);
+    if (applied) this.#ended(run, status, endedAt, status === ending.status ? ending.path : 'fallback_completed');
     return applied;
   }
 
@@ -81,12 +85,17 @@ export class Finalizer {
       this.#logger.warn({ execution_id: record.id, previous_status: previousStatus, last_started_task: record.lastStartedTask, last_completed_task: record.lastCompletedTask },
         'swept a stale execution: its engine stopped sending heartbeats');
       // No duration: the run did not end when it was swept, its engine died some time before.
-      this.#ended({ ...record, startedAt: null }, record.status as TerminalStatus, record.endedAt ?? Date.now());
+      this.#ended({ ...record, startedAt: null }, record.status as TerminalStatus, record.endedAt ?? Date.now(), record.finalizationPath ?? 'stale_swept');
     }
   }
 
-  /** Counts and announces an ending this process's write applied. */
-  #ended(run: FinalizedRun, status: TerminalStatus | 'paused', endedAt: number): void {
+  /** Counts and announces an ending this process's write applied: one info line per ending, whoever ended it. */
+  #ended(run: FinalizedRun, status: TerminalStatus | 'paused', endedAt: number, path: FinalizationPath): void {
+    const durationMs = run.startedAt ? endedAt - run.startedAt : null;
+    this.#logger.info({
+      execution_id: run.id, kind: run.kind, target: run.target, status, finalization_path: path, duration_ms: durationMs,
+      ...(run.traceId ? { trace_id: run.traceId } : {}),
+    }, `${run.kind} ${run.target} ${status}${durationMs === null ? '' : ` in ${durationMs} ms`}`);
     if (run.kind === 'workflow' && status !== 'paused') {
       this.#telemetry.add('workflowExecutionsCompleted', 1, { trigger: run.trigger, status });
       if (run.startedAt) this.#telemetry.record('workflowExecutionDuration', (endedAt - run.startedAt) / 1000, { trigger: run.trigger, status });

@@ -1,4 +1,4 @@
-import type { Span } from '@opentelemetry/api';
+import { isSpanContextValid, type Span } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { STOP_ENDINGS, toolFailureCode, type ExecutionKind, type TaskOutcome, type Trigger } from '../domain.ts';
 import type { Store } from '../store/store.ts';
@@ -86,6 +86,7 @@ export class Interpreter {
     await new Promise((resolve) => setImmediate(resolve));
     const { telemetry, store, finalizer } = this.#o;
     const deadline = this.#deadline(live);
+    const traceId = isSpanContextValid(span.spanContext()) ? span.spanContext().traceId : null;
     try {
       await telemetry.runInSpan(span, async () => {
         try {
@@ -100,12 +101,12 @@ export class Interpreter {
           const result = await this.#execute(live, plan);
           if (!result.paused) this.#withinDataLimit(live, result.output, 'its output');
           span.setAttribute('switchyard.execution.status', result.paused ? 'paused' : 'success');
-          await finalizer.finalize(live, result.paused ? { status: 'paused', path: 'paused' } : { status: 'success', path: 'completed', output: result.output });
+          await finalizer.finalize({ ...live, traceId }, result.paused ? { status: 'paused', path: 'paused' } : { status: 'success', path: 'completed', output: result.output });
         } catch (error) {
           const ending = this.#endingFor(live, error);
           span.setAttribute('switchyard.execution.status', ending.status);
           // Conditional: when a cancel or a sweep ended the run first, this write changes nothing.
-          await finalizer.finalize(live, ending);
+          await finalizer.finalize({ ...live, traceId }, ending);
           throw error;
         }
       });
