@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../src/config.ts';
 import { ToolRuntime, type ToolResult } from '../../src/engine/runtime/tool-runtime.ts';
 import { eventually } from '../support/engine.ts';
 import { startEngineProcess, type EngineProcess } from '../support/engine-process.ts';
@@ -220,6 +221,17 @@ describe('the control: the same attempts without the sandbox', () => {
     } finally {
       await missing.shutdown();
       await t.shutdown();
+    }
+  });
+});
+
+describe('configuration', () => {
+  it('SWITCHYARD_TOOL_SANDBOX, _MEMORY_MB and _MAX_PROCESSES: defaults, values, refusals', () => {
+    expect(loadConfig({})).toMatchObject({ toolSandbox: 'enforce', toolMemoryMb: 1024, toolMaxProcesses: 1, sandboxWrapper: expect.stringMatching(/\/build\/switchyard-sandbox$/) });
+    expect(loadConfig({ SWITCHYARD_TOOL_SANDBOX: 'off', SWITCHYARD_TOOL_MEMORY_MB: '2048', SWITCHYARD_TOOL_MAX_PROCESSES: '4', SWITCHYARD_SANDBOX_WRAPPER: '/opt/w' }))
+      .toMatchObject({ toolSandbox: 'off', toolMemoryMb: 2048, toolMaxProcesses: 4, sandboxWrapper: '/opt/w' });
+    for (const env of [{ SWITCHYARD_TOOL_SANDBOX: 'no' }, { SWITCHYARD_TOOL_MEMORY_MB: '256' }, { SWITCHYARD_TOOL_MAX_PROCESSES: '0' }]) {
+      expect(() => loadConfig(env), JSON.stringify(env)).toThrow(ConfigError);
     }
   });
 });
