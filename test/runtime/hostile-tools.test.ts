@@ -6,6 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ToolRuntime, type ToolResult } from '../../src/engine/runtime/tool-runtime.ts';
+import { eventually } from '../support/engine.ts';
 import { createTestTelemetry, type TestTelemetry } from '../support/telemetry.ts';
 import { leftAfterKill, loadExampleTool, openFdCount, processGroupMembers } from './tools.ts';
 
@@ -105,6 +106,9 @@ it(`${CALLS} hostile calls: each fails its own way, nothing leaks`, { timeout: 2
   // No member of any tool's process group survives (children that ignored SIGTERM included).
   expect(await leftAfterKill(() => processGroupMembers(...processGroups))).toEqual([]);
   expect(openFdCount()).toBeLessThanOrEqual(fdBaseline + 5);
+  // Every call's scratch directory is removed once the call is over (off the event loop, so waited for).
+  expect(runtime.scratchRoot).toBeDefined();
+  expect(await eventually(async () => readdirSync(runtime.scratchRoot!), (left) => left.length === 0, 10_000)).toEqual([]);
   // Nothing per call is retained by the runtime (the in-memory span exporter keeps spans: dropped first).
   t.resetSpans();
   const heapGrowth = heapAfterGc() - heapBaseline;

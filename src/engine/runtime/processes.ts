@@ -28,7 +28,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rm } from 'node:fs';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessRecords, type RuntimeLogger } from './process-records.ts';
@@ -211,7 +210,7 @@ class ToolProcess {
       let env = spec.env;
       if (sandbox) {
         // mkdtemp makes it 0700; the tool's Landlock rules name it alone of all scratch directories.
-        this.#scratch = mkdtempSync(join(tmpdir(), 'switchyard-tool-'));
+        this.#scratch = mkdtempSync(join(sandbox.scratchRoot, 'call-'));
         env = { ...env, HOME: this.#scratch, TMPDIR: this.#scratch };
         const args = sandboxArgs(sandbox, spec.limits ?? DEFAULT_LIMITS, dirname(spec.script), this.#scratch, command);
         child = spawn(sandbox.wrapper, args, { cwd: dirname(spec.script), env, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });

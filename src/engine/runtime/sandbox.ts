@@ -9,7 +9,7 @@
  *   libraries and the few system files Bun reads at start (below); read and write only a private scratch directory
  *   (HOME and TMPDIR point at it; made 0700 per call, removed after) and /dev/null; read its own /proc/<pid>. The
  *   engine's files, store, runtime records, secret files, /run/secrets and every other process's /proc entry fail
- *   with EACCES.
+ *   with EACCES. (The guard copy and the scratch directories live in one private directory per runtime.)
  * - signals and abstract unix sockets (Landlock scopes, ABI 6): no signal reaches a process outside the tool's own
  *   sandbox (the engine, the spawn helper, another call's tool).
  * - network (Landlock ABI 4), when the definition says `network: false`: no TCP connect or bind (UDP is not covered).
@@ -25,9 +25,9 @@
  * which runs tools as the engine's user with the engine's rights, as before the sandbox, and says so.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const TOOL_SANDBOX_MODES = ['enforce', 'off'] as const;
@@ -87,6 +87,8 @@ export interface SandboxHost {
   readonly wrapper: string;
   /** The guard preload, copied into a directory of its own (Bun reads the directory of a preload). */
   readonly guard: string;
+  /** Where each call's scratch directory is made (a sibling of the guard's directory, never beneath a read rule). */
+  readonly scratchRoot: string;
   /** Read rules: the bun binary (resolved), the guard, the system libraries and files Bun reads. */
   readonly read: readonly string[];
   /** Added to `read` for a tool that may use the network (name resolution, CA certificates). */
@@ -138,25 +140,30 @@ const BUN_SYSTEM_READ = [
 const NETWORK_READ = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/etc/host.conf', '/etc/gai.conf', '/etc/services', '/etc/ssl', '/etc/ca-certificates', '/usr/share/ca-certificates'];
 
 /**
- * The wrapping of tools on this host, or undefined when tools run unwrapped (sandbox off, or refused). Bun reads the
- * directory of its preload, so the guard is copied into a fresh directory of its own (0700) rather than letting tools
- * read the engine's source directory; `disposeSandboxHost` removes it.
+ * The wrapping of tools on this host, or undefined when tools run unwrapped (sandbox off, or refused). One private
+ * directory (0700) per runtime holds `guard/` (Bun reads the directory of its preload: a copy of the guard there
+ * rather than the engine's source directory) and `scratch/` (each call's scratch directory); `disposeSandboxHost`
+ * removes it.
  */
 export function sandboxHost(report: SandboxReport, bunPath: string, guard: string): SandboxHost | undefined {
   if (report.mode === 'off' || !report.runs_tools || report.wrapper === null) return undefined;
   const bun = resolveExecutable(bunPath);
-  const guardDir = mkdtempSync(join(tmpdir(), 'switchyard-guard-'));
+  const root = mkdtempSync(join(tmpdir(), 'switchyard-tools-'));
+  const guardDir = join(root, 'guard');
+  const scratchRoot = join(root, 'scratch');
+  mkdirSync(guardDir);
+  mkdirSync(scratchRoot);
   const guardCopy = join(guardDir, basename(guard));
   copyFileSync(guard, guardCopy);
   return {
-    wrapper: report.wrapper, guard: guardCopy, read: [bun, guardDir, ...BUN_SYSTEM_READ], networkRead: NETWORK_READ,
+    wrapper: report.wrapper, guard: guardCopy, scratchRoot, read: [bun, guardDir, ...BUN_SYSTEM_READ], networkRead: NETWORK_READ,
     canDenyNetwork: report.enforced.network, canDenyProcesses: report.enforced.processes,
   };
 }
 
-/** Removes what sandboxHost made. */
+/** Removes what sandboxHost made (scratch directories of calls still running included: call it after shutdown). */
 export function disposeSandboxHost(host: SandboxHost | undefined): void {
-  if (host) rmSync(join(host.guard, '..'), { recursive: true, force: true });
+  if (host) rmSync(dirname(host.scratchRoot), { recursive: true, force: true });
 }
 
 /** Why a call's limits cannot be honoured on this host, or undefined. */

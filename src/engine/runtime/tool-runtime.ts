@@ -231,6 +231,11 @@ export class ToolRuntime {
     return this.#sandbox;
   }
 
+  /** Where the calls' scratch directories are made (each removed when its call ends); undefined when unconfined. */
+  get scratchRoot(): string | undefined {
+    return this.#sandboxHost?.scratchRoot;
+  }
+
   /** `bun --version`, run once and cached; 'unknown' when bun cannot be run. */
   bunVersion(): string {
     if (this.#bunVersion === undefined) {
