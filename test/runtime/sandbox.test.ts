@@ -4,11 +4,12 @@
 // control at the end runs the same attempts unconfined (SWITCHYARD_TOOL_SANDBOX=off) and they succeed, so each
 // assertion here could fail.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.ts';
+import { processStartTime } from '../../src/engine/runtime/process-records.ts';
 import { ToolRuntime, type ToolResult } from '../../src/engine/runtime/tool-runtime.ts';
 import { eventually } from '../support/engine.ts';
 import { startEngineProcess, type EngineProcess } from '../support/engine-process.ts';
@@ -208,6 +209,24 @@ describe('the control: the same attempts without the sandbox', () => {
       await runtime.shutdown();
       await t.shutdown();
     }
+  });
+
+  it('a killed engine\'s sandbox directory (guard copy, scratch directories) is removed by the next runtime; a live one\'s is kept', async () => {
+    const t = createTestTelemetry();
+    // A pid with a start time no live process has, and this process with its own.
+    const dead = join(tmpdir(), `switchyard-tools-${process.pid}-1-Dead42`);
+    const live = join(tmpdir(), `switchyard-tools-${process.pid}-${processStartTime(process.pid)}-Live42`);
+    for (const path of [dead, live]) mkdirSync(join(path, 'scratch', 'call-x'), { recursive: true });
+    const runtime = new ToolRuntime({ telemetry: t.telemetry, baseEnv: { PATH: process.env.PATH } });
+    try {
+      expect(existsSync(dead)).toBe(false);
+      expect(existsSync(live)).toBe(true);
+    } finally {
+      rmSync(live, { recursive: true, force: true });
+      await runtime.shutdown();
+      await t.shutdown();
+    }
+    expect(existsSync(dirname(runtime.scratchRoot!))).toBe(false);
   });
 
   it('a host that cannot enforce the sandbox refuses tools unless the operator opts out', async () => {

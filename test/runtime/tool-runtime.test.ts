@@ -310,7 +310,7 @@ describe('environment', () => {
     const env = (result as { result: { env: Record<string, string> } }).result.env;
     expect(env).toMatchObject({ PATH: process.env.PATH, LANG: 'C.UTF-8', TZ: 'UTC', NOTIFY_SENDER: 'ops@example.com' });
     // In the sandbox HOME (and TMPDIR) is the call's private scratch directory, never the engine's HOME.
-    expect(env.HOME).toMatch(/\/switchyard-tools-[^/]+\/scratch\/call-[^/]+$/);
+    expect(env.HOME).toMatch(/\/switchyard-tools-\d+-\d+-[^/]+\/scratch\/call-[^/]+$/);
     expect(env.TMPDIR).toBe(env.HOME);
     expect(env).not.toHaveProperty('ENGINE_DB_PASSWORD');
     expect(env).not.toHaveProperty('OTHER');

@@ -25,10 +25,11 @@
  * which runs tools as the engine's user with the engine's rights, as before the sandbox, and says so.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { processStartTime } from './process-records.ts';
 
 export const TOOL_SANDBOX_MODES = ['enforce', 'off'] as const;
 export type ToolSandboxMode = (typeof TOOL_SANDBOX_MODES)[number];
@@ -148,7 +149,9 @@ const NETWORK_READ = ['/etc/resolv.conf', '/etc/hosts', '/etc/nsswitch.conf', '/
 export function sandboxHost(report: SandboxReport, bunPath: string, guard: string): SandboxHost | undefined {
   if (report.mode === 'off' || !report.runs_tools || report.wrapper === null) return undefined;
   const bun = resolveExecutable(bunPath);
-  const root = mkdtempSync(join(tmpdir(), 'switchyard-tools-'));
+  removeLeftovers();
+  // Named after this process (pid and start time), so that the next runtime can tell a killed engine's directory.
+  const root = mkdtempSync(join(tmpdir(), `${ROOT_PREFIX}${process.pid}-${processStartTime(process.pid) ?? 0}-`));
   const guardDir = join(root, 'guard');
   const scratchRoot = join(root, 'scratch');
   mkdirSync(guardDir);
@@ -159,6 +162,28 @@ export function sandboxHost(report: SandboxReport, bunPath: string, guard: strin
     wrapper: report.wrapper, guard: guardCopy, scratchRoot, read: [bun, guardDir, ...BUN_SYSTEM_READ], networkRead: NETWORK_READ,
     canDenyNetwork: report.enforced.network, canDenyProcesses: report.enforced.processes,
   };
+}
+
+const ROOT_PREFIX = 'switchyard-tools-';
+const ROOT_NAME = /^switchyard-tools-(\d+)-(\d+)-[A-Za-z0-9]+$/;
+
+/** Removes the directories of runtimes whose process is gone (an engine killed before its shutdown removed its own). */
+function removeLeftovers(): void {
+  let names: string[];
+  try {
+    names = readdirSync(tmpdir());
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const owner = ROOT_NAME.exec(name);
+    if (!owner || processStartTime(Number(owner[1])) === owner[2]) continue;
+    try {
+      rmSync(join(tmpdir(), name), { recursive: true, force: true });
+    } catch {
+      // another user's, or removed meanwhile: not ours to insist on
+    }
+  }
 }
 
 /** Removes what sandboxHost made (scratch directories of calls still running included: call it after shutdown). */
