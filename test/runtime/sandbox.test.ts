@@ -229,6 +229,21 @@ describe('the control: the same attempts without the sandbox', () => {
     expect(existsSync(dirname(runtime.scratchRoot!))).toBe(false);
   });
 
+  it('a tool whose directory holds the engine\'s working directory (or is /) is refused, not given the engine\'s files', async () => {
+    const t = createTestTelemetry();
+    const runtime = new ToolRuntime({ telemetry: t.telemetry, baseEnv: { PATH: process.env.PATH } });
+    try {
+      for (const script of [join(process.cwd(), 'tool.ts'), join(dirname(process.cwd()), 'tool.ts'), '/tool.ts']) {
+        const result = await runtime.execute({ tool: fixtureTool('print-env', { script }), executionId: 'top', input: {} });
+        expect([script, !result.ok && result.error.code]).toEqual([script, 'TOOL_SANDBOX_UNAVAILABLE']);
+      }
+      expect((await runtime.execute({ tool: fixtureTool('print-env'), executionId: 'own-dir', input: {} })).ok).toBe(true);
+    } finally {
+      await runtime.shutdown();
+      await t.shutdown();
+    }
+  });
+
   it('a host that cannot enforce the sandbox refuses tools unless the operator opts out', async () => {
     const t = createTestTelemetry();
     const missing = new ToolRuntime({ telemetry: t.telemetry, baseEnv: { PATH: process.env.PATH }, sandboxWrapper: join(dir, 'no-such-wrapper') });

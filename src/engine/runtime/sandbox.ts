@@ -191,9 +191,18 @@ export function disposeSandboxHost(host: SandboxHost | undefined): void {
   if (host) rmSync(dirname(host.scratchRoot), { recursive: true, force: true });
 }
 
-/** Why a call's limits cannot be honoured on this host, or undefined. */
-export function limitsProblem(host: SandboxHost | undefined, limits: ToolLimits): string | undefined {
+/**
+ * Why a call cannot be confined as its definition says on this host, or undefined. A tool may read its script's
+ * whole directory, so that directory must not be `/` nor hold the engine's working directory (its data, its keys
+ * in a development checkout): a tool script at the project's top is refused, not given the engine's files.
+ */
+export function confinementProblem(host: SandboxHost | undefined, limits: ToolLimits, script: string): string | undefined {
   if (!host) return undefined;
+  const toolDir = dirname(script);
+  const engineDir = process.cwd();
+  if (toolDir === '/' || engineDir === toolDir || engineDir.startsWith(`${toolDir}/`)) {
+    return `its script's directory ${toolDir} holds the engine's working directory, which a tool may not read; put the script in a directory of its own`;
+  }
   if (!limits.network && !host.canDenyNetwork) return 'its definition denies network access, which this kernel cannot enforce (Landlock ABI 4 needed)';
   if (limits.processes <= 1 && !host.canDenyProcesses) return 'its definition allows no child process, which this host cannot enforce (no seccomp filter for this architecture)';
   return undefined;

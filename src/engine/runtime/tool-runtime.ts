@@ -53,7 +53,7 @@ import type { RuntimeLogger } from './process-records.ts';
 import { HelperToolProcesses } from './helper-processes.ts';
 import { LocalToolProcesses, TOOL_GUARD, type LocalToolProcessesOptions, type ProcessRun, type ToolProcesses } from './processes.ts';
 import {
-  DEFAULT_TOOL_MAX_PROCESSES, DEFAULT_TOOL_MEMORY_MB, disposeSandboxHost, limitsProblem, probeSandbox, resolveSandboxWrapper, sandboxHost,
+  DEFAULT_TOOL_MAX_PROCESSES, DEFAULT_TOOL_MEMORY_MB, confinementProblem, disposeSandboxHost, probeSandbox, resolveSandboxWrapper, sandboxHost,
   type SandboxHost, type SandboxReport, type ToolLimits, type ToolSandboxMode,
 } from './sandbox.ts';
 import { ToolSlots } from './tool-slots.ts';
@@ -326,7 +326,7 @@ export class ToolRuntime {
       return refused(new ToolError('start', `tool ${tool.id}: refused: the tool sandbox cannot be enforced on this host: ${this.#sandbox.problem}`, { code: 'TOOL_SANDBOX_UNAVAILABLE' }), started);
     }
     const limits: ToolLimits = { ...this.#defaultLimits, ...tool.sandbox };
-    const limitsRefused = limitsProblem(this.#sandboxHost, limits);
+    const limitsRefused = confinementProblem(this.#sandboxHost, limits, tool.script);
     if (limitsRefused) return refused(new ToolError('start', `tool ${tool.id}: refused: ${limitsRefused}`, { code: 'TOOL_SANDBOX_UNAVAILABLE' }), started);
     if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
       return refused(new ToolError('start', `tool ${tool.id}: timeout must be a positive number of ms, got ${timeoutMs}`, { code: 'TOOL_BAD_DEFINITION' }), started);
