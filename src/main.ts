@@ -110,7 +110,7 @@ try {
     tools: {
       outputLimitBytes: config.toolOutputLimitBytes, toolFaults: config.toolFaults, runtimeDir: config.runtimeDir, processes: config.toolProcesses,
       maxProcesses: config.maxToolProcesses,
-      sandbox: config.toolSandbox, sandboxWrapper: config.sandboxWrapper, toolMemoryMb: config.toolMemoryMb, toolMaxProcesses: config.toolMaxProcesses,
+      sandbox: config.toolSandbox, sandboxWrapper: config.sandboxWrapper, sandboxMemoryMb: config.sandboxMemoryMb, sandboxProcesses: config.sandboxProcesses,
     },
     models: { baseUrl: config.modelBaseUrl, apiKey: config.modelApiKey },
     api: {

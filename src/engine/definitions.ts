@@ -4,7 +4,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Docume
 import { z } from 'zod';
 import { didYouMean } from './did-you-mean.ts';
 import { compileJsonSchema, type InputCheck } from './json-schema.ts';
-import { MIN_TOOL_MEMORY_MB, type ToolLimits } from './runtime/sandbox.ts';
+import { MIN_SANDBOX_MEMORY_MB, type ToolLimits } from './runtime/sandbox.ts';
 import { envAllowlistProblem, type ToolDefinition } from './runtime/tool-runtime.ts';
 import { placeholdersOf } from './templates.ts';
 import { sameOrigin } from './agent/openai-compatible.ts';
@@ -40,9 +40,9 @@ const ToolFile = z.strictObject({
   secret_inputs: z.array(z.string()).default([]),
   config: z.record(z.string(), z.unknown()).default({}),
   input_schema: JsonSchema.optional(),
-  /** The tool's sandbox limits (engine/runtime/sandbox.ts); absent ones come from SWITCHYARD_TOOL_MEMORY_MB / _MAX_PROCESSES. */
+  /** The tool's sandbox limits (engine/runtime/sandbox.ts); absent ones come from SWITCHYARD_TOOL_SANDBOX_MEMORY_MB / _MAX_PROCESSES. */
   sandbox: z.strictObject({
-    memory_mb: z.number().int().min(MIN_TOOL_MEMORY_MB).max(1024 * 1024).optional(),
+    memory_mb: z.number().int().min(MIN_SANDBOX_MEMORY_MB).max(1024 * 1024).optional(),
     processes: z.number().int().min(1).max(100_000).optional(),
     network: z.boolean().optional(),
   }).optional(),

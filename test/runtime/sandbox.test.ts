@@ -260,11 +260,11 @@ describe('the control: the same attempts without the sandbox', () => {
 });
 
 describe('configuration', () => {
-  it('SWITCHYARD_TOOL_SANDBOX, _MEMORY_MB and _MAX_PROCESSES: defaults, values, refusals', () => {
-    expect(loadConfig({})).toMatchObject({ toolSandbox: 'enforce', toolMemoryMb: 1024, toolMaxProcesses: 1, sandboxWrapper: expect.stringMatching(/\/build\/switchyard-sandbox$/) });
-    expect(loadConfig({ SWITCHYARD_TOOL_SANDBOX: 'off', SWITCHYARD_TOOL_MEMORY_MB: '2048', SWITCHYARD_TOOL_MAX_PROCESSES: '4', SWITCHYARD_SANDBOX_WRAPPER: '/opt/w' }))
-      .toMatchObject({ toolSandbox: 'off', toolMemoryMb: 2048, toolMaxProcesses: 4, sandboxWrapper: '/opt/w' });
-    for (const env of [{ SWITCHYARD_TOOL_SANDBOX: 'no' }, { SWITCHYARD_TOOL_MEMORY_MB: '256' }, { SWITCHYARD_TOOL_MAX_PROCESSES: '0' }]) {
+  it('SWITCHYARD_TOOL_SANDBOX, _SANDBOX_MEMORY_MB and _SANDBOX_PROCESSES: defaults, values, refusals', () => {
+    expect(loadConfig({})).toMatchObject({ toolSandbox: 'enforce', sandboxMemoryMb: 1024, sandboxProcesses: 1, sandboxWrapper: expect.stringMatching(/\/build\/switchyard-sandbox$/) });
+    expect(loadConfig({ SWITCHYARD_TOOL_SANDBOX: 'off', SWITCHYARD_TOOL_SANDBOX_MEMORY_MB: '2048', SWITCHYARD_TOOL_SANDBOX_PROCESSES: '4', SWITCHYARD_SANDBOX_WRAPPER: '/opt/w' }))
+      .toMatchObject({ toolSandbox: 'off', sandboxMemoryMb: 2048, sandboxProcesses: 4, sandboxWrapper: '/opt/w' });
+    for (const env of [{ SWITCHYARD_TOOL_SANDBOX: 'no' }, { SWITCHYARD_TOOL_SANDBOX_MEMORY_MB: '256' }, { SWITCHYARD_TOOL_SANDBOX_PROCESSES: '0' }]) {
       expect(() => loadConfig(env), JSON.stringify(env)).toThrow(ConfigError);
     }
   });

@@ -31,7 +31,7 @@ import type { Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessRecords, type RuntimeLogger } from './process-records.ts';
-import { DEFAULT_TOOL_MAX_PROCESSES, DEFAULT_TOOL_MEMORY_MB, sandboxArgs, type SandboxHost, type ToolLimits } from './sandbox.ts';
+import { DEFAULT_SANDBOX_PROCESSES, DEFAULT_SANDBOX_MEMORY_MB, sandboxArgs, type SandboxHost, type ToolLimits } from './sandbox.ts';
 
 /** Bun's preload that kills the tool's group when the engine dies. */
 export const TOOL_GUARD = fileURLToPath(new URL('./tool-guard.ts', import.meta.url));
@@ -57,7 +57,7 @@ export interface ProcessSpec {
 const SANDBOX_FAILED_EXIT = 126;
 const SANDBOX_FAILED_PREFIX = 'switchyard-sandbox: ';
 
-const DEFAULT_LIMITS: ToolLimits = { memoryMb: DEFAULT_TOOL_MEMORY_MB, processes: DEFAULT_TOOL_MAX_PROCESSES, network: true };
+const DEFAULT_LIMITS: ToolLimits = { memoryMb: DEFAULT_SANDBOX_MEMORY_MB, processes: DEFAULT_SANDBOX_PROCESSES, network: true };
 
 export type TerminateReason = 'timeout' | 'output_limit' | 'canceled' | 'shutdown';
 

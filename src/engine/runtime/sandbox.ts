@@ -37,10 +37,10 @@ export type ToolSandboxMode = (typeof TOOL_SANDBOX_MODES)[number];
 /** Where .ci/run, the test setup and the Docker build put the wrapper. */
 export const DEFAULT_SANDBOX_WRAPPER = fileURLToPath(new URL('../../../build/switchyard-sandbox', import.meta.url));
 
-export const DEFAULT_TOOL_MEMORY_MB = 1024;
+export const DEFAULT_SANDBOX_MEMORY_MB = 1024;
 /** Below this Bun itself does not start under RLIMIT_DATA (measured with Bun 1.4.5: 256 MB aborts at start). */
-export const MIN_TOOL_MEMORY_MB = 512;
-export const DEFAULT_TOOL_MAX_PROCESSES = 1;
+export const MIN_SANDBOX_MEMORY_MB = 512;
+export const DEFAULT_SANDBOX_PROCESSES = 1;
 
 /** One call's limits, from its definition (or the configured defaults). */
 export interface ToolLimits {

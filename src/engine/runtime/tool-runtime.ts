@@ -53,7 +53,7 @@ import type { RuntimeLogger } from './process-records.ts';
 import { HelperToolProcesses } from './helper-processes.ts';
 import { LocalToolProcesses, TOOL_GUARD, type LocalToolProcessesOptions, type ProcessRun, type ToolProcesses } from './processes.ts';
 import {
-  DEFAULT_TOOL_MAX_PROCESSES, DEFAULT_TOOL_MEMORY_MB, confinementProblem, disposeSandboxHost, probeSandbox, resolveSandboxWrapper, sandboxHost,
+  DEFAULT_SANDBOX_PROCESSES, DEFAULT_SANDBOX_MEMORY_MB, confinementProblem, disposeSandboxHost, probeSandbox, resolveSandboxWrapper, sandboxHost,
   type SandboxHost, type SandboxReport, type ToolLimits, type ToolSandboxMode,
 } from './sandbox.ts';
 import { ToolSlots } from './tool-slots.ts';
@@ -158,8 +158,8 @@ export interface ToolRuntimeOptions {
   /** The sandbox wrapper binary; default env SWITCHYARD_SANDBOX_WRAPPER, else build/switchyard-sandbox. */
   sandboxWrapper?: string;
   /** Defaults for a definition that sets no `sandbox.memory_mb` / `sandbox.processes`: 1024 MB and 1 (no child process). */
-  toolMemoryMb?: number;
-  toolMaxProcesses?: number;
+  sandboxMemoryMb?: number;
+  sandboxProcesses?: number;
 }
 
 export const TOOL_PROCESSES_KINDS = ['helper', 'local'] as const;
@@ -205,7 +205,7 @@ export class ToolRuntime {
     this.#sandbox = probeSandbox(options.sandbox ?? toolSandboxFromEnv(), options.sandboxWrapper ?? resolveSandboxWrapper());
     this.#sandboxHost = sandboxHost(this.#sandbox, this.#bunPath, TOOL_GUARD);
     this.#defaultLimits = {
-      memoryMb: options.toolMemoryMb ?? DEFAULT_TOOL_MEMORY_MB, processes: options.toolMaxProcesses ?? DEFAULT_TOOL_MAX_PROCESSES, network: true,
+      memoryMb: options.sandboxMemoryMb ?? DEFAULT_SANDBOX_MEMORY_MB, processes: options.sandboxProcesses ?? DEFAULT_SANDBOX_PROCESSES, network: true,
     };
     const processes: LocalToolProcessesOptions = {
       bunPath: this.#bunPath, outputLimit: this.#outputLimit, stderrLimit: options.stderrLimitBytes ?? DEFAULT_STDERR_LIMIT_BYTES,
