@@ -188,9 +188,9 @@ describe('definitions checked at start', () => {
     rmSync(good, { recursive: true });
     const bad = project({ 'tools/lookup.yaml': `${TOOL}sandbox:\n  memory_mb: 64\n  processes: 0\n  read: [/etc]\n`, 'tools/lookup.ts': '', 'tasks/search.yaml': task });
     const problems = problemsOf(bad);
-    has(problems, /tools\/lookup\.yaml: sandbox\.memory_mb: .*512/);
-    has(problems, /tools\/lookup\.yaml: sandbox\.processes: /);
-    has(problems, /tools\/lookup\.yaml: sandbox: .*read/);
+    has(problems, /tools\/lookup\.yaml:5: sandbox\.memory_mb: .*512/);
+    has(problems, /tools\/lookup\.yaml:6: sandbox\.processes: .*1/);
+    has(problems, /tools\/lookup\.yaml:7: sandbox\.read: unknown field "read"/);
   });
 
   it('an openai-compatible agent needs a base URL: its own or SWITCHYARD_MODEL_BASE_URL', () => {
