@@ -4,6 +4,14 @@
 # stripping, no build step); tools run as Bun subprocesses with the Bun binary of the npm package
 # @oven/bun-linux-<arch>, installed by `npm ci` from the lockfile.
 
+# The tool sandbox wrapper (sandbox/, Go standard library only, static): every tool runs through it
+# (README, Tool processes). GOTOOLCHAIN=local: the image's Go builds it, nothing is downloaded.
+FROM golang:1.26-bookworm AS sandbox
+WORKDIR /src
+COPY sandbox ./
+RUN CGO_ENABLED=0 GOTOOLCHAIN=local go build -trimpath -o /switchyard-sandbox . \
+ && /switchyard-sandbox --probe
+
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -22,6 +30,8 @@ ENV NODE_ENV=production \
     SWITCHYARD_DB=/data/switchyard.db
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
+# Where the engine looks for it (src/engine/runtime/sandbox.ts, SWITCHYARD_SANDBOX_WRAPPER overrides).
+COPY --from=sandbox /switchyard-sandbox ./build/switchyard-sandbox
 COPY package.json package-lock.json tsconfig.json ./
 COPY src ./src
 COPY examples ./examples

@@ -8,6 +8,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/stack/**/*.test.ts'],
+    // Every tool runs through the sandbox wrapper: build it first (Go, cached).
+    globalSetup: ['test/support/sandbox-wrapper.ts'],
     pool: 'forks',
     maxWorkers: 1,
     fileParallelism: false,

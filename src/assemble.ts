@@ -63,6 +63,7 @@ export function assembleSwitchyard(parts: SwitchyardParts): Switchyard {
   const app = createApp({
     engine, telemetry, logger, authenticator: new Authenticator(api.apiKeys),
     bodyLimit: api.bodyLimit, syncTimeoutMs: api.syncTimeoutMs, syncTimeoutMaxMs: api.syncTimeoutMaxMs, isReady: api.isReady,
+    toolSandbox: runtime.sandbox,
   });
   return { engine, runtime, server: createHttpServer(app, api.server) };
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { mergeApiKeys, parseApiKeys, type ApiKey } from './api/auth.ts';
+import { DEFAULT_SANDBOX_PROCESSES, DEFAULT_SANDBOX_MEMORY_MB, MIN_SANDBOX_MEMORY_MB, resolveSandboxWrapper, TOOL_SANDBOX_MODES, type ToolSandboxMode } from './engine/runtime/sandbox.ts';
 import { isLoopback, plainHttpKeyProblem } from './loopback.ts';
 
 export { isLoopback } from './loopback.ts';
@@ -21,6 +22,10 @@ const EnvSchema = z.object({
   SWITCHYARD_DB_CONNECT_TIMEOUT_MS: milliseconds(5_000),
   SWITCHYARD_RUNTIME_DIR: z.string().optional(),
   SWITCHYARD_TOOL_PROCESSES: z.enum(['helper', 'local']).default('helper'),
+  SWITCHYARD_TOOL_SANDBOX: z.enum(TOOL_SANDBOX_MODES).default('enforce'),
+  SWITCHYARD_SANDBOX_WRAPPER: z.string().optional(),
+  SWITCHYARD_TOOL_SANDBOX_MEMORY_MB: z.coerce.number().int().min(MIN_SANDBOX_MEMORY_MB).max(1024 * 1024).default(DEFAULT_SANDBOX_MEMORY_MB),
+  SWITCHYARD_TOOL_SANDBOX_PROCESSES: z.coerce.number().int().min(1).max(100_000).default(DEFAULT_SANDBOX_PROCESSES),
   SWITCHYARD_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SWITCHYARD_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
   SWITCHYARD_INSTANCE_ID: z.string().optional(),
@@ -68,6 +73,14 @@ export interface Config {
    * the engine), or `local`, the engine itself (engine/runtime/helper-processes.ts).
    */
   readonly toolProcesses: 'helper' | 'local';
+  /**
+   * The tool sandbox (engine/runtime/sandbox.ts): `enforce`, or `off` (the operator's explicit opt-out: tools run
+   * unconfined); the wrapper binary; the memory (MB) and process limits of a definition that sets none.
+   */
+  readonly toolSandbox: ToolSandboxMode;
+  readonly sandboxWrapper: string;
+  readonly sandboxMemoryMb: number;
+  readonly sandboxProcesses: number;
   readonly logLevel: z.infer<typeof EnvSchema>['SWITCHYARD_LOG_LEVEL'];
   /** Pretty lines on a terminal, JSON otherwise (`auto`), or one of them always (logger.ts). */
   readonly logFormat: z.infer<typeof EnvSchema>['SWITCHYARD_LOG_FORMAT'];
@@ -162,6 +175,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // An empty value counts as unset (compose's `${VAR:-}` gives one).
     runtimeDir: resolve(e.SWITCHYARD_RUNTIME_DIR || join(store.kind === 'sqlite' && store.path !== ':memory:' ? dirname(store.path) : 'data', 'tool-processes')),
     toolProcesses: e.SWITCHYARD_TOOL_PROCESSES,
+    toolSandbox: e.SWITCHYARD_TOOL_SANDBOX,
+    sandboxWrapper: resolve(resolveSandboxWrapper({ SWITCHYARD_SANDBOX_WRAPPER: e.SWITCHYARD_SANDBOX_WRAPPER })),
+    sandboxMemoryMb: e.SWITCHYARD_TOOL_SANDBOX_MEMORY_MB,
+    sandboxProcesses: e.SWITCHYARD_TOOL_SANDBOX_PROCESSES,
     logLevel: e.SWITCHYARD_LOG_LEVEL,
     logFormat: e.SWITCHYARD_LOG_FORMAT,
     instanceId: e.SWITCHYARD_INSTANCE_ID ?? randomUUID(),

@@ -110,6 +110,7 @@ try {
     tools: {
       outputLimitBytes: config.toolOutputLimitBytes, toolFaults: config.toolFaults, runtimeDir: config.runtimeDir, processes: config.toolProcesses,
       maxProcesses: config.maxToolProcesses,
+      sandbox: config.toolSandbox, sandboxWrapper: config.sandboxWrapper, sandboxMemoryMb: config.sandboxMemoryMb, sandboxProcesses: config.sandboxProcesses,
     },
     models: { baseUrl: config.modelBaseUrl, apiKey: config.modelApiKey },
     api: {
@@ -124,6 +125,11 @@ try {
   throw error;
 }
 const { engine, runtime, server } = assembled;
+// What the tool sandbox enforces on this host (also in GET /api/v1/definitions): refused tools are an error, gaps a warning.
+const sandbox = runtime.sandbox;
+if (!sandbox.runs_tools) logger.error({ tool_sandbox: sandbox }, `tool sandbox: ${sandbox.problem}`);
+else if (sandbox.mode === 'off') logger.warn({ tool_sandbox: sandbox }, `tool sandbox: ${sandbox.problem}`);
+else logger.info({ tool_sandbox: sandbox }, `tool sandbox: enforced (Landlock ABI ${sandbox.landlock_abi})${sandbox.problem ? `; ${sandbox.problem}` : ''}`);
 // The spawn helper forks the engine once, now, while the engine is small; no tool call waits for it to start.
 runtime.start();
 // The counters' start-up zeros go out before the first sweep can move them: a swept run counted in the

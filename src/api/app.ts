@@ -2,6 +2,7 @@ import type { z } from 'zod';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/engine.ts';
+import type { SandboxReport, ToolLimits } from '../engine/runtime/sandbox.ts';
 import { ConflictError, InvalidInputError, NotFoundError, TooManyExecutionsError, UnavailableError } from '../engine/errors.ts';
 import { StoreUnavailableError } from '../store/errors.ts';
 import type { ExecutionRecord } from '../store/store.ts';
@@ -27,6 +28,8 @@ export interface AppOptions {
   readonly syncTimeoutMaxMs: number;
   /** Whether the engine can take work (false while shutting down). */
   readonly isReady: () => boolean;
+  /** What the tool sandbox enforces on this host (served by GET /api/v1/definitions). */
+  readonly toolSandbox?: SandboxReport;
 }
 
 const KIND_PATHS: Record<string, ExecutionKind> = { workflows: 'workflow', tasks: 'task', agents: 'agent' };
@@ -103,7 +106,8 @@ export function createApp(options: AppOptions): express.Express {
       workflows: [...d.workflows.values()].map((w) => ({ id: w.id, description: w.description, tasks: w.tasks.map((t) => t.id), input_schema: w.input_schema ?? null })),
       tasks: [...d.tasks.values()].map((t) => ({ id: t.id, description: t.description ?? null })),
       agents: [...d.agents.values()].map((a) => ({ id: a.id, description: a.description, provider: a.model.provider, tools: a.tools })),
-      tools: [...d.tools.values()].map((t) => ({ id: t.id, description: t.description, timeout_ms: t.timeoutMs })),
+      tools: [...d.tools.values()].map((t) => ({ id: t.id, description: t.description, timeout_ms: t.timeoutMs, sandbox: presentLimits(t.sandbox) })),
+      tool_sandbox: options.toolSandbox ?? null,
     });
   });
 
@@ -281,6 +285,11 @@ function toProblem(error: unknown, bodyLimit: string): Problem {
 }
 
 /** A list item: the execution without its input and output (`?include=io` adds them). */
+/** A definition's own sandbox settings, as written in its YAML (the runtime's defaults fill the rest). */
+function presentLimits(limits: Partial<ToolLimits> | undefined) {
+  return { memory_mb: limits?.memoryMb ?? null, processes: limits?.processes ?? null, network: limits?.network ?? null };
+}
+
 export function presentSummary(record: ExecutionRecord) {
   const { input: _input, output: _output, ...summary } = presentExecution(record);
   return summary;

@@ -140,7 +140,21 @@ export const Definitions = z.object({
   })),
   tasks: z.array(z.object({ id: z.string(), description: z.string().nullable() })),
   agents: z.array(z.object({ id: z.string(), description: z.string(), provider: z.string(), tools: z.array(z.string()) })),
-  tools: z.array(z.object({ id: z.string(), description: z.string(), timeout_ms: z.int() })),
+  tools: z.array(z.object({
+    id: z.string(), description: z.string(), timeout_ms: z.int(),
+    sandbox: z.object({ memory_mb: z.int().nullable(), processes: z.int().nullable(), network: z.boolean().nullable() })
+      .describe('The tool\'s own `sandbox:` settings; null where the configured default applies.'),
+  })),
+  tool_sandbox: z.object({
+    mode: z.enum(['enforce', 'off']),
+    runs_tools: z.boolean().describe('False when this host cannot confine tools and the operator did not opt out: every tool call is refused.'),
+    wrapper: z.string().nullable(),
+    landlock_abi: z.int(),
+    enforced: z.object({
+      filesystem: z.boolean(), signals: z.boolean(), abstract_unix_sockets: z.boolean(), network: z.boolean(), memory: z.boolean(), processes: z.boolean(),
+    }),
+    problem: z.string().optional().describe('What is not enforced on this host, in words.'),
+  }).nullable().describe('What the tool sandbox enforces on this host (README, Tool processes).'),
 });
 
 export const Health = z.object({ status: z.enum(['ok', 'ready']) });

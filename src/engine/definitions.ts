@@ -4,6 +4,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Docume
 import { z } from 'zod';
 import { didYouMean } from './did-you-mean.ts';
 import { compileJsonSchema, type InputCheck } from './json-schema.ts';
+import { MIN_SANDBOX_MEMORY_MB, type ToolLimits } from './runtime/sandbox.ts';
 import { envAllowlistProblem, type ToolDefinition } from './runtime/tool-runtime.ts';
 import { placeholdersOf } from './templates.ts';
 import { sameOrigin } from './agent/openai-compatible.ts';
@@ -39,7 +40,22 @@ const ToolFile = z.strictObject({
   secret_inputs: z.array(z.string()).default([]),
   config: z.record(z.string(), z.unknown()).default({}),
   input_schema: JsonSchema.optional(),
+  /** The tool's sandbox limits (engine/runtime/sandbox.ts); absent ones come from SWITCHYARD_TOOL_SANDBOX_MEMORY_MB / _MAX_PROCESSES. */
+  sandbox: z.strictObject({
+    memory_mb: z.number().int().min(MIN_SANDBOX_MEMORY_MB).max(1024 * 1024).optional(),
+    processes: z.number().int().min(1).max(100_000).optional(),
+    network: z.boolean().optional(),
+  }).optional(),
 });
+
+/** A definition's `sandbox:` block as the runtime's limits (only what it sets). */
+function definedLimits(sandbox: { memory_mb?: number; processes?: number; network?: boolean }): Partial<ToolLimits> {
+  const limits: { memoryMb?: number; processes?: number; network?: boolean } = {};
+  if (sandbox.memory_mb !== undefined) limits.memoryMb = sandbox.memory_mb;
+  if (sandbox.processes !== undefined) limits.processes = sandbox.processes;
+  if (sandbox.network !== undefined) limits.network = sandbox.network;
+  return limits;
+}
 
 /** error.type values: snake_case, short (they are metric label values). */
 const ErrorType = z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, 'must be snake_case: a lowercase letter, then lowercase letters, digits or _ (at most 64)');
@@ -297,6 +313,7 @@ export function loadDefinitions(projectDir: string, options: LoadOptions = {}): 
     tools.set(id, {
       id, description: value.description, script, timeoutMs: value.timeout_ms, env: value.env,
       secretInputs: value.secret_inputs, config: value.config, inputSchema: value.input_schema,
+      ...(value.sandbox ? { sandbox: definedLimits(value.sandbox) } : {}),
     });
   }
 

@@ -14,6 +14,11 @@ import { call, startEngineProcess, type EngineProcess } from '../support/engine-
 import { findPostgres, postgresPolicy, startPostgres, type PostgresCluster } from '../support/postgres.ts';
 import { processAlive } from '../runtime/tools.ts';
 
+// The nap tool writes a journal outside its directory and imports the sample tools' lib from elsewhere: both refused
+// in the tool sandbox (test/runtime/sandbox.test.ts), so the engines here run their tools unconfined (the engine
+// processes inherit this environment).
+process.env.SWITCHYARD_TOOL_SANDBOX = 'off';
+
 const PROJECT = 'test/fixtures/limits';
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-bounded-processes-'));
 const engines: EngineProcess[] = [];

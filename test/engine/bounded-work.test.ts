@@ -18,6 +18,9 @@ const dir = mkdtempSync(join(tmpdir(), 'switchyard-bounded-'));
 /** Every nap call that really started a process: "<execution id> <pid>" (test/fixtures/limits/tools/nap.ts). */
 const journal = join(dir, 'journal.log');
 process.env.LIMITS_JOURNAL = journal;
+// The nap tool writes that journal outside its directory and imports the sample tools' lib from elsewhere: both
+// refused in the tool sandbox (test/runtime/sandbox.test.ts), so these limit tests run their tools unconfined.
+process.env.SWITCHYARD_TOOL_SANDBOX = 'off';
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const started = () => readFileSync(journal, 'utf8').split('\n').filter(Boolean).map((line) => line.split(' ')[0]!);

@@ -181,6 +181,18 @@ describe('definitions checked at start', () => {
       .toEqual(['NOTIFY_SENDER']);
   });
 
+  it('a tool\'s sandbox block: its limits reach the runtime; bad values and unknown keys are refused', () => {
+    const task = 'id: search\ndescription: d\ntool: lookup\n';
+    const good = project({ 'tools/lookup.yaml': `${TOOL}sandbox:\n  memory_mb: 768\n  network: false\n`, 'tools/lookup.ts': '', 'tasks/search.yaml': task });
+    expect(loadDefinitions(good).tools.get('lookup')!.sandbox).toEqual({ memoryMb: 768, network: false });
+    rmSync(good, { recursive: true });
+    const bad = project({ 'tools/lookup.yaml': `${TOOL}sandbox:\n  memory_mb: 64\n  processes: 0\n  read: [/etc]\n`, 'tools/lookup.ts': '', 'tasks/search.yaml': task });
+    const problems = problemsOf(bad);
+    has(problems, /tools\/lookup\.yaml:5: sandbox\.memory_mb: .*512/);
+    has(problems, /tools\/lookup\.yaml:6: sandbox\.processes: .*1/);
+    has(problems, /tools\/lookup\.yaml:7: sandbox\.read: unknown field "read"/);
+  });
+
   it('an openai-compatible agent needs a base URL: its own or SWITCHYARD_MODEL_BASE_URL', () => {
     const agent = 'id: llm\ndescription: d\ninstructions: i\nmodel: { provider: openai-compatible, name: m }\n';
     const root = project({ 'agents/llm.yaml': agent });

@@ -50,6 +50,8 @@ async function startEngine(name: string): Promise<RunningEngine> {
   mkdirSync(join(dir, name), { recursive: true });
   const engine = await startEngineProcess({
     SWITCHYARD_DB: join(dir, name, 'engine.db'), SWITCHYARD_PROJECT_DIR: stubbornProject(), SWITCHYARD_TOOL_FAULTS: '1', OTEL_SDK_DISABLED: 'true',
+    // spawn_children forks Bun children, which cannot start in the sandbox (README, Tool processes).
+    SWITCHYARD_TOOL_SANDBOX: 'off',
   });
   engines.push(engine);
   return engine;

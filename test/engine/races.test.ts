@@ -27,6 +27,8 @@ beforeAll(async () => {
     // Stale after 3 s (30 heartbeats): on a loaded 2-core machine an engine's event loop can miss a second of
     // heartbeats (CPU starvation, a SQLite lock the other engine holds) and must not be swept for it.
     SWITCHYARD_HEARTBEAT_MS: String(HEARTBEAT_MS), SWITCHYARD_STALE_AFTER_MS: '3000', SWITCHYARD_SWEEP_INTERVAL_MS: '200',
+    // The journal tool appends to a file outside its own directory, which the tool sandbox forbids (by design).
+    SWITCHYARD_TOOL_SANDBOX: 'off',
   };
   [a, b] = await Promise.all([startEngineProcess({ ...env, SWITCHYARD_INSTANCE_ID: 'engine-a' }), startEngineProcess({ ...env, SWITCHYARD_INSTANCE_ID: 'engine-b' })]);
 }, 120_000);

@@ -66,7 +66,8 @@ function failed(result: ToolResult) {
 describe('the spawn helper dies', () => {
   it('SIGKILL of the helper: calls in flight fail at once (TOOL_HELPER_DIED), their tools die, stopped ones too; a new helper starts', async () => {
     const runtimeDir = join(dir, 'killed');
-    runtime = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: 150, baseEnv: { PATH: process.env.PATH }, toolFaults: true, runtimeDir });
+    // Unconfined: spawn_children forks Bun children, which cannot start in the sandbox (README, Tool processes).
+    runtime = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: 150, baseEnv: { PATH: process.env.PATH }, toolFaults: true, runtimeDir, sandbox: 'off' });
     const tool = loadExampleTool('echo');
     const calls = [
       runtime.execute({ tool, executionId: 'a', input: { _fault: 'hang' }, timeoutMs: 600_000 }),

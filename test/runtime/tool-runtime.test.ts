@@ -16,6 +16,7 @@ const SETTLED_TIMEOUT_MS = 2000;
 
 let t: TestTelemetry;
 let runtime: ToolRuntime;
+let unconfined: ToolRuntime;
 let tmp: string;
 let seq = 0;
 
@@ -27,8 +28,12 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 beforeEach(() => {
   t = createTestTelemetry();
   runtime = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: GRACE_MS, baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME }, toolFaults: true });
+  // spawn_children forks Bun children, which cannot start in the sandbox (README, Tool processes): the tests about
+  // killing a tool's children run it unconfined. test/runtime/sandbox.test.ts covers the sandbox.
+  unconfined = new ToolRuntime({ telemetry: t.telemetry, killGraceMs: GRACE_MS, baseEnv: { PATH: process.env.PATH, HOME: process.env.HOME }, toolFaults: true, sandbox: 'off' });
 });
 afterEach(async () => {
+  await unconfined.shutdown();
   await runtime.shutdown();
   expect(runtime.liveProcesses()).toBe(0);
   await t.shutdown();
@@ -52,8 +57,8 @@ function toolGroups(): number[][] {
   return [...children, ...children.flatMap(childrenOf)].map((pid) => processGroupMembers(pid));
 }
 
-function call(toolId: string, input: unknown, extra: Partial<ToolCall> = {}): Promise<ToolResult> {
-  return runtime.execute({ tool: loadExampleTool(toolId), executionId: `exec-${++seq}`, input, ...extra });
+function call(toolId: string, input: unknown, extra: Partial<ToolCall> = {}, on: ToolRuntime = runtime): Promise<ToolResult> {
+  return on.execute({ tool: loadExampleTool(toolId), executionId: `exec-${++seq}`, input, ...extra });
 }
 
 function failed(result: ToolResult) {
@@ -170,7 +175,7 @@ describe('failure kinds', () => {
   it('spawn_children: the children (which ignore SIGTERM) die with the tool', async () => {
     // A caller's count and file path are ignored: always 2 children, pids on stderr only.
     const pidFile = join(tmp, `pids-${++seq}`);
-    const result = await call('echo', { _fault: 'spawn_children', _children: 50, _pid_file: pidFile }, { timeoutMs: SETTLED_TIMEOUT_MS });
+    const result = await call('echo', { _fault: 'spawn_children', _children: 50, _pid_file: pidFile }, { timeoutMs: SETTLED_TIMEOUT_MS }, unconfined);
     expect(failed(result).kind).toBe('timeout');
     const children = childrenOf(result);
     expect(children).toHaveLength(2);
@@ -206,7 +211,7 @@ describe('failure kinds', () => {
   }, 30_000);
 
   it('spawn_children then answer: the strays left behind are killed when the tool exits', async () => {
-    const result = await call('echo', { _fault: 'spawn_children', _respond: true, v: 1 });
+    const result = await call('echo', { _fault: 'spawn_children', _respond: true, v: 1 }, {}, unconfined);
     expect(result.ok && result.result).toEqual({ echo: { v: 1 } });
     const children = childrenOf(result);
     expect(children).toHaveLength(2);
@@ -279,7 +284,8 @@ describe('failure kinds', () => {
     const result = await broken.execute({ tool: loadExampleTool('echo'), executionId: 'x', input: {} });
     const error = failed(result);
     expect(error.kind).toBe('start');
-    expect(error.message).toContain('ENOENT');
+    // The sandbox wrapper's execve fails (ENOENT), or spawn does when the sandbox is off.
+    expect(error.message).toMatch(/ENOENT|no such file/);
     expect(result.pid).toBeNull();
     expect(broken.bunVersion()).toBe('unknown');
     expect(await t.metricPoints('runtime_tool_errors_total')).toEqual([{ attributes: { tool_id: 'echo', error_kind: 'start' }, value: 1 }]);
@@ -302,7 +308,10 @@ describe('environment', () => {
     const result = await envRuntime.execute({ tool: fixtureTool('print-env', { env: ['NOTIFY_SENDER', 'NOT_SET'] }), executionId: 'x', input: {} });
     expect(result.ok).toBe(true);
     const env = (result as { result: { env: Record<string, string> } }).result.env;
-    expect(env).toMatchObject({ PATH: process.env.PATH, HOME: '/home/tool', LANG: 'C.UTF-8', TZ: 'UTC', NOTIFY_SENDER: 'ops@example.com' });
+    expect(env).toMatchObject({ PATH: process.env.PATH, LANG: 'C.UTF-8', TZ: 'UTC', NOTIFY_SENDER: 'ops@example.com' });
+    // In the sandbox HOME (and TMPDIR) is the call's private scratch directory, never the engine's HOME.
+    expect(env.HOME).toMatch(/\/switchyard-tools-\d+-\d+-[^/]+\/scratch\/call-[^/]+$/);
+    expect(env.TMPDIR).toBe(env.HOME);
     expect(env).not.toHaveProperty('ENGINE_DB_PASSWORD');
     expect(env).not.toHaveProperty('OTHER');
     expect(env).not.toHaveProperty('NOT_SET');
@@ -390,7 +399,7 @@ describe('secrets', () => {
 describe('cancellation and shutdown', () => {
   it('an AbortSignal kills the process group; counted as kind canceled, apart from the failures', async () => {
     const controller = new AbortController();
-    const pending = call('echo', { _fault: 'spawn_children' }, { signal: controller.signal, timeoutMs: 20_000 });
+    const pending = call('echo', { _fault: 'spawn_children' }, { signal: controller.signal, timeoutMs: 20_000 }, unconfined);
     // The tool (a child of this process) and its 2 children: all in the tool's process group. Taken from the
     // group itself: the abort may land before the tool has written their pids to stderr.
     let group: number[] = [];

@@ -176,6 +176,7 @@ export class HelperToolProcesses implements ToolProcesses {
     const o = this.#o;
     const options: LocalToolProcessesOptions = {
       bunPath: o.bunPath, outputLimit: o.outputLimit, stderrLimit: o.stderrLimit, killGraceMs: o.killGraceMs, closeGraceMs: o.closeGraceMs,
+      sandbox: o.sandbox,
     };
     const child = spawn(o.helperRuntime ?? process.execPath, [SPAWN_HELPER, JSON.stringify(options)], {
       // Not the engine's stderr: a helper that outlives the engine (stopped) would hold the engine's pipe open.

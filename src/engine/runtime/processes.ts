@@ -21,12 +21,17 @@
  *   processes earlier engines left there are killed when this object is made. (In the helper there is none:
  *   the engine keeps the records.)
  * - `killAll()` SIGKILLs every live group at once: what the helper does when its engine is gone.
+ * - With `sandbox` (sandbox.ts), the command is `switchyard-sandbox <rules> -- bun --preload ...`: the wrapper confines
+ *   itself and execs bun under the same pid. Each call gets a private scratch directory (0700, HOME and TMPDIR),
+ *   removed once the call is over.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rm } from 'node:fs';
 import type { Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ProcessRecords, type RuntimeLogger } from './process-records.ts';
+import { DEFAULT_SANDBOX_PROCESSES, DEFAULT_SANDBOX_MEMORY_MB, sandboxArgs, type SandboxHost, type ToolLimits } from './sandbox.ts';
 
 /** Bun's preload that kills the tool's group when the engine dies. */
 export const TOOL_GUARD = fileURLToPath(new URL('./tool-guard.ts', import.meta.url));
@@ -44,7 +49,15 @@ export interface ProcessSpec {
   readonly label: string;
   /** Called once the process exists (before its request is written), with its pid, which is its process group id. */
   readonly onStarted?: (pid: number) => void;
+  /** The call's sandbox limits (used when the processes run sandboxed); the defaults when absent. */
+  readonly limits?: ToolLimits;
 }
+
+/** How the sandbox wrapper says it failed before bun ran (sandbox/main.go). */
+const SANDBOX_FAILED_EXIT = 126;
+const SANDBOX_FAILED_PREFIX = 'switchyard-sandbox: ';
+
+const DEFAULT_LIMITS: ToolLimits = { memoryMb: DEFAULT_SANDBOX_MEMORY_MB, processes: DEFAULT_SANDBOX_PROCESSES, network: true };
 
 export type TerminateReason = 'timeout' | 'output_limit' | 'canceled' | 'shutdown';
 
@@ -99,6 +112,8 @@ export interface LocalToolProcessesOptions {
   /** Where live tool processes are recorded (see process-records.ts); none when absent. */
   readonly recordsDir?: string;
   readonly logger?: RuntimeLogger;
+  /** Run every tool through the sandbox wrapper (sandbox.ts); unconfined when absent. */
+  readonly sandbox?: SandboxHost;
 }
 
 /** Tool processes as children of this process. */
@@ -173,6 +188,7 @@ class ToolProcess {
   #timeoutTimer: NodeJS.Timeout | undefined;
   #graceTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
+  #scratch: string | undefined;
   readonly #onAbort = (): void => this.terminate('canceled');
 
   constructor(options: LocalToolProcessesOptions, spec: ProcessSpec, records: ProcessRecords | undefined, onDone: (run: ToolProcess) => void) {
@@ -189,9 +205,18 @@ class ToolProcess {
     const spec = this.#spec;
     let child: ChildProcess;
     try {
-      child = spawn(this.#o.bunPath, ['--preload', TOOL_GUARD, spec.script], {
-        cwd: dirname(spec.script), env: spec.env, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
-      });
+      const sandbox = this.#o.sandbox;
+      const command = [this.#o.bunPath, '--preload', sandbox?.guard ?? TOOL_GUARD, spec.script];
+      let env = spec.env;
+      if (sandbox) {
+        // mkdtemp makes it 0700; the tool's Landlock rules name it alone of all scratch directories.
+        this.#scratch = mkdtempSync(join(sandbox.scratchRoot, 'call-'));
+        env = { ...env, HOME: this.#scratch, TMPDIR: this.#scratch };
+        const args = sandboxArgs(sandbox, spec.limits ?? DEFAULT_LIMITS, dirname(spec.script), this.#scratch, command);
+        child = spawn(sandbox.wrapper, args, { cwd: dirname(spec.script), env, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+      } else {
+        child = spawn(command[0]!, command.slice(1), { cwd: dirname(spec.script), env, detached: true, stdio: ['pipe', 'pipe', 'pipe', 'pipe'] });
+      }
     } catch (error) {
       this.#spawnError = error instanceof Error ? error : new Error(String(error));
       this.#finish();
@@ -323,6 +348,8 @@ class ToolProcess {
     clearTimeout(this.#closeTimer);
     this.#spec.signal?.removeEventListener('abort', this.#onAbort);
     this.#forget();
+    // Off the event loop; the group is dead (or escaped, and then it loses its files).
+    if (this.#scratch !== undefined) rm(this.#scratch, { recursive: true, force: true, maxRetries: 2 }, () => {});
     const child = this.#child;
     let stdinFailed = this.#stdinError;
     if (child) {
@@ -335,6 +362,14 @@ class ToolProcess {
     this.#stdout = [];
     this.#stderr = [];
     this.#onDone(this);
+    if (this.#o.sandbox && this.#exitCode === SANDBOX_FAILED_EXIT && stderr.subarray(0, SANDBOX_FAILED_PREFIX.length).toString() === SANDBOX_FAILED_PREFIX) {
+      // The wrapper could not confine itself or exec bun: the tool never started.
+      this.#resolve({
+        pid: null, terminated: null, overflow: false, spawnError: new Error(stderr.toString('utf8').trim()), lost: null, stdoutError: null, stderrError: null,
+        stdinFailed: false, exitCode: null, signal: null, stdout: Buffer.alloc(0), stdoutBytes: 0, stderr: Buffer.alloc(0), stderrBytes: 0,
+      });
+      return;
+    }
     this.#resolve({
       pid: this.#pid, terminated: this.#terminated, overflow: this.#overflow, spawnError: this.#spawnError, lost: null, stdoutError: this.#stdoutError,
       stderrError: this.#stderrError, stdinFailed, exitCode: this.#exitCode, signal: this.#signal, stdout, stdoutBytes: this.#stdoutBytes,

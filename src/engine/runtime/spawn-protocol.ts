@@ -8,13 +8,14 @@
  *   u32 LE  header length, then the header: UTF-8 JSON
  *   ...     body: raw bytes (a request's stdin; a finished call's stdout then stderr)
  *
- * engine -> helper   run(id, {script, env, timeoutMs, label}, stdin)   cancel(id)   shutdown
+ * engine -> helper   run(id, {script, env, timeoutMs, label, limits}, stdin)   cancel(id)   shutdown
  * helper -> engine   started(id, {pid, startTime})   done(id, DoneHeader, stdout + stderr)
  *
  * Bytes are never re-encoded: a tool's binary stdout reaches the engine exactly as written. A frame is written
  * as a few buffers under one cork (no copy of the body), and read with one copy at most.
  */
 import type { ProcessRun, ProcessSpec, TerminateReason } from './processes.ts';
+import type { ToolLimits } from './sandbox.ts';
 
 export const FRAME = { run: 1, cancel: 2, shutdown: 3, started: 4, done: 5 } as const;
 
@@ -27,6 +28,7 @@ export interface RunHeader {
   readonly env: Record<string, string>;
   readonly timeoutMs: number;
   readonly label: string;
+  readonly limits?: ToolLimits;
 }
 
 export interface StartedHeader {
@@ -143,13 +145,13 @@ export class FrameReader {
 
 /** The run frame of a call. */
 export function encodeRun(id: number, spec: ProcessSpec): Buffer[] {
-  const header: RunHeader = { script: spec.script, env: spec.env, timeoutMs: spec.timeoutMs, label: spec.label };
+  const header: RunHeader = { script: spec.script, env: spec.env, timeoutMs: spec.timeoutMs, label: spec.label, limits: spec.limits };
   return encodeFrame(FRAME.run, id, header, typeof spec.stdin === 'string' ? Buffer.from(spec.stdin) : spec.stdin);
 }
 
 /** What a run frame asks for. */
-export function decodeRun(header: RunHeader, body: Buffer): Pick<ProcessSpec, 'script' | 'env' | 'timeoutMs' | 'label' | 'stdin'> {
-  return { script: header.script, env: header.env, timeoutMs: header.timeoutMs, label: header.label, stdin: body };
+export function decodeRun(header: RunHeader, body: Buffer): Pick<ProcessSpec, 'script' | 'env' | 'timeoutMs' | 'label' | 'stdin' | 'limits'> {
+  return { script: header.script, env: header.env, timeoutMs: header.timeoutMs, label: header.label, stdin: body, limits: header.limits };
 }
 
 function errorFacts(error: Error | null): ErrorFacts | null {

@@ -16,6 +16,7 @@
  * The parts, one job each:
  *   environment.ts       what a tool's environment holds (allowlist, loader-variable refusal, trace context), which bun
  *   processes.ts         the process lifecycle: spawn, pipes, caps, timeout, group kill; behind `ToolProcesses`
+ *   sandbox.ts           what a tool may touch (Landlock, seccomp, rlimits through an exec wrapper) and what this host enforces
  *   helper-processes.ts  the default `ToolProcesses`: a long-lived spawn helper process starts the tools, so the
  *                        engine's event loop never forks the engine
  *     spawn-helper.ts    the helper process (runs a LocalToolProcesses); spawn-protocol.ts its framed protocol
@@ -50,12 +51,17 @@ import { ALWAYS_PASSED_ENV, pickEnv, resolveBunPath, toolEnvironment, withTraceC
 import { classifyToolRun, fail, ToolError, type ToolOutcomeValue } from './outcome.ts';
 import type { RuntimeLogger } from './process-records.ts';
 import { HelperToolProcesses } from './helper-processes.ts';
-import { LocalToolProcesses, type LocalToolProcessesOptions, type ProcessRun, type ToolProcesses } from './processes.ts';
+import { LocalToolProcesses, TOOL_GUARD, type LocalToolProcessesOptions, type ProcessRun, type ToolProcesses } from './processes.ts';
+import {
+  DEFAULT_SANDBOX_PROCESSES, DEFAULT_SANDBOX_MEMORY_MB, confinementProblem, disposeSandboxHost, probeSandbox, resolveSandboxWrapper, sandboxHost,
+  type SandboxHost, type SandboxReport, type ToolLimits, type ToolSandboxMode,
+} from './sandbox.ts';
 import { ToolSlots } from './tool-slots.ts';
 
 export { envAllowlistProblem, resolveBunPath } from './environment.ts';
 export { classifyToolRun, ToolError, type ToolErrorOrigin, type ToolRunFacts } from './outcome.ts';
 export type { RuntimeLogger } from './process-records.ts';
+export type { SandboxReport, ToolSandboxMode } from './sandbox.ts';
 
 export interface ToolDefinition {
   id: string;
@@ -70,6 +76,8 @@ export interface ToolDefinition {
   secretInputs?: string[];
   /** A JSON Schema every call's input must match (checked before the tool starts: TOOL_BAD_INPUT, kind `input`). */
   inputSchema?: unknown;
+  /** The tool's sandbox limits (sandbox.ts); what is absent comes from the runtime's defaults. */
+  sandbox?: Partial<ToolLimits>;
 }
 
 export interface ToolCall {
@@ -142,6 +150,16 @@ export interface ToolRuntimeOptions {
    * arrival order, and the wait is measured (runtime_tool_slot_wait_seconds). Default 16.
    */
   maxProcesses?: number;
+  /**
+   * `enforce` (the default; env SWITCHYARD_TOOL_SANDBOX): every tool runs in the sandbox, and tools are refused when
+   * this host cannot enforce it; `off`: tools run unconfined (the operator's explicit opt-out). See sandbox.ts.
+   */
+  sandbox?: ToolSandboxMode;
+  /** The sandbox wrapper binary; default env SWITCHYARD_SANDBOX_WRAPPER, else build/switchyard-sandbox. */
+  sandboxWrapper?: string;
+  /** Defaults for a definition that sets no `sandbox.memory_mb` / `sandbox.processes`: 1024 MB and 1 (no child process). */
+  sandboxMemoryMb?: number;
+  sandboxProcesses?: number;
 }
 
 export const TOOL_PROCESSES_KINDS = ['helper', 'local'] as const;
@@ -169,6 +187,9 @@ export class ToolRuntime {
   readonly #toolFaults: boolean;
   readonly #processes: ToolProcesses;
   readonly #slots: ToolSlots;
+  readonly #sandbox: SandboxReport;
+  readonly #sandboxHost: SandboxHost | undefined;
+  readonly #defaultLimits: ToolLimits;
   readonly #prepared = new WeakMap<ToolDefinition, PreparedTool>();
   #bunVersion: string | undefined;
   #closed = false;
@@ -181,10 +202,15 @@ export class ToolRuntime {
     this.#logger = options.logger;
     this.#toolFaults = options.toolFaults ?? false;
     this.#slots = new ToolSlots(options.maxProcesses ?? DEFAULT_MAX_TOOL_PROCESSES);
+    this.#sandbox = probeSandbox(options.sandbox ?? toolSandboxFromEnv(), options.sandboxWrapper ?? resolveSandboxWrapper());
+    this.#sandboxHost = sandboxHost(this.#sandbox, this.#bunPath, TOOL_GUARD);
+    this.#defaultLimits = {
+      memoryMb: options.sandboxMemoryMb ?? DEFAULT_SANDBOX_MEMORY_MB, processes: options.sandboxProcesses ?? DEFAULT_SANDBOX_PROCESSES, network: true,
+    };
     const processes: LocalToolProcessesOptions = {
       bunPath: this.#bunPath, outputLimit: this.#outputLimit, stderrLimit: options.stderrLimitBytes ?? DEFAULT_STDERR_LIMIT_BYTES,
       killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS, closeGraceMs: options.closeGraceMs ?? 1000,
-      recordsDir: options.runtimeDir, logger: options.logger,
+      recordsDir: options.runtimeDir, logger: options.logger, sandbox: this.#sandboxHost,
     };
     this.#processes = (options.processes ?? toolProcessesFromEnv()) === 'local'
       ? new LocalToolProcesses(processes)
@@ -198,6 +224,16 @@ export class ToolRuntime {
 
   get bunPath(): string {
     return this.#bunPath;
+  }
+
+  /** What the tool sandbox enforces on this host, probed once when the runtime was made. */
+  get sandbox(): SandboxReport {
+    return this.#sandbox;
+  }
+
+  /** Where the calls' scratch directories are made (each removed when its call ends); undefined when unconfined. */
+  get scratchRoot(): string | undefined {
+    return this.#sandboxHost?.scratchRoot;
   }
 
   /** `bun --version`, run once and cached; 'unknown' when bun cannot be run. */
@@ -229,6 +265,7 @@ export class ToolRuntime {
     this.#closed = true;
     this.#slots.close();
     await this.#processes.shutdown();
+    disposeSandboxHost(this.#sandboxHost);
   }
 
   /**
@@ -285,6 +322,12 @@ export class ToolRuntime {
       // The messages name the field and the expected type, never the value (which may be a secret).
       return refused(new ToolError('input', `tool ${tool.id}: input does not match its input_schema: ${check.problems.join('; ')}`, { code: 'TOOL_BAD_INPUT' }), started);
     }
+    if (!this.#sandbox.runs_tools) {
+      return refused(new ToolError('start', `tool ${tool.id}: refused: the tool sandbox cannot be enforced on this host: ${this.#sandbox.problem}`, { code: 'TOOL_SANDBOX_UNAVAILABLE' }), started);
+    }
+    const limits: ToolLimits = { ...this.#defaultLimits, ...tool.sandbox };
+    const limitsRefused = confinementProblem(this.#sandboxHost, limits, tool.script);
+    if (limitsRefused) return refused(new ToolError('start', `tool ${tool.id}: refused: ${limitsRefused}`, { code: 'TOOL_SANDBOX_UNAVAILABLE' }), started);
     if (!(timeoutMs > 0) || !Number.isFinite(timeoutMs)) {
       return refused(new ToolError('start', `tool ${tool.id}: timeout must be a positive number of ms, got ${timeoutMs}`, { code: 'TOOL_BAD_DEFINITION' }), started);
     }
@@ -295,7 +338,7 @@ export class ToolRuntime {
       return refused(new ToolError('input', `tool ${tool.id}: input is not JSON-serializable`, { code: 'TOOL_BAD_INPUT', cause: error }), started);
     }
     const run = await this.#processes.run({
-      script: tool.script, env: withTraceContext(prepared.env, span.spanContext()), stdin: request, timeoutMs, signal: call.signal, label: tool.id,
+      script: tool.script, env: withTraceContext(prepared.env, span.spanContext()), stdin: request, timeoutMs, signal: call.signal, label: tool.id, limits,
     });
     return this.#result(run, classifyToolRun({ ...run, timeoutMs, outputLimit: this.#outputLimit }), secretValues(tool, call.input, call.secrets), started);
   }
@@ -366,6 +409,11 @@ export class ToolRuntime {
 /** SWITCHYARD_TOOL_PROCESSES (validated by config.ts for the engine); anything but `local` is the helper. */
 function toolProcessesFromEnv(): ToolProcessesKind {
   return process.env.SWITCHYARD_TOOL_PROCESSES === 'local' ? 'local' : 'helper';
+}
+
+/** SWITCHYARD_TOOL_SANDBOX (validated by config.ts for the engine); anything but `off` enforces. */
+function toolSandboxFromEnv(): ToolSandboxMode {
+  return process.env.SWITCHYARD_TOOL_SANDBOX === 'off' ? 'off' : 'enforce';
 }
 
 function prepareTool(tool: ToolDefinition, baseEnv: NodeJS.ProcessEnv, toolFaults: boolean): PreparedTool {

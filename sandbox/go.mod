@@ -1,0 +1,3 @@
+module switchyard/sandbox
+
+go 1.22
