@@ -131,14 +131,18 @@ export class FrameReader {
     }
     const out = Buffer.allocUnsafe(n);
     let filled = 0;
+    let index = 0;
+    // The chunks used up are dropped once at the end: one shift() per chunk made a frame that arrived in many
+    // small reads cost quadratic time.
     while (filled < n) {
-      const chunk = this.#chunks[0]!;
+      const chunk = this.#chunks[index]!;
       const used = Math.min(chunk.length, n - filled);
       chunk.copy(out, filled, 0, used);
       filled += used;
-      if (used === chunk.length) this.#chunks.shift();
-      else this.#chunks[0] = chunk.subarray(used);
+      if (used === chunk.length) index += 1;
+      else this.#chunks[index] = chunk.subarray(used);
     }
+    this.#chunks.splice(0, index);
     return out;
   }
 }
