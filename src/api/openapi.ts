@@ -55,13 +55,14 @@ const problem = (description: string, extra: JsonObject = {}) => ({ description,
 const header = (description: string, schema: JsonObject = { type: 'string' }) => ({ description, schema });
 
 const responses = {
-  400: problem('The request does not match this document: the detail says what to fix.'),
+  400: problem('The request does not match this document, or it carries two Authorization headers: the detail says what to fix.'),
   401: problem('No valid API key.', { headers: { 'WWW-Authenticate': header('`Bearer realm="switchyard"`') } }),
+  403: problem('Key-less mode only (no keys configured, loopback only): a Host that is not a loopback address, or an Origin that is not a loopback one (a web page in a local browser).'),
   404: problem('No such target or execution.'),
   405: problem('A method this path does not take.', { headers: { Allow: header('The methods it takes.') } }),
   409: { description: 'The execution is not in a state that allows this; `execution` shows it.', content: problemContent(ref('ExecutionProblem')) },
   413: problem('The body exceeds `SWITCHYARD_BODY_LIMIT` (refused before it is read when Content-Length says so).'),
-  415: problem('A body that is not application/json.'),
+  415: problem('A body that is not application/json; in key-less mode, any POST without Content-Type: application/json, whatever its body.'),
   422: problem('The input does not match the workflow\'s `input_schema` (each problem in `errors`), or `parent_execution_id` names no execution.'),
   429: problem('This key (or the key-less caller) already has `SWITCHYARD_MAX_IN_FLIGHT_PER_KEY` executions pending or running, across every engine on the database: retry after Retry-After seconds (also `retry_after_seconds`).', { headers: { 'Retry-After': header('Seconds to wait.', { type: 'integer', minimum: 0 }) } }),
   503: problem('The engine is shutting down, or its execution store cannot be used.'),
@@ -189,6 +190,14 @@ export function openApiDocument(options: DocumentOptions): JsonObject {
       parameters: [executionId], responses: { 202: execution('Resumed, on this engine.'), ...pick(401, 404, 409, 429, 503) },
     },
   };
+  // Checks that come before routing: the key-less mode's Host and Origin (every operation, probes included: 403),
+  // two Authorization headers (every API operation: 400), a POST that does not say it is JSON (415).
+  for (const [path, operations] of Object.entries(paths)) {
+    for (const [method, operation] of Object.entries(operations) as [string, { responses: JsonObject }][]) {
+      const before: (keyof typeof responses)[] = [403, ...(path.startsWith('/api/') ? [400 as const] : []), ...(method === 'post' ? [415 as const] : [])];
+      operation.responses = { ...operation.responses, ...pick(...before) };
+    }
+  }
   return {
     openapi: '3.1.1',
     info: {
