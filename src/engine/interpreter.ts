@@ -146,7 +146,11 @@ export class Interpreter {
   /** Stops the run when the store refused a write because the run is no longer this process's to run. */
   #stillOwned(live: LiveExecution, owned: boolean): void {
     if (owned) return;
-    if (!live.abort.signal.aborted) live.abort.abort(new StopSignal('canceled', ENDED_ELSEWHERE));
+    if (!live.abort.signal.aborted) {
+      // The same line as the heartbeat's, whichever of the two learns it first: the operator sees why the run stopped here.
+      this.#o.logger.warn({ execution_id: live.id }, 'stopping an execution that was ended elsewhere (canceled, or swept as stale)');
+      live.abort.abort(new StopSignal('canceled', ENDED_ELSEWHERE));
+    }
     live.abort.signal.throwIfAborted();
   }
 

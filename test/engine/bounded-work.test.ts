@@ -43,9 +43,10 @@ describe('the in-flight limit per API key and the tool process bound', () => {
     writeFileSync(journal, '');
     const t = await startTestEngine({ projectDir: PROJECT, engine: { maxInFlightPerKey: 8 }, maxToolProcesses: 4 });
     try {
-      // Naps long enough that none ends (and frees its place) while the 100 requests arrive.
-      const starts = Promise.all(Array.from({ length: 100 }, () => t.post('/api/v1/workflows/nap/executions', { input: { ms: 4_000 } })));
-      const answers = await starts;
+      // Every nap is held until the 100 answers are in, so none ends (and frees its place) while they arrive.
+      writeFileSync(`${journal}.hold`, '');
+      const answers = await Promise.all(Array.from({ length: 100 }, () => t.post('/api/v1/workflows/nap/executions', { input: { ms: 4_000 } })))
+        .finally(() => rmSync(`${journal}.hold`, { force: true }));
       const accepted = answers.filter((a) => a.status === 202);
       const refused = answers.filter((a) => a.status === 429);
       expect(accepted.length).toBe(8);
