@@ -23,11 +23,15 @@ RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
 FROM node:24-bookworm-slim
 # On 0.0.0.0 the engine refuses to start without API keys: mount a key file and set
 # SWITCHYARD_API_KEYS_FILE (docker-compose.yml does, with its demo keys). README.md, Authentication.
+# The tool process records (SWITCHYARD_RUNTIME_DIR) go under /tmp, whatever the store: the default with
+# PostgreSQL, data/ under the working directory, is /app/data, which the node user cannot create. Tool
+# processes live no longer than the container, so neither need their records (a tmpfs in docker-compose.yml).
 ENV NODE_ENV=production \
     SWITCHYARD_BUN=/usr/local/bin/bun \
     SWITCHYARD_HOST=0.0.0.0 \
     SWITCHYARD_PORT=8080 \
-    SWITCHYARD_DB=/data/switchyard.db
+    SWITCHYARD_DB=/data/switchyard.db \
+    SWITCHYARD_RUNTIME_DIR=/tmp/switchyard/tool-processes
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 # Where the engine looks for it (src/engine/runtime/sandbox.ts, SWITCHYARD_SANDBOX_WRAPPER overrides).
