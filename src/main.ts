@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
+import { demoSecretsInUse } from './demo-secrets.ts';
 import { createLogger } from './logger.ts';
 import { startTelemetrySdk } from './telemetry/sdk.ts';
 
@@ -28,6 +29,12 @@ if (config.apiKeys.length === 0) {
 if (process.env.SWITCHYARD_MODEL_API_KEY !== undefined || process.env.SWITCHYARD_API_KEYS !== undefined) {
   // /proc/<pid>/environ shows the environment the process started with, to anything running as its user.
   logger.warn('a secret is configured through the environment (SWITCHYARD_MODEL_API_KEY or SWITCHYARD_API_KEYS); processes of the same user, tools included, can read it from /proc: prefer the _FILE variables');
+}
+const demoSecrets = demoSecretsInUse(config);
+if (demoSecrets.length > 0) {
+  logger.warn({ demo_secrets: demoSecrets },
+    `DEMO SECRETS IN USE: ${demoSecrets.join(', ')} ${demoSecrets.length > 1 ? 'are' : 'is'} committed in compose/demo-secrets/, known to anyone who has read the repository; `
+    + 'replace them before this engine is reachable by anyone else (README.md, "Replace the demo secrets")');
 }
 if (config.store.kind === 'postgres' && URL.canParse(config.store.url) && new URL(config.store.url).password !== '') {
   logger.warn('SWITCHYARD_DB carries a password; processes of the same user, tools included, can read it from /proc: prefer a URL without one and the password in a pgpass file (PGPASSFILE)');
