@@ -11,6 +11,12 @@ import { readYaml, repoPath } from './tools.ts';
 
 interface Service {
   image?: string;
+  security_opt?: string[];
+  cap_drop?: string[];
+  cap_add?: string[];
+  read_only?: boolean;
+  tmpfs?: string[];
+  pids_limit?: number;
   build?: unknown;
   command?: string[];
   environment?: Record<string, string>;
@@ -89,7 +95,9 @@ describe('docker-compose.yml', () => {
         expect(image, name).toBe('switchyard:local');
         continue;
       }
-      const [repo, tag] = image.split(':');
+      // Fully qualified (docker.io/...): podman resolves short names only with a registries.conf alias.
+      expect(image, name).toMatch(/^docker\.io\//);
+      const [repo, tag] = image.replace(/^docker\.io\/(library\/)?/, '').split(':');
       expect(tag, `${name}: ${image}`).toMatch(repo === 'postgres' ? /^\d+\.\d+$/ : /^v?\d+\.\d+\.\d+$/);
       if (repo && PINNED[repo]) expect(tag, name).toBe(PINNED[repo]);
     }
@@ -118,6 +126,34 @@ describe('docker-compose.yml', () => {
     expect(compose.services['loadgen']?.environment).toMatchObject({ SWITCHYARD_URL: 'http://engine:8080,http://engine-2:8080' });
     expect(Object.keys(compose.services['loadgen']?.environment ?? {})).toEqual(expect.arrayContaining(['LOADGEN_RATE', 'LOADGEN_FAULTS']));
     expect(compose.services['engine']?.healthcheck?.test.join(' ')).toContain('/readyz');
+  });
+
+  it('hardens every service: no privilege gain, no capabilities but the commented few, a process limit', () => {
+    const text = readFileSync(repoPath('docker-compose.yml'), 'utf8');
+    for (const [name, service] of services) {
+      expect(service.security_opt, name).toContain('no-new-privileges:true');
+      expect(service.cap_drop, name).toEqual(['ALL']);
+      expect(service.pids_limit, name).toBeGreaterThan(0);
+      // Only the services that start as root get capabilities back, each list explained by a comment.
+      if (service.cap_add) {
+        expect(['postgres', 'otel-collector-volume-init'], name).toContain(name);
+        const block = text.slice(text.indexOf(`\n  ${name}:\n`), text.indexOf('cap_add:', text.indexOf(`\n  ${name}:\n`)));
+        for (const cap of service.cap_add) expect(block, `${name}: why ${cap}`).toContain(cap);
+      }
+    }
+  });
+
+  it('runs read-only root filesystems, scratch on tmpfs, except the AGPL services CI cannot run', () => {
+    for (const [name, service] of services) {
+      if (name === 'tempo' || name === 'grafana') continue;
+      expect(service.read_only, name).toBe(true);
+    }
+    expect(compose.services['engine']?.tmpfs).toContain('/tmp');
+    expect(compose.services['postgres']?.tmpfs).toEqual(expect.arrayContaining(['/tmp', '/var/run/postgresql']));
+  });
+
+  it('keeps Prometheus lifecycle endpoints (/-/quit, /-/reload) off', () => {
+    expect(compose.services['prometheus']?.command).not.toContain('--web.enable-lifecycle');
   });
 
   it('publishes ports on 127.0.0.1 only', () => {
@@ -201,6 +237,11 @@ describe('docker-compose.sqlite.yml', () => {
         : { ...(current as object | undefined), ...(value as object) };
     }
   }
+  // depends_on's short syntax (a list) means service_started, as Compose normalizes it.
+  for (const service of Object.values(effective.services)) {
+    const dependsOn = service.depends_on as Service['depends_on'] | string[] | undefined;
+    if (Array.isArray(dependsOn)) service.depends_on = Object.fromEntries(dependsOn.map((name) => [name, { condition: 'service_started' }]));
+  }
   effective.volumes = { ...compose.volumes, ...sqlite.volumes };
   const started = Object.entries(effective.services).filter(([, service]) => !service.profiles);
 
@@ -218,6 +259,14 @@ describe('docker-compose.sqlite.yml', () => {
     expect(Object.keys(effective.volumes)).toContain('engine-data');
     expect(engine.secrets).toEqual(['api-keys']);
     expect(effective.services['loadgen']?.environment?.['SWITCHYARD_URL']).toBe('http://engine:8080');
+    expect(effective.services['engine']?.depends_on).toEqual({ 'otel-collector': { condition: 'service_started' } });
+    expect(effective.services['loadgen']?.depends_on).toEqual({ engine: { condition: 'service_started' } });
+  });
+
+  it('overrides lists only: podman-compose 1.6.0 crashes on `!override` of a map', () => {
+    for (const [name, service] of Object.entries(sqlite.services)) {
+      for (const key of Object.keys(service)) if (isOverride(name, key)) expect(Array.isArray(service[key as keyof Service]), `${name}.${key}`).toBe(true);
+    }
   });
 
   it('leaves no started service depending on one that does not start', () => {
@@ -266,7 +315,7 @@ describe('docker-compose.scale.yml', () => {
     expect(Object.keys(scale.services).filter((name) => name.startsWith('otel-') && name !== 'otel-collector')).toEqual(TIER_SERVICES);
     for (const name of TIER_SERVICES) {
       const service = scale.services[name]!;
-      expect(service.image, name).toBe(`otel/opentelemetry-collector-contrib:${TIER_CONTRIB_VERSION}`);
+      expect(service.image, name).toBe(`docker.io/otel/opentelemetry-collector-contrib:${TIER_CONTRIB_VERSION}`);
       const config = name === 'otel-agent' ? 'agent.yaml' : 'gateway.yaml';
       expect(service.command, name).toEqual([`--config=/etc/otelcol/${config}`]);
       expect(service.volumes, name).toEqual([`./collector/${config}:/etc/otelcol/${config}:ro`]);
