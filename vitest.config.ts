@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    exclude: ['test/stack/**'],
+    exclude: ['test/stack/**', 'test/compose/**'],
     // Every tool runs through the sandbox wrapper: build it first (Go, cached).
     globalSetup: ['test/support/sandbox-wrapper.ts'],
     testTimeout: 30_000,
