@@ -152,21 +152,21 @@ ensure "$POSTGRES_IMAGE" "$POSTGRES_KEY" build_postgres
 # --no-build exits 3 when any binary is missing (the Collector tier too, which no stand-in needs): check ours.
 stack_exports=$("$REPO/scripts/stack-binaries.sh" --no-build) || true
 eval "$stack_exports"
-for bin in "${OTELCOL_BIN:-}" "${PROMETHEUS_BIN:-}" "${ALERTMANAGER_BIN:-}" "${JAEGER_BIN:-}"; do
-  [ -x "$bin" ] || die "stack binary ${bin:-?} missing: run scripts/stack-binaries.sh first"
-done
+MISSING=()
 
 # stand_in NAME BINARY PATH_IN_IMAGE USER [Containerfile lines...]: upstream's binary path, entrypoint and user
 # (BINARY - : the base's own).
 stand_in() {
   local name=$1 binary=$2 target=$3 user=$4; shift 4
   local key ctx
-  key=$( (printf 'recipe %s\nbase %s\ntarget %s\nuser %s\n' "$RECIPE" "$BASE_KEY" "$target" "$user"; printf '%s\n' "$@"; [ "$binary" = - ] || sha256sum < "$binary") | hash_of)
+  if [ "$binary" != - ] && [ ! -x "$binary" ]; then MISSING+=("$name (${binary:-no path})"); return; fi
+  local lines=("$@")  # seen by build_stand_in (bash scoping is dynamic); its own "$@" is NAME KEY
+  key=$( (printf 'recipe %s\nbase %s\ntarget %s\nuser %s\n' "$RECIPE" "$BASE_KEY" "$target" "$user"; printf '%s\n' "${lines[@]}"; [ "$binary" = - ] || sha256sum < "$binary") | hash_of)
   build_stand_in() {
     ctx="$CACHE/build/stand-in"
     rm -rf "$ctx" && mkdir -p "$ctx"
     [ "$binary" = - ] || cp "$binary" "$ctx/binary"
-    { echo "FROM $BASE"; [ "$binary" = - ] || echo "COPY binary $target"; printf '%s\n' "$@"; echo "USER $user"; echo "ENTRYPOINT [\"$target\"]"; } > "$ctx/Containerfile"
+    { echo "FROM $BASE"; [ "$binary" = - ] || echo "COPY binary $target"; printf '%s\n' "${lines[@]}"; echo "USER $user"; echo "ENTRYPOINT [\"$target\"]"; } > "$ctx/Containerfile"
     build_image "$1" "$2" "$ctx"
     rm -rf "$ctx"
   }
@@ -187,3 +187,4 @@ stand_in docker.io/prom/alertmanager:v0.34.2 "$ALERTMANAGER_BIN" /bin/alertmanag
 stand_in docker.io/library/busybox:1.37.0 - /bin/busybox root 'CMD ["sh"]'
 # Not a stand-in: CI's trace store (Jaeger v2, Apache-2.0) under compose/ci.yml's tempo service; user as upstream's image.
 stand_in localhost/switchyard-ci/jaeger:1.75.0 "$JAEGER_BIN" /cmd/jaeger/jaeger-linux 10001 "$APPLETS" 'EXPOSE 4317 16686 13133'
+[ ${#MISSING[@]} -eq 0 ] || die "stack binaries missing for: ${MISSING[*]}; run scripts/stack-binaries.sh first"
