@@ -36,7 +36,9 @@ fi
 # --pull=never: the base image is the local node:24-bookworm-slim. Podman 4.3 sets no TARGETARCH (the
 # Dockerfile defaults to amd64), so pass the machine's.
 case "$(uname -m)" in x86_64) arch=amd64 ;; aarch64) arch=arm64 ;; *) arch=$(uname -m) ;; esac
-timed "project image (Dockerfile)" podman build -q --pull=never --network=host --build-arg "TARGETARCH=$arch" \
-  "${build_mounts[@]}" -t switchyard:local . >/dev/null
+build_project_image() {
+  podman build -q --pull=never --network=host --build-arg "TARGETARCH=$arch" "${build_mounts[@]}" -t switchyard:local . >/dev/null
+}
+timed "project image (Dockerfile)" build_project_image
 
 timed "compose test" npx vitest run --config vitest.compose.config.ts "$@"
