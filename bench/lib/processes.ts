@@ -206,7 +206,8 @@ export async function startEngine(options: EngineProcessOptions): Promise<Engine
   }
   Object.assign(env, options.env ?? {});
   const began = performance.now();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'src/main.ts'], {
+  // As npm start runs it: telemetry's register hook first (OTEL_SDK_DISABLED=true makes it load nothing).
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', './src/telemetry/register.ts', 'src/main.ts'], {
     cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

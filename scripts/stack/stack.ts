@@ -344,7 +344,7 @@ export class Stack {
     });
     const proc = new ManagedProcess({
       name: `engine-${name}`, command: process.execPath, cwd: REPO, env,
-      args: ['src/main.ts'],
+      args: ['--import', './src/telemetry/register.ts', 'src/main.ts'],
       logFile: join(this.dir, 'logs', `engine-${name}.log`),
     });
     proc.start();

@@ -14,6 +14,7 @@ import { PostgresStore } from '../../src/store/postgres.ts';
 import { eventually, startTestEngine, TICKET } from '../support/engine.ts';
 import { findPostgres, postgresPolicy, startPostgres, type PostgresCluster } from '../support/postgres.ts';
 import { execution } from './contract.ts';
+import { ENGINE_ARGS } from '../support/engine-process.ts';
 
 const lookup = findPostgres();
 const policy = postgresPolicy(lookup);
@@ -207,7 +208,7 @@ if (policy !== 'run') {
       const pgpass = join(cluster.dir, 'engine.pgpass');
       writeFileSync(pgpass, `127.0.0.1:${cluster.port}:*:${cluster.user}:${cluster.password}\n`, { mode: 0o600 });
       const run = (env: Record<string, string>) => {
-        const child = spawn(process.execPath, ['src/main.ts'], {
+        const child = spawn(process.execPath, [...ENGINE_ARGS], {
           env: { ...process.env, SWITCHYARD_PORT: '0', OTEL_SDK_DISABLED: 'true', SWITCHYARD_DB_CONNECT_TIMEOUT_MS: '2000', ...env },
           stdio: ['ignore', 'pipe', 'pipe'],
         });

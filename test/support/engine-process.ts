@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { eventually } from './engine.ts';
 
-/** A real engine process, as users run it: `node src/main.ts`. */
+/** How users start the engine (npm start): telemetry's register hook first, then the engine. */
+export const ENGINE_ARGS: readonly string[] = ['--import', './src/telemetry/register.ts', 'src/main.ts'];
+
+/** A real engine process, as users run it: `node --import ./src/telemetry/register.ts src/main.ts`. */
 export interface EngineProcess {
   readonly child: ChildProcess;
   readonly url: string;
@@ -15,7 +18,7 @@ export interface EngineProcess {
 
 /** Starts the engine with `env` on top of this process's environment (port 0, tool faults on) and waits for "ready". */
 export async function startEngineProcess(env: Record<string, string>): Promise<EngineProcess> {
-  const child = spawn(process.execPath, ['src/main.ts'], {
+  const child = spawn(process.execPath, [...ENGINE_ARGS], {
     env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_TOOL_FAULTS: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
