@@ -179,20 +179,25 @@ export class Telemetry {
    * failed (status, error.type, exception event) before propagating unchanged.
    */
   async runInSpan<T>(span: Span, work: (span: Span) => Promise<T>): Promise<T> {
-    let active = context.active();
     try {
-      active = trace.setSpan(active, span);
-    } catch (error) {
-      this.failure('span', error);
-    }
-    try {
-      return await context.with(active, () => work(span));
+      return await this.withActiveSpan(span, () => work(span));
     } catch (error) {
       this.markFailed(span, error);
       throw error;
     } finally {
       this.endSpan(span);
     }
+  }
+
+  /** Runs `work` with `span` active, and nothing else: the caller ends the span. */
+  withActiveSpan<T>(span: Span, work: () => T): T {
+    let active = context.active();
+    try {
+      active = trace.setSpan(active, span);
+    } catch (error) {
+      this.failure('span', error);
+    }
+    return context.with(active, work);
   }
 
   /** Runs `work` inside a new active span named by the catalogue (see runInSpan). */
