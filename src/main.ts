@@ -4,6 +4,7 @@
  * the OpenTelemetry SDK and its instrumentations before this module's imports load.
  */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
@@ -55,6 +56,30 @@ sdk.onExportFailing((signal, error) => {
     `telemetry export of ${signal} is failing (${reason}); the engine keeps running, dropping what cannot be sent, and counts further failures in telemetry_failures_total without logging them`);
 });
 const { telemetry } = sdk;
+// Started now, awaited before the start-up flush: a refused connection is known within half a second.
+const receiversProbed = sdk.probeReceivers();
+
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use (another engine or program holds it)',
+  EACCES: 'permission denied (a port below 1024 needs privileges)',
+  EADDRNOTAVAIL: 'this machine has no such address',
+};
+/** A start-up problem the operator fixes, like a bad configuration: one line that says what to do, exit 2. */
+function listenFailed(error: NodeJS.ErrnoException): Promise<never> {
+  const why = LISTEN_FAILURES[error.code ?? ''] ?? error.message;
+  logger.fatal({ code: error.code, host: config.host, port: config.port },
+    `cannot listen on ${config.host}:${config.port}: ${why}; set SWITCHYARD_PORT (or SWITCHYARD_HOST) to a free one, or stop what holds it`);
+  return exitAfterLogs(2);
+}
+// Before anything slow (store, definitions, tool helper): a port already taken is said at once.
+if (config.port !== 0) {
+  const probe = createServer();
+  const failure = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    probe.once('error', resolve);
+    probe.listen(config.port, config.host, () => probe.close(() => resolve(undefined)));
+  });
+  if (failure) await listenFailed(failure);
+}
 
 // Loaded after the SDK and the instrumentations are in place.
 const [{ openStore, storeLabel, openFailureHint }, { loadDefinitions, DefinitionError }, { assembleSwitchyard }, { loadPrices }] = await Promise.all([
@@ -135,8 +160,8 @@ runtime.start();
 // The counters' start-up zeros go out before the first sweep can move them: a swept run counted in the
 // first point a new instance exports would be invisible to increase() and to the SLO ratio. Bounded, as
 // the Collector may be away.
-// Not waited for when no receiver listens (a refused connection is known within the probe's half second).
-await sdk.probeReceivers();
+// Not waited for when no receiver listens.
+await receiversProbed;
 if (!sdk.exportsFailing) await Promise.race([sdk.forceFlush(), new Promise((resolve) => setTimeout(resolve, config.telemetryFlushMs).unref())]);
 engine.startBackgroundWork();
 
@@ -152,19 +177,11 @@ server.listen(config.port, config.host, () => {
     retention_days: config.retention ? config.retention.periodMs / 86_400_000 : 'forever',
   }, 'switchyard engine ready');
 });
-const LISTEN_FAILURES: Record<string, string> = {
-  EADDRINUSE: 'the address is already in use (another engine or program holds it)',
-  EACCES: 'permission denied (a port below 1024 needs privileges)',
-  EADDRNOTAVAIL: 'this machine has no such address',
-};
 server.on('error', (error: NodeJS.ErrnoException) => {
   shuttingDown = true;
   if (error.syscall === 'listen') {
-    // A start-up problem the operator fixes, like a bad configuration: one line that says what to do, exit 2.
-    const why = LISTEN_FAILURES[error.code ?? ''] ?? error.message;
-    logger.fatal({ code: error.code, host: config.host, port: config.port },
-      `cannot listen on ${config.host}:${config.port}: ${why}; set SWITCHYARD_PORT (or SWITCHYARD_HOST) to a free one, or stop what holds it`);
-    void exitAfterLogs(2);
+    // Taken since the check at start-up.
+    void listenFailed(error);
     return;
   }
   logger.fatal({ err: error }, 'HTTP server failed');

@@ -113,7 +113,7 @@ export async function startTelemetrySdk(options: TelemetrySdkOptions): Promise<T
     exporters,
     onExportFailing: (listener) => failures.listen(listener),
     get exportsFailing() { return failures.any; },
-    async probeReceivers(timeoutMs = 500) {
+    async probeReceivers(timeoutMs = 3_000) {
       await Promise.all((['traces', 'metrics', 'logs'] as const).map(async (signal) => {
         const endpoint = otlpHttpEndpoint(env, signal, exporters[signal]);
         if (endpoint && !(await reachable(endpoint, timeoutMs))) {
