@@ -177,6 +177,12 @@ describe('http/protobuf (the default), a signal\'s own endpoint, console and non
     await eventually(async () => engine.output(), (out) => out.includes("name: 'workflow.executions.started'") || out.includes('workflow.executions.started'), 20_000);
     expect(engine.output()).toContain('descriptor');
     expect(receiver.requests.filter((r) => r.path !== '/custom/traces').map((r) => r.path)).toEqual([]);
+
+    // pino's instrumentation: a log line written inside a run's span carries its trace and span ids.
+    const failed = await post(engine.url, '/api/v1/workflows/support_triage/executions/sync', { input: { email: 'ada@analytical.example', subject: 's', body: 'b', fault: 'fail' } });
+    expect(failed.body.status).toBe('failed');
+    const line = await eventually(async () => engine.logs().find((l) => l['execution_id'] === failed.body.id && l['level'] === 'warn'), (l) => l !== undefined, 10_000);
+    expect(line).toMatchObject({ trace_id: failed.body.trace_id, span_id: expect.stringMatching(/^[0-9a-f]{16}$/) });
   }, 60_000);
 });
 
