@@ -160,9 +160,8 @@ runtime.start();
 // The counters' start-up zeros go out before the first sweep can move them: a swept run counted in the
 // first point a new instance exports would be invisible to increase() and to the SLO ratio. Bounded, as
 // the Collector may be away.
-// Not waited for when no receiver listens.
-await receiversProbed;
-if (!sdk.exportsFailing) await Promise.race([sdk.forceFlush(), new Promise((resolve) => setTimeout(resolve, config.telemetryFlushMs).unref())]);
+// Not waited for when a receiver refuses.
+if (await receiversProbed) await Promise.race([sdk.forceFlush(), new Promise((resolve) => setTimeout(resolve, config.telemetryFlushMs).unref())]);
 engine.startBackgroundWork();
 
 server.listen(config.port, config.host, () => {
@@ -200,9 +199,11 @@ async function shutdown(signal: string): Promise<void> {
   await store.close();
   // The exporters retry until their own timeout: with the Collector away that alone would outlast a
   // container's stop timeout. What is not out by then is dropped.
-  // When exports are failing already, the last spans and points cannot go out either: not waited for.
-  const flushDeadline = new Promise<'late'>((resolve) => setTimeout(resolve, sdk.exportsFailing ? 0 : config.telemetryFlushMs, 'late').unref());
-  if ((await Promise.race([sdk.shutdown(), flushDeadline])) === 'late' && !sdk.exportsFailing) {
+  // Asked again (the Collector may have come or gone since the start): when a receiver refuses, the last spans
+  // and points cannot go out; not waited for.
+  const waitForFlush = await sdk.probeReceivers(1_000);
+  const flushDeadline = new Promise<'late'>((resolve) => setTimeout(resolve, waitForFlush ? config.telemetryFlushMs : 0, 'late').unref());
+  if ((await Promise.race([sdk.shutdown(), flushDeadline])) === 'late' && waitForFlush) {
     logger.warn({ timeout_ms: config.telemetryFlushMs }, 'telemetry flush did not finish in time; exiting without the last spans and metric points');
   }
   logger.info('shutdown complete');

@@ -35,13 +35,12 @@ export interface TelemetrySdk {
    * Failures that happened before a listener was set are told to it at once.
    */
   onExportFailing(listener: (signal: ExportSignal, error: unknown) => void): void;
-  /** Whether an export of some signal has failed (or its OTLP receiver refused a connection): no flush is waited for then. */
-  readonly exportsFailing: boolean;
   /**
    * Tries a TCP connection to each OTLP/HTTP endpoint in use (within `timeoutMs`); a signal whose receiver
-   * refuses is reported failing at once, so neither start-up nor shutdown waits on exports bound to fail.
+   * refuses is reported failing (once, as any failure). True when none refused: only then is a flush worth
+   * waiting for (a refused connection is retried by the SDK until its timeout, in vain).
    */
-  probeReceivers(timeoutMs?: number): Promise<void>;
+  probeReceivers(timeoutMs?: number): Promise<boolean>;
   /** Decides per incoming HTTP request whether it is traced (see instrumentations.ts). */
   setIncomingRequestPolicy(policy: IncomingRequestPolicy): void;
   forceFlush(): Promise<void>;
@@ -112,14 +111,14 @@ export async function startTelemetrySdk(options: TelemetrySdkOptions): Promise<T
     enabled: true,
     exporters,
     onExportFailing: (listener) => failures.listen(listener),
-    get exportsFailing() { return failures.any; },
     async probeReceivers(timeoutMs = 3_000) {
-      await Promise.all((['traces', 'metrics', 'logs'] as const).map(async (signal) => {
+      const refused = await Promise.all((['traces', 'metrics', 'logs'] as const).map(async (signal) => {
         const endpoint = otlpHttpEndpoint(env, signal, exporters[signal]);
-        if (endpoint && !(await reachable(endpoint, timeoutMs))) {
-          failures.fail(signal, new Error(`no OTLP receiver answers at ${endpoint.origin}`));
-        }
+        if (!endpoint || await reachable(endpoint, timeoutMs)) return false;
+        failures.fail(signal, new Error(`no OTLP receiver answers at ${endpoint.origin}`));
+        return true;
       }));
+      return !refused.includes(true);
     },
     setIncomingRequestPolicy: (policy) => instrumentations.setPolicy(policy),
     async forceFlush() {
@@ -135,8 +134,8 @@ function disabledSdk(options: TelemetrySdkOptions): TelemetrySdk {
   const none = { traces: ['none'], metrics: ['none'], logs: ['none'] };
   return {
     telemetry: new Telemetry({ tracer: trace.getTracer(SCOPE, options.serviceVersion), meter: metrics.getMeter(SCOPE, options.serviceVersion) }),
-    enabled: false, exporters: none, exportsFailing: false,
-    onExportFailing: () => {}, probeReceivers: async () => {}, setIncomingRequestPolicy: () => {}, forceFlush: async () => {}, shutdown: async () => {},
+    enabled: false, exporters: none,
+    onExportFailing: () => {}, probeReceivers: async () => false, setIncomingRequestPolicy: () => {}, forceFlush: async () => {}, shutdown: async () => {},
   };
 }
 
@@ -201,10 +200,6 @@ class ExportFailures {
   readonly #failed = new Map<ExportSignal, unknown>();
   #listener: ((signal: ExportSignal, error: unknown) => void) | undefined;
   count: (signal: ExportSignal, error: unknown) => void = () => {};
-
-  get any(): boolean {
-    return this.#failed.size > 0;
-  }
 
   fail(signal: ExportSignal, error: unknown): void {
     try {
