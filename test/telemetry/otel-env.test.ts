@@ -102,6 +102,7 @@ describe('http/json, headers, propagators, resource, span limits, metric interva
       OTEL_SPAN_EVENT_COUNT_LIMIT: '1',
       OTEL_METRIC_EXPORT_INTERVAL: '300',
       OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE: 'delta',
+      OTEL_BLRP_SCHEDULE_DELAY: '100',
     });
     run = (await post(engine.url, '/api/v1/agents/remote/executions/sync', { input: { question: 'hello?' } })).body;
     await eventually(async () => spansOf(receiver.requests).filter((s) => s.traceId === run.trace_id), (spans) => spans.some((s) => s.name === 'agent.execute_sync') && spans.some((s) => s.kind === 3), 20_000);
@@ -112,8 +113,9 @@ describe('http/json, headers, propagators, resource, span limits, metric interva
     expect(model.requests).toHaveLength(1);
   });
 
-  it('OTEL_EXPORTER_OTLP_PROTOCOL=http/json and OTEL_EXPORTER_OTLP_HEADERS: every export is JSON and carries the headers', () => {
-    const exports = receiver.requests.filter((r) => r.path.startsWith('/v1/'));
+  it('OTEL_EXPORTER_OTLP_PROTOCOL=http/json and OTEL_EXPORTER_OTLP_HEADERS: every export is JSON and carries the headers', async () => {
+    // Log records (pino's, through NodeSDK's logs signal) too.
+    const exports = await eventually(async () => receiver.requests.filter((r) => r.path.startsWith('/v1/')), (found) => new Set(found.map((r) => r.path)).size === 3, 20_000);
     expect(new Set(exports.map((r) => r.path))).toEqual(new Set(['/v1/traces', '/v1/metrics', '/v1/logs']));
     for (const request of exports) {
       expect(request.headers['content-type']).toBe('application/json');
