@@ -24,9 +24,8 @@ export const CURATED_INSTRUMENTATIONS = 'http,undici,pg,pino';
 export type IncomingRequestTreatment = 'ignore' | 'trusted' | 'untrusted';
 export type IncomingRequestPolicy = (request: IncomingMessage) => IncomingRequestTreatment;
 
-/** Probes are polled, not served: neither a span nor a point. */
+/** Probes are polled, not served: neither a span nor a point, whatever the policy. */
 const PROBES = new Set(['/healthz', '/readyz']);
-const defaultPolicy: IncomingRequestPolicy = (request) => (PROBES.has(pathOf(request.url)) ? 'ignore' : 'untrusted');
 
 /**
  * The instrumentations OTEL_NODE_ENABLED_INSTRUMENTATIONS / _DISABLED_ select (default: the curated list),
@@ -35,7 +34,8 @@ const defaultPolicy: IncomingRequestPolicy = (request) => (PROBES.has(pathOf(req
  */
 export function curatedInstrumentations(options: { hookEsm?: boolean } = {}): { list: Instrumentation[]; setPolicy(policy: IncomingRequestPolicy): void } {
   if (!process.env.OTEL_NODE_ENABLED_INSTRUMENTATIONS?.trim()) process.env.OTEL_NODE_ENABLED_INSTRUMENTATIONS = CURATED_INSTRUMENTATIONS;
-  let policy = defaultPolicy;
+  // Until the API sets its own (main.ts, once the key list is known): every caller's context is untrusted.
+  let policy: IncomingRequestPolicy = () => 'untrusted';
   const list = getNodeAutoInstrumentations({
     '@opentelemetry/instrumentation-http': {
       // Runs first for each request, before its context is extracted and its span started: the one place
@@ -49,7 +49,7 @@ export function curatedInstrumentations(options: { hookEsm?: boolean } = {}): { 
     },
   });
   if (options.hookEsm !== false) hookModules(list);
-  return { list, setPolicy: (next) => (policy = (request) => (PROBES.has(pathOf(request.url)) ? 'ignore' : next(request))) };
+  return { list, setPolicy: (next) => (policy = next) };
 }
 
 /**
@@ -93,6 +93,8 @@ export function markSampled(headers: IncomingMessage['headers']): void {
     if (match) headers['traceparent'] = `${match[1]}${(parseInt(match[2]!, 16) | 1).toString(16).padStart(2, '0')}${match[3]}`;
   }
   const b3 = headers['b3'];
-  if (typeof b3 === 'string') headers['b3'] = b3 === '0' ? '1' : b3.replace(/^([0-9a-f]+-[0-9a-f]+)-0(?=$|-)/i, '$1-1');
+  // A bare `b3: 0` (deny, no ids) names no trace: dropped, the request starts a trace of its own.
+  if (b3 === '0') delete headers['b3'];
+  else if (typeof b3 === 'string') headers['b3'] = b3.replace(/^([0-9a-f]+-[0-9a-f]+)-0(?=$|-)/i, '$1-1');
   if (headers['x-b3-sampled'] === '0' || headers['x-b3-sampled'] === 'false') headers['x-b3-sampled'] = '1';
 }
