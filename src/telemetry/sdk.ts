@@ -78,10 +78,10 @@ export async function startTelemetrySdk(options: TelemetrySdkOptions): Promise<T
   // NodeSDK reads process.env itself: the engine's defaults go there, under any value the user set.
   for (const [name, value] of Object.entries(ENGINE_DEFAULTS)) if (!env[name]?.trim()) env[name] = value;
 
+  if (disabled) return disabledSdk(options);
   const failures = new ExportFailures();
   let telemetry: Telemetry | undefined;
   failures.count = (signal, error) => telemetry?.failure(stageOf(signal), error);
-  if (disabled) return disabledSdk(options);
   const [{ NodeSDK }, { curatedInstrumentations }] = await Promise.all([import('@opentelemetry/sdk-node'), import('./instrumentations.ts')]);
   const instrumentations = curatedInstrumentations();
 
