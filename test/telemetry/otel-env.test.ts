@@ -4,10 +4,12 @@
  * local OTLP/HTTP receiver (a fake Collector: a server in this test that records every request; the real
  * Collector is in the stack tests), and calls a local fake model server (an OpenAI-compatible endpoint in
  * this test, recording the headers it is sent; no real model can run here). One engine process per group of
- * variable families, to keep the suite light. BSP settings: test/telemetry/sdk-self-metrics.test.ts.
+ * variable families, to keep the suite light; gRPC goes to a plain HTTP/2 server that records the call. BSP
+ * settings: test/telemetry/sdk-self-metrics.test.ts.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer as createHttp2Server, type Http2Server } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -55,8 +57,10 @@ const attributes = (list: JsonAttribute[]) => Object.fromEntries(list.map((a) =>
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-otel-env-'));
 const engines: EngineProcess[] = [];
 const servers: Server[] = [];
+const grpcServers: Http2Server[] = [];
 afterAll(async () => {
   await Promise.all(engines.map((engine) => engine.kill()));
+  for (const server of grpcServers) server.close();
   for (const server of servers) {
     server.closeAllConnections();
     server.close();
@@ -188,16 +192,35 @@ describe('http/protobuf (the default), a signal\'s own endpoint, console and non
   }, 60_000);
 });
 
-describe('samplers and untrusted trace context (OTEL_TRACES_SAMPLER, the trust_trace_context key option), exporters none', () => {
+/** A plaintext HTTP/2 server that records the gRPC calls it gets (path, content type); answers each with an empty OK. */
+async function grpcRecorder(): Promise<{ url: string; calls: { path: string; type: string }[]; server: Http2Server }> {
+  const calls: { path: string; type: string }[] = [];
+  const server = createHttp2Server();
+  server.on('stream', (stream, headers) => {
+    calls.push({ path: String(headers[':path']), type: String(headers['content-type']) });
+    stream.resume();
+    stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+    stream.end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, calls, server };
+}
+
+describe('samplers and untrusted trace context (OTEL_TRACES_SAMPLER, the trust_trace_context key option), exporters none, grpc', () => {
   it('parentbased_traceidratio=0 samples no new trace; an untrusted caller\'s sampled=0 is overridden, a trusted caller\'s is honoured; a 401 is not traced', async () => {
     const receiver = await otlpReceiver();
+    const grpc = await grpcRecorder();
     servers.push(receiver.server);
+    grpcServers.push(grpc.server);
     const plainKey = 'plain-key-0123456789abcdef';
     const trustedKey = 'trusted-key-0123456789abcdef';
     const engine = await start('sampling', {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
       OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0',
-      OTEL_METRICS_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none',
+      OTEL_METRICS_EXPORTER: 'none',
+      // Logs over gRPC to their own endpoint (the server in this test records the call; it is not a Collector).
+      OTEL_EXPORTER_OTLP_LOGS_PROTOCOL: 'grpc', OTEL_EXPORTER_OTLP_LOGS_ENDPOINT: grpc.url, OTEL_BLRP_SCHEDULE_DELAY: '100',
       SWITCHYARD_API_KEYS: `plain ${plainKey}\ntrusted ${trustedKey} trust_trace_context`,
     });
     const path = '/api/v1/workflows/quick_answer/executions/sync';
@@ -225,6 +248,9 @@ describe('samplers and untrusted trace context (OTEL_TRACES_SAMPLER, the trust_t
     // The untrusted caller still named the trace and the parent.
     const server = spansOf(receiver.requests).find((s) => s.traceId === trace(1) && s.kind === 2)!;
     expect(server.parentSpanId).toBe('00f067aa0ba902b7');
-    expect(receiver.requests.filter((r) => r.path !== '/v1/traces').map((r) => r.path), 'metrics and logs exporters none').toEqual([]);
+    expect(receiver.requests.filter((r) => r.path !== '/v1/traces').map((r) => r.path), 'metrics exporter none, logs elsewhere').toEqual([]);
+    // OTEL_EXPORTER_OTLP_LOGS_PROTOCOL=grpc: the log records went as a gRPC call of the OTLP logs service.
+    await eventually(async () => grpc.calls, (calls) => calls.length > 0, 20_000);
+    expect(grpc.calls[0]).toEqual({ path: '/opentelemetry.proto.collector.logs.v1.LogsService/Export', type: 'application/grpc' });
   }, 60_000);
 });
