@@ -51,7 +51,7 @@ describe('the engine process: authentication', () => {
   it('refuses to start with a model key over plain HTTP to a host that is not loopback: exit 2, one fatal line, the key in no line', async () => {
     const keyFile = join(dir, 'model-key');
     writeFileSync(keyFile, 'sk-plain-http-9c8b7a6f5e4d\n', { mode: 0o600 });
-    const child = spawn(process.execPath, ['src/main.ts'], {
+    const child = spawn(process.execPath, [...ENGINE_ARGS], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'plain-http.db'), OTEL_SDK_DISABLED: 'true',
         SWITCHYARD_MODEL_BASE_URL: 'http://10.20.30.40:8000/v1', SWITCHYARD_MODEL_API_KEY_FILE: keyFile, SWITCHYARD_MODEL_API_KEY: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
