@@ -53,4 +53,4 @@ RUN case "${TARGETARCH:-amd64}" in \
  && chown node:node /data
 USER node
 EXPOSE 8080
-CMD ["node", "src/main.ts"]
+CMD ["node", "--import", "./src/telemetry/register.ts", "src/main.ts"]

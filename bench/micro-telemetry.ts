@@ -2,7 +2,7 @@
  * Benchmark 2: the telemetry CPU cost of one workflow run's request, in-process.
  *
  * One quick_answer sync request emits, in the engine: the HTTP server span and one http.server.request.duration
- * point (the API's middleware, src/api/http-telemetry.ts), 11 engine spans (workflow.execute_sync,
+ * point (the http instrumentation), 11 engine spans (workflow.execute_sync,
  * workflow.execute, workflow.wait_completion with 2 poll_iteration events, and per task: task.execute,
  * agent.prepare, agent.execute_sync, agent.model_call) and 11 engine metric points (execution_queue_wait,
  * executions_started, 2x task_executions, 2x task_duration, executions_completed, execution_duration,
@@ -18,11 +18,9 @@
  *             spans encoded to OTLP protobuf on the main thread by the SDK's serializer (what its OTLP exporter
  *             does). Until the second 2026-12-03 run this variant also had the express instrumentation's span and the
  *             HTTP instrumentation's 12 attributes, which the engine no longer makes.
- *   recorder  exactly what the engine does now: the recorder's HTTP server request (one span, the point
- *             with a cached attributes object), the engine's spans and points through the recorder (guards,
- *             cached label sets, try/catch) over its own tracer and metric cells: spans written as OTLP protobuf
- *             as they end and the batch's bytes posted to a worker thread (which, here, drops them instead of
- *             sending them).
+ *   recorder  what the engine does now: the SERVER span and point as in `bare` (the http instrumentation
+ *             makes them in the engine), the engine's spans and points through the recorder (guards, cached
+ *             label sets, try/catch) over the same SDK setup as `bare`.
  * The bare SDK is real (BatchSpanProcessor with the engine's bounds, MeterProvider with the catalogue's views);
  * the encoded bytes are dropped; each block ends with a flush (span export + metric collection), so the
  * export work is amortized over the block's runs. CPU time: the main thread's (process.threadCpuUsage: what
@@ -48,14 +46,9 @@ const IDS = Array.from({ length: 1024 }, (_, i) => `00000000-0000-4000-8000-${St
 type RunFn = (n: number) => Promise<void>;
 
 /** The engine's calls through its recorder, as made for one quick_answer sync request. */
-function recorderRun(t: Telemetry): RunFn {
-  const engine = recorderEngineRun(t);
-  return async (n) => {
-    // As the middleware: the request's span and context, the handler inside it, the end at the response's close.
-    const served = t.startHttpServerRequest('POST', PATH, HEADERS, 'http', '1.1');
-    await context.with(served.context, () => engine(n));
-    t.endHttpServerRequest(served, 200, ROUTE, true);
-  };
+function recorderRun(t: Telemetry, sdk: BenchSdk): RunFn {
+  // The SERVER span and its point are the http instrumentation's in the engine: made as in `bare`.
+  return serverRun(sdk, recorderEngineRun(t));
 }
 
 function recorderEngineRun(t: Telemetry): RunFn {
@@ -126,7 +119,6 @@ function bareRun(sdk: BenchSdk): RunFn {
       span.end();
     }
   };
-  const httpDuration = histogram('httpServerRequestDuration');
   const engine = async (n: number) => {
     const id = IDS[n & 1023]!;
     const requestStarted = performance.now();
@@ -176,7 +168,14 @@ function bareRun(sdk: BenchSdk): RunFn {
     });
     syncLatency.record((performance.now() - requestStarted) / 1000, { kind: 'workflow', outcome: 'success' });
   };
-  // The same SERVER span as the API's middleware makes (src/api/http-telemetry.ts), made with the bare SDK.
+  return serverRun(sdk, engine);
+}
+
+/** The SERVER span and http.server.request.duration point of one request around `engine`, made with the bare SDK. */
+function serverRun(sdk: BenchSdk, engine: RunFn): RunFn {
+  const { tracer } = sdk;
+  const spec = METRICS.httpServerRequestDuration;
+  const httpDuration = sdk.meter.createHistogram(spec.otelName, { unit: spec.unit });
   return async (n) => {
     const started = performance.now();
     const parent = propagation.extract(ROOT_CONTEXT, HEADERS);
@@ -273,7 +272,7 @@ export async function measureTelemetryMicro(options: MicroOptions): Promise<Micr
   const variants = {
     none: { run: noneRun(), flush: async () => {} },
     bare: { run: bareRun(bareSdk), flush: () => bareSdk.flush() },
-    recorder: { run: recorderRun(recorder.telemetry), flush: () => recorder.sdk.flush() },
+    recorder: { run: recorderRun(recorder.telemetry, recorder.sdk), flush: () => recorder.sdk.flush() },
   };
   type Name = keyof typeof variants;
   const names = Object.keys(variants) as Name[];

@@ -29,7 +29,8 @@ const st = located.stdout.trim();
 
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-fuzz-'));
 const key = randomBytes(24).toString('hex');
-const engine = spawn(process.execPath, ['src/main.ts'], {
+// As npm start runs it: telemetry's register hook first.
+const engine = spawn(process.execPath, ['--import', './src/telemetry/register.ts', 'src/main.ts'], {
   cwd: root,
   env: {
     ...process.env,

@@ -47,6 +47,8 @@ export interface Switchyard {
   readonly runtime: ToolRuntime;
   /** The HTTP server around the API, not listening yet. */
   readonly server: Server;
+  /** The API's key check, also asked by the telemetry which requests to trace (telemetry/instrumentations.ts). */
+  readonly authenticator: Authenticator;
 }
 
 export function assembleSwitchyard(parts: SwitchyardParts): Switchyard {
@@ -60,10 +62,11 @@ export function assembleSwitchyard(parts: SwitchyardParts): Switchyard {
   ]);
   const engine = new Engine({ ...parts.engine, store, definitions, runtime, telemetry, providers, logger, prices });
   const { api } = parts;
+  const authenticator = new Authenticator(api.apiKeys);
   const app = createApp({
-    engine, telemetry, logger, authenticator: new Authenticator(api.apiKeys),
+    engine, telemetry, logger, authenticator,
     bodyLimit: api.bodyLimit, syncTimeoutMs: api.syncTimeoutMs, syncTimeoutMaxMs: api.syncTimeoutMaxMs, isReady: api.isReady,
     toolSandbox: runtime.sandbox,
   });
-  return { engine, runtime, server: createHttpServer(app, api.server) };
+  return { engine, runtime, authenticator, server: createHttpServer(app, api.server) };
 }

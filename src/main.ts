@@ -1,13 +1,15 @@
 /**
  * Process entry: config -> telemetry -> store -> definitions -> engine -> HTTP; graceful shutdown.
- * Run with `node src/main.ts` (npm start does).
+ * Run with `node --import ./src/telemetry/register.ts src/main.ts` (npm start does): register.ts starts
+ * the OpenTelemetry SDK and its instrumentations before this module's imports load.
  */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import pino from 'pino';
 import { ConfigError, loadConfig } from './config.ts';
 import { demoSecretsInUse } from './demo-secrets.ts';
 import { createLogger } from './logger.ts';
-import { startTelemetrySdk } from './telemetry/sdk.ts';
+import { registeredTelemetrySdk, startTelemetrySdk } from './telemetry/sdk.ts';
 
 const config = (() => {
   try {
@@ -51,19 +53,40 @@ function exitAfterLogs(code: number): Promise<never> {
 }
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
-const sdk = startTelemetrySdk({
-  serviceVersion: version,
-  instanceId: config.instanceId,
-  onExportStateChange(signal, failing, error) {
-    if (failing) {
-      logger.warn({ signal, err: error, endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT ?? 'http://localhost:4318' },
-        `telemetry export of ${signal} is failing; the engine keeps running, further failures are counted in telemetry_failures_total and not logged until export recovers`);
-    } else {
-      logger.info({ signal }, `telemetry export of ${signal} recovered`);
-    }
-  },
+// Without register.ts (run as `node src/main.ts`) the SDK starts here: spans and metrics as usual, but the
+// modules loaded above (pino, http) are not instrumented.
+const sdk = registeredTelemetrySdk() ?? await startTelemetrySdk({ serviceVersion: version, instanceId: config.instanceId });
+sdk.onExportFailing((signal, error) => {
+  // One line per signal, no stack: what fails, where, and what happens now.
+  const reason = error instanceof Error ? error.message || (error as NodeJS.ErrnoException).code || error.name : String(error);
+  logger.warn({ signal, reason },
+    `telemetry export of ${signal} is failing (${reason}); the engine keeps running, dropping what cannot be sent, and counts further failures in telemetry_failures_total without logging them`);
 });
 const { telemetry } = sdk;
+// Started now, awaited before the start-up flush: a refused connection is known within half a second.
+const receiversProbed = sdk.probeReceivers();
+
+const LISTEN_FAILURES: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use (another engine or program holds it)',
+  EACCES: 'permission denied (a port below 1024 needs privileges)',
+  EADDRNOTAVAIL: 'this machine has no such address',
+};
+/** A start-up problem the operator fixes, like a bad configuration: one line that says what to do, exit 2. */
+function listenFailed(error: NodeJS.ErrnoException): Promise<never> {
+  const why = LISTEN_FAILURES[error.code ?? ''] ?? error.message;
+  logger.fatal({ code: error.code, host: config.host, port: config.port },
+    `cannot listen on ${config.host}:${config.port}: ${why}; set SWITCHYARD_PORT (or SWITCHYARD_HOST) to a free one, or stop what holds it`);
+  return exitAfterLogs(2);
+}
+// Before anything slow (store, definitions, tool helper): a port already taken is said at once.
+if (config.port !== 0) {
+  const probe = createServer();
+  const failure = await new Promise<NodeJS.ErrnoException | undefined>((resolve) => {
+    probe.once('error', resolve);
+    probe.listen(config.port, config.host, () => probe.close(() => resolve(undefined)));
+  });
+  if (failure) await listenFailed(failure);
+}
 
 // Loaded after the SDK and the instrumentations are in place.
 const [{ openStore, storeLabel, openFailureHint }, { loadDefinitions, DefinitionError }, { assembleSwitchyard }, { loadPrices }] = await Promise.all([
@@ -131,7 +154,9 @@ try {
   await exitAfterLogs(2);
   throw error;
 }
-const { engine, runtime, server } = assembled;
+const { engine, runtime, server, authenticator } = assembled;
+// Requests refused with 401 are not traced; only keys marked trust_trace_context may switch sampling off.
+sdk.setIncomingRequestPolicy((req) => authenticator.traceTreatment(req));
 // What the tool sandbox enforces on this host (also in GET /api/v1/definitions): refused tools are an error, gaps a warning.
 const sandbox = runtime.sandbox;
 if (!sandbox.runs_tools) logger.error({ tool_sandbox: sandbox }, `tool sandbox: ${sandbox.problem}`);
@@ -142,7 +167,8 @@ runtime.start();
 // The counters' start-up zeros go out before the first sweep can move them: a swept run counted in the
 // first point a new instance exports would be invisible to increase() and to the SLO ratio. Bounded, as
 // the Collector may be away.
-await Promise.race([sdk.forceFlush(), new Promise((resolve) => setTimeout(resolve, config.telemetryFlushMs).unref())]);
+// Not waited for when a receiver refuses.
+if (await receiversProbed) await Promise.race([sdk.forceFlush(), new Promise((resolve) => setTimeout(resolve, config.telemetryFlushMs).unref())]);
 engine.startBackgroundWork();
 
 server.listen(config.port, config.host, () => {
@@ -151,25 +177,17 @@ server.listen(config.port, config.host, () => {
   logger.info({
     url: `http://${config.host}:${port}`, project: config.projectDir, db, store: config.store.kind, runtime_dir: config.runtimeDir, tool_processes: config.toolProcesses,
     instance_id: config.instanceId,
-    workflows: [...definitions.workflows.keys()], priced_models: prices.size, telemetry: sdk.enabled ? 'otlp' : 'disabled',
+    workflows: [...definitions.workflows.keys()], priced_models: prices.size, telemetry: sdk.enabled ? sdk.exporters : 'disabled',
     api_keys: config.apiKeys.map((k) => k.id), tool_faults: config.toolFaults,
     max_in_flight_per_key: config.maxInFlightPerKey ?? 'unlimited', max_tool_processes: config.maxToolProcesses,
     retention_days: config.retention ? config.retention.periodMs / 86_400_000 : 'forever',
   }, 'switchyard engine ready');
 });
-const LISTEN_FAILURES: Record<string, string> = {
-  EADDRINUSE: 'the address is already in use (another engine or program holds it)',
-  EACCES: 'permission denied (a port below 1024 needs privileges)',
-  EADDRNOTAVAIL: 'this machine has no such address',
-};
 server.on('error', (error: NodeJS.ErrnoException) => {
   shuttingDown = true;
   if (error.syscall === 'listen') {
-    // A start-up problem the operator fixes, like a bad configuration: one line that says what to do, exit 2.
-    const why = LISTEN_FAILURES[error.code ?? ''] ?? error.message;
-    logger.fatal({ code: error.code, host: config.host, port: config.port },
-      `cannot listen on ${config.host}:${config.port}: ${why}; set SWITCHYARD_PORT (or SWITCHYARD_HOST) to a free one, or stop what holds it`);
-    void exitAfterLogs(2);
+    // Taken since the check at start-up.
+    void listenFailed(error);
     return;
   }
   logger.fatal({ err: error }, 'HTTP server failed');
@@ -188,8 +206,11 @@ async function shutdown(signal: string): Promise<void> {
   await store.close();
   // The exporters retry until their own timeout: with the Collector away that alone would outlast a
   // container's stop timeout. What is not out by then is dropped.
-  const flushDeadline = new Promise<'late'>((resolve) => setTimeout(resolve, config.telemetryFlushMs, 'late').unref());
-  if ((await Promise.race([sdk.shutdown(), flushDeadline])) === 'late') {
+  // Asked again (the Collector may have come or gone since the start): when a receiver refuses, the last spans
+  // and points cannot go out; not waited for.
+  const waitForFlush = await sdk.probeReceivers(1_000);
+  const flushDeadline = new Promise<'late'>((resolve) => setTimeout(resolve, waitForFlush ? config.telemetryFlushMs : 0, 'late').unref());
+  if ((await Promise.race([sdk.shutdown(), flushDeadline])) === 'late' && waitForFlush) {
     logger.warn({ timeout_ms: config.telemetryFlushMs }, 'telemetry flush did not finish in time; exiting without the last spans and metric points');
   }
   logger.info('shutdown complete');

@@ -198,15 +198,17 @@ export async function startEngine(options: EngineProcessOptions): Promise<Engine
     Object.assign(env, {
       OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-      // As docker-compose.yml runs the engine: metrics every 10 s.
+      // As docker-compose.yml runs the engine: metrics every 10 s, no log records (no logs pipeline yet).
       OTEL_METRIC_EXPORT_INTERVAL: '10000',
+      OTEL_LOGS_EXPORTER: 'none',
     });
   } else {
     env.OTEL_SDK_DISABLED = 'true';
   }
   Object.assign(env, options.env ?? {});
   const began = performance.now();
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), 'src/main.ts'], {
+  // As npm start runs it: telemetry's register hook first (OTEL_SDK_DISABLED=true makes it load nothing).
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', './src/telemetry/register.ts', 'src/main.ts'], {
     cwd: REPO, env, stdio: ['ignore', 'ignore', 'pipe'],
   });
   let stderr = '';

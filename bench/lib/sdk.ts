@@ -3,20 +3,16 @@
  * produced the points, and spans encoded to OTLP protobuf and dropped (nothing is sent).
  * - `createBenchSdk`: the bare OpenTelemetry SDK as an instrumented app sets it up (BatchSpanProcessor with
  *   the engine's queue bounds, the SDK's protobuf serializer on the calling thread, as its OTLP exporter does).
- * - `createBenchTelemetry`: the engine's recorder as src/telemetry/sdk.ts sets it up: its own tracer and span
- *   pipeline (spans written as they end, requests posted to a worker: bench/lib/discard-worker.ts in place of
- *   the sending one), the same meter setup.
+ * - `createBenchTelemetry`: the engine's recorder (src/telemetry/recorder.ts) on that same SDK setup: what
+ *   the recorder adds on top of the SDK (label guards, attribute caching, its span helpers).
  */
 import { context, type Meter, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import { AggregationTemporality, MeterProvider, MetricReader, type MetricProducer } from '@opentelemetry/sdk-metrics';
+import { AggregationTemporality, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { BatchSpanProcessor, TracerProvider, type ReadableSpan, type SpanExporter } from '@opentelemetry/sdk-trace';
-import { MetricCells } from '../../src/telemetry/cells.ts';
 import { Telemetry } from '../../src/telemetry/recorder.ts';
-import { BatchSpanPipeline, WorkerRequestExporter } from '../../src/telemetry/span-pipeline.ts';
-import { SwitchyardTracerProvider } from '../../src/telemetry/tracer.ts';
 import { buildViews } from '../../src/telemetry/views.ts';
 
 let contextManager = false;
@@ -42,8 +38,8 @@ export class EncodingSpanExporter implements SpanExporter {
 /** Collects (aggregates every series, as a periodic export would) when asked, and drops the result. */
 export class CollectOnDemandReader extends MetricReader {
   points = 0;
-  constructor(metricProducers: MetricProducer[] = []) {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers });
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
   }
   async collectAndDrop(): Promise<void> {
     const { resourceMetrics } = await this.collect();
@@ -71,12 +67,8 @@ export function createBenchSdk(): BenchSdk {
   const tracerProvider = new TracerProvider({
     spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, maxQueueSize: 2048, maxExportBatchSize: 512 })],
   });
-  return benchSdk(tracerProvider, () => spanExporter.spans, []);
-}
-
-/** The meter side both setups share (a reader collecting on demand, the catalogue's views) around a tracer provider. */
-function benchSdk(tracerProvider: { getTracer(name: string, version: string): Tracer; forceFlush(): Promise<void>; shutdown(): Promise<void> }, spansExported: () => number, metricProducers: MetricProducer[]): BenchSdk {
-  const reader = new CollectOnDemandReader(metricProducers);
+  const spansExported = () => spanExporter.spans;
+  const reader = new CollectOnDemandReader();
   const meterProvider = new MeterProvider({ views: buildViews(), readers: [reader] });
   return {
     tracer: tracerProvider.getTracer('switchyard', '0.1.0'),
@@ -96,27 +88,8 @@ function benchSdk(tracerProvider: { getTracer(name: string, version: string): Tr
   };
 }
 
-/** The engine's recorder with its own tracer and span pipeline (as src/telemetry/sdk.ts), the same meter setup. */
+/** The engine's recorder on the bare SDK setup above. */
 export function createBenchTelemetry(): { sdk: BenchSdk; telemetry: Telemetry } {
-  ensureContextManager();
-  let exported = 0;
-  const worker = new WorkerRequestExporter({ json: false, workerUrl: new URL('./discard-worker.ts', import.meta.url) });
-  const pipeline = new BatchSpanPipeline({
-    resource: { 'service.name': 'switchyard-bench' },
-    exporter: {
-      export: async (request, count) => {
-        const result = await worker.export(request, count);
-        if (result.code === ExportResultCode.SUCCESS) exported += count;
-        return result;
-      },
-      forceFlush: () => worker.forceFlush(),
-      shutdown: () => worker.shutdown(),
-    },
-    maxQueueSize: 2048,
-    maxExportBatchSize: 512,
-  });
-  const tracerProvider = new SwitchyardTracerProvider({ sink: pipeline });
-  const cells = new MetricCells({ name: 'switchyard', version: '0.1.0' });
-  const sdk = benchSdk(tracerProvider, () => exported, [cells]);
-  return { sdk, telemetry: new Telemetry({ tracer: sdk.tracer, meter: sdk.meter, cells }) };
+  const sdk = createBenchSdk();
+  return { sdk, telemetry: new Telemetry({ tracer: sdk.tracer, meter: sdk.meter }) };
 }

@@ -9,7 +9,7 @@ import type { ExecutionRecord } from '../store/store.ts';
 import type { ExecutionKind } from '../domain.ts';
 import type { Telemetry } from '../telemetry/recorder.ts';
 import { callerOf, keylessLoopbackOnly, requireApiKey, type Authenticator } from './auth.ts';
-import { traceRequests } from './http-telemetry.ts';
+import { setHttpRoute } from '../telemetry/instrumentations.ts';
 import { jsonDepthExceeds, MAX_JSON_DEPTH, parseByteLimit } from './limits.ts';
 import { openApiDocument } from './openapi.ts';
 import { ProblemError, problems, sendProblem, type Problem } from './problem.ts';
@@ -42,8 +42,15 @@ export function createApp(options: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  // First: every request's SERVER span and http.server.request.duration (the probes aside).
-  app.use(traceRequests(telemetry));
+  // The http instrumentation makes each request's SERVER span and http.server.request.duration; the app
+  // names the route template they carry. 'finish' comes before the 'close' on which the instrumentation ends
+  // them; express keeps the matched route on the request (also when its handler threw), none for a 404.
+  app.use((req, res, next) => {
+    res.once('finish', () => {
+      if (req.route?.path !== undefined) setHttpRoute(`${req.baseUrl}${String(req.route.path)}`);
+    });
+    next();
+  });
   // Without keys, only this machine (and no web page elsewhere) may call, the probes included.
   app.use(keylessLoopbackOnly(options.authenticator));
 

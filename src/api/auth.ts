@@ -3,13 +3,16 @@
  *
  * Format (one format for the file `SWITCHYARD_API_KEYS_FILE` and the variable `SWITCHYARD_API_KEYS`):
  * entries separated by newlines (file) or by `,` / newlines (variable); each entry is
- *   <id> <key> [trigger=loadgen]
+ *   <id> <key> [trigger=loadgen] [trust_trace_context]
  * separated by whitespace; `#` starts a comment line. The id names the caller in records and spans
  * (`[a-zA-Z0-9_.-]{1,64}`); the key is at least 16 characters without whitespace or commas. The optional
  * `trigger=loadgen` marks that caller's traffic as the load generator's: the trigger label comes from
- * the credentials, never from a header a caller can set.
+ * the credentials, never from a header a caller can set. `trust_trace_context` lets that caller's
+ * trace context decide sampling (a sampled=0 silences its runs); others' context names the trace and
+ * parent only.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import { hostOfHeader, isLoopback } from '../loopback.ts';
 import { ProblemError, problems } from './problem.ts';
@@ -19,6 +22,8 @@ export interface ApiKey {
   readonly key: string;
   /** 'loadgen' for the load generator's key; undefined: the trigger follows the route (api, api_sync). */
   readonly trigger: 'loadgen' | undefined;
+  /** Whether the caller's trace context may switch sampling off (key option `trust_trace_context`). */
+  readonly trustTraceContext?: boolean;
 }
 
 /** Who made a request: the id of the key it presented; null when the engine runs without keys (loopback only). */
@@ -44,11 +49,13 @@ export function parseApiKeys(text: string, source: string, separators: RegExp = 
     if (!id || !ID.test(id)) throw new Error(`${where}: the key id must match [a-zA-Z0-9_.-]{1,64} (an entry is "<id> <key>")`);
     if (key.length < MIN_KEY_LENGTH) throw new Error(`${where} (id "${id}"): the key must be at least ${MIN_KEY_LENGTH} characters`);
     let trigger: ApiKey['trigger'];
+    let trustTraceContext = false;
     for (const option of options) {
       if (option === 'trigger=loadgen') trigger = 'loadgen';
-      else throw new Error(`${where} (id "${id}"): unknown option "${option}"; the only option is trigger=loadgen`);
+      else if (option === 'trust_trace_context') trustTraceContext = true;
+      else throw new Error(`${where} (id "${id}"): unknown option "${option}"; the options are trigger=loadgen and trust_trace_context`);
     }
-    keys.push({ id, key, trigger });
+    keys.push({ id, key, trigger, ...(trustTraceContext && { trustTraceContext }) });
   });
   return keys;
 }
@@ -75,9 +82,36 @@ const digest = (text: string) => createHash('sha256').update(text).digest();
  */
 export class Authenticator {
   readonly #keys: ReadonlyArray<{ readonly digest: Buffer; readonly caller: Caller }>;
+  readonly #trusted: ReadonlySet<string>;
+  /** Each request's caller, found once: by the telemetry policy (before the span starts) and the middleware. */
+  readonly #callers = new WeakMap<IncomingMessage, Caller | null>();
 
   constructor(keys: readonly ApiKey[]) {
     this.#keys = keys.map((k) => ({ digest: digest(k.key), caller: { keyId: k.id, trigger: k.trigger } }));
+    this.#trusted = new Set(keys.filter((k) => k.trustTraceContext).map((k) => k.id));
+  }
+
+  /** The caller whose bearer key a request carries; null for none or an unknown one (refused with 401). */
+  callerOf(req: IncomingMessage): Caller | null {
+    let caller = this.#callers.get(req);
+    if (caller === undefined) {
+      const match = bearerOf(req.headers.authorization);
+      caller = (match ? this.identify(match) : undefined) ?? null;
+      this.#callers.set(req, caller);
+    }
+    return caller;
+  }
+
+  /**
+   * How the telemetry treats a request (telemetry/instrumentations.ts): one the API will refuse with 401 is
+   * not traced; a caller whose key is marked trust_trace_context sends trusted trace context; any other's
+   * context names the trace and parent but cannot switch sampling off.
+   */
+  traceTreatment(req: IncomingMessage): 'ignore' | 'trusted' | 'untrusted' {
+    if (!this.enabled || !req.url?.startsWith('/api')) return 'untrusted';
+    const caller = this.callerOf(req);
+    if (caller === null) return 'ignore';
+    return caller.keyId !== null && this.#trusted.has(caller.keyId) ? 'trusted' : 'untrusted';
   }
 
   get enabled(): boolean {
@@ -113,15 +147,14 @@ export function requireApiKey(authenticator: Authenticator) {
       return next();
     }
     const header = req.headers.authorization;
-    const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-    const caller = match ? authenticator.identify(match[1]!) : undefined;
+    const caller = authenticator.callerOf(req);
     if (!caller) {
       res.setHeader('www-authenticate', 'Bearer realm="switchyard"');
       // The body is never read for a refused request: close the connection rather than drain it.
       res.setHeader('connection', 'close');
       return next(new ProblemError(problems.unauthorized(header === undefined
         ? 'this API needs an API key: send "Authorization: Bearer <key>"'
-        : match ? 'the API key is not valid' : 'the Authorization header must be "Bearer <key>"')));
+        : bearerOf(header) ? 'the API key is not valid' : 'the Authorization header must be "Bearer <key>"')));
     }
     res.locals['caller'] = caller;
     next();
@@ -158,6 +191,10 @@ export function keylessLoopbackOnly(authenticator: Authenticator) {
 
 function isLoopbackOrigin(origin: string): boolean {
   return URL.canParse(origin) && isLoopback(new URL(origin).hostname);
+}
+
+function bearerOf(header: string | undefined): string | undefined {
+  return header === undefined ? undefined : /^Bearer[ ]+(\S+)\s*$/i.exec(header)?.[1];
 }
 
 /** The caller of a request that passed `requireApiKey`. */

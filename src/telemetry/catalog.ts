@@ -103,7 +103,7 @@ export function prometheusLabelOf(attribute: string): string {
 export const SYNC_OUTCOMES = ['success', 'failed', 'timed_out', 'canceled', 'timeout', 'error'] as const;
 export const POLL_OUTCOMES = ['completed', 'timeout', 'error'] as const;
 export const PROCESS_EXIT_STATUSES = ['exit', 'signal'] as const;
-export const TELEMETRY_STAGES = ['export_traces', 'export_metrics', 'instrument', 'gauge_callback', 'span', 'log'] as const;
+export const TELEMETRY_STAGES = ['export_traces', 'export_metrics', 'export_logs', 'instrument', 'gauge_callback', 'span', 'log'] as const;
 export type TelemetryStage = (typeof TELEMETRY_STAGES)[number];
 
 /** GenAI (semantic conventions, gen_ai.*): the operations, providers and token types the engine reports. */
@@ -225,9 +225,9 @@ export const METRICS = {
     description: 'Execution API requests answered with an error status, by kind and HTTP status code.',
     labels: { kind: [...EXECUTION_KINDS, 'execution'], code: ID_LABEL }, cardinalityLimit: SMALL,
   }),
-  // The semantic conventions' HTTP server metric, made by the API's own middleware (src/api/http-telemetry.ts,
-  // through Telemetry.endHttpServerRequest, which keeps the conventions' attribute types: the status code is an
-  // int): every request the express app answers (the health probes aside). http.route is the express route
+  // The semantic conventions' HTTP server metric, made by the http auto-instrumentation with the stable
+  // conventions (OTEL_SEMCONV_STABILITY_OPT_IN=http, the engine's default; the status code is an int): every
+  // request the express app answers (the health probes aside). http.route is the express route
   // template, absent for a request no route matched; error.type is the status code of a 5xx answer.
   httpServerRequestDuration: metric({
     name: 'http_server_request_duration_seconds', otelName: METRIC_HTTP_SERVER_REQUEST_DURATION, kind: 'histogram', unit: 's',
@@ -337,9 +337,9 @@ export const METRICS = {
     labels: {}, cardinalityLimit: SMALL, registry: true,
   }),
   // --- The OpenTelemetry SDK's own metrics (semantic conventions, otel.sdk.*) ---------------------------
-  // Made by the engine's span pipeline (telemetry/span-pipeline.ts) under the SDK's names and attributes, as the
-  // SDK's BatchSpanProcessor made them. They are how a span that never reached the Collector is counted: the
-  // queue is bounded, so an outage drops, not hoards.
+  // Made by the SDK's BatchSpanProcessor (OTEL_NODE_EXPERIMENTAL_SDK_METRICS=true, the engine's default:
+  // telemetry/sdk.ts). They are how a span that never reached the Collector is counted: the queue is bounded
+  // (OTEL_BSP_MAX_QUEUE_SIZE), so an outage drops, not hoards.
   spanProcessorSpansProcessed: metric({
     name: 'otel_sdk_processor_span_processed_total', otelName: 'otel.sdk.processor.span.processed', kind: 'counter', unit: '{span}',
     description: "Spans the engine's batch span processor is done with: exported (no error_type), dropped because its queue was full (error_type=\"queue_full\"), or lost in a failed export (error_type names the error).",
@@ -478,10 +478,12 @@ export const EVERY_SPAN_ATTRIBUTES = ['error.type'] as const;
 export const SPANS = {
   httpServer: {
     // The conventions' name: `{method} {route}` (`POST /api/v1/workflows/:id/executions/sync`), the method
-    // alone when no route matched. Made by the API's middleware (src/api/http-telemetry.ts), kind SERVER, the
-    // root of a request's trace unless the request carried a W3C traceparent.
+    // alone when no route matched. Made by the http auto-instrumentation (telemetry/instrumentations.ts; the
+    // app names the route), kind SERVER, the root of a request's trace unless the request carried trace
+    // context (OTEL_PROPAGATORS). Its attributes are the instrumentation's (stable HTTP conventions).
     name: '{http.request.method} {http.route}', description: 'One HTTP request the API answered (the health probes aside).',
-    attributes: ['http.request.method', 'url.path', 'url.scheme', 'network.protocol.version', 'http.route', 'http.response.status_code'],
+    attributes: ['http.request.method', 'url.path', 'url.query', 'url.scheme', 'network.protocol.version', 'http.route', 'http.response.status_code',
+      'server.address', 'server.port', 'client.address', 'network.peer.address', 'network.peer.port', 'user_agent.original'],
   },
   workflowExecute: {
     name: 'workflow.execute', description: 'One workflow run, from its first task to its terminal status.',

@@ -3,12 +3,11 @@ import {
   ROOT_CONTEXT,
   context,
   isSpanContextValid,
-  propagation,
-  SpanKind,
   SpanStatusCode,
   trace,
   type Attributes,
-  type Context,
+  type Counter,
+  type Histogram,
   type Meter,
   type ObservableGauge,
   type Link,
@@ -17,28 +16,12 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { METRICS, RECORDED_METRIC_KEYS, SPANS, type LabelSpec, type MetricSpec, type LabelsOf, type MetricKey, type RecordedMetricKey, type SpanKey, type TelemetryStage } from './catalog.ts';
-import {
-  ATTR_ERROR_TYPE, ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_HTTP_ROUTE, ATTR_NETWORK_PROTOCOL_VERSION, ATTR_URL_PATH, ATTR_URL_SCHEME,
-} from '@opentelemetry/semantic-conventions';
-import { admissible, type CounterCell, type CounterTable, type HistogramCell, type HistogramTable, type MetricCells } from './cells.ts';
+import { ATTR_ERROR_TYPE } from '@opentelemetry/semantic-conventions';
 import { errorTypeOf } from './error-type.ts';
 import { EventLoopDelay } from './event-loop.ts';
 import { LabelGuard } from './labels.ts';
 
 const MAX_CACHED_LABEL_SETS = 4096;
-/** The methods the semantic conventions know; any other is reported as `_OTHER` (a bounded set). */
-const HTTP_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH', 'QUERY']);
-
-/** One HTTP request being served: its SERVER span, the context to run its handlers in, when it started. */
-export interface HttpServerRequest {
-  readonly span: Span;
-  readonly context: Context;
-  readonly method: string;
-  readonly scheme: 'http' | 'https';
-  readonly protocolVersion: string;
-  readonly startedAt: number;
-}
-
 type KeyOfKind<Kind> = { [K in RecordedMetricKey]: (typeof METRICS)[K]['kind'] extends Kind ? K : never }[RecordedMetricKey];
 export type CounterKey = KeyOfKind<'counter'>;
 export type HistogramKey = KeyOfKind<'histogram'>;
@@ -57,13 +40,8 @@ export type ConfiguredGauges = { [K in ConfiguredGaugeKey]: ReadonlyArray<GaugeR
 
 export interface TelemetryOptions {
   readonly tracer: Tracer;
+  /** The SDK's meter: counters, histograms and observable gauges of the catalogue (views: telemetry/views.ts). */
   readonly meter: Meter;
-  /**
-   * Where the counters and histograms are aggregated (register it with the metric reader: its
-   * `metricProducers`). Without it they are not recorded at all: no work per call (telemetry disabled).
-   * The observable gauges are the meter's.
-   */
-  readonly cells?: MetricCells;
   /** Told about each telemetry failure; must not throw (it is guarded anyway). */
   readonly onFailure?: (stage: TelemetryStage, error: unknown) => void;
 }
@@ -75,12 +53,9 @@ export interface TelemetryOptions {
  */
 export class Telemetry {
   readonly tracer: Tracer;
-  /** Per metric: its label guards, the cells (or gauge attributes) admitted so far, its table (none for a gauge). */
+  /** Per metric: its label guards, the attribute sets admitted so far, its instrument (none for a gauge). */
   readonly #metrics = new Map<MetricKey, RecordedMetric>();
   readonly #gauges = new Map<MetricKey, ObservableGauge>();
-  #httpServerDuration: HistogramTable | undefined;
-  /** http.server.request.duration's cells by a key of their attributes (bounded). */
-  readonly #httpCells = new Map<string, HistogramCell>();
   #admittedSets = 0;
   readonly #onFailure: TelemetryOptions['onFailure'];
   #gaugeSource: GaugeSource | undefined;
@@ -90,32 +65,25 @@ export class Telemetry {
   constructor(options: TelemetryOptions) {
     this.tracer = options.tracer;
     this.#onFailure = options.onFailure;
-    const { cells } = options;
     for (const key of RECORDED_METRIC_KEYS) {
       const spec: MetricSpec = METRICS[key];
-      const instrument = { name: spec.otelName, description: spec.description, unit: spec.unit, cardinalityLimit: spec.cardinalityLimit };
-      let table: CounterTable | HistogramTable | undefined;
+      const described = { description: spec.description, unit: spec.unit };
+      let instrument: Counter | Histogram | undefined;
       try {
-        if (spec.kind === 'counter' && cells) {
-          const counter = cells.counter(instrument);
+        if (spec.kind === 'counter') {
+          const counter = options.meter.createCounter(spec.otelName, described);
           // Seeded at 0 (see enumeratedLabelSets).
-          for (const labels of enumeratedLabelSets(spec)) counter.cell(labels);
-          table = counter;
-        } else if (spec.kind === 'histogram' && cells) {
-          table = cells.histogram({ ...instrument, buckets: spec.buckets ?? [] });
+          for (const labels of enumeratedLabelSets(spec)) counter.add(0, labels);
+          instrument = counter;
+        } else if (spec.kind === 'histogram') {
+          instrument = options.meter.createHistogram(spec.otelName, described);
         } else if (spec.kind === 'gauge') {
-          this.#gauges.set(key, options.meter.createObservableGauge(spec.otelName, { description: spec.description, unit: spec.unit }));
+          this.#gauges.set(key, options.meter.createObservableGauge(spec.otelName, described));
         }
       } catch (error) {
         this.failure('instrument', error);
       }
-      this.#metrics.set(key, { guards: guardedLabels(spec), admitted: new Map(), table });
-    }
-    try {
-      const http = METRICS.httpServerRequestDuration;
-      this.#httpServerDuration = cells?.histogram({ name: http.otelName, description: http.description, unit: http.unit, cardinalityLimit: http.cardinalityLimit, buckets: http.buckets });
-    } catch (error) {
-      this.failure('instrument', error);
+      this.#metrics.set(key, { guards: guardedLabels(spec), admitted: new Map(), instrument });
     }
     try {
       options.meter.addBatchObservableCallback((observer) => {
@@ -129,7 +97,7 @@ export class Telemetry {
           for (const [key, points] of Object.entries(readings) as [GaugeKey, ReadonlyArray<GaugeReading<GaugeKey>>][]) {
             const gauge = this.#gauges.get(key);
             if (!gauge) continue;
-            for (const point of points) observer.observe(gauge, point.value, this.#admit(this.#metrics.get(key)!, point.labels, point.value)!.attributes);
+            for (const point of points) observer.observe(gauge, point.value, this.#admit(this.#metrics.get(key)!, point.labels));
           }
         } catch (error) {
           this.failure('gauge_callback', error);
@@ -151,8 +119,8 @@ export class Telemetry {
   record<K extends HistogramKey>(key: K, value: number, labels: LabelsOf<K>): void {
     try {
       const metric = this.#metrics.get(key);
-      if (metric?.table === undefined) return;
-      (this.#admit(metric, labels, value) as HistogramCell | undefined)?.record(value);
+      if (metric?.instrument === undefined || !admissible(value)) return;
+      (metric.instrument as Histogram).record(value, this.#admit(metric, labels));
     } catch (error) {
       this.failure('instrument', error);
     }
@@ -160,8 +128,8 @@ export class Telemetry {
 
   #count(key: CounterKey, value: number, labels: object): void {
     const metric = this.#metrics.get(key);
-    if (metric?.table === undefined) return;
-    (this.#admit(metric, labels, value) as CounterCell | undefined)?.add(value);
+    if (metric?.instrument === undefined || !admissible(value)) return;
+    (metric.instrument as Counter).add(value, this.#admit(metric, labels));
   }
 
   setGaugeSource(source: GaugeSource): void {
@@ -211,14 +179,8 @@ export class Telemetry {
    * failed (status, error.type, exception event) before propagating unchanged.
    */
   async runInSpan<T>(span: Span, work: (span: Span) => Promise<T>): Promise<T> {
-    let active = context.active();
     try {
-      active = trace.setSpan(active, span);
-    } catch (error) {
-      this.failure('span', error);
-    }
-    try {
-      return await context.with(active, () => work(span));
+      return await this.withActiveSpan(span, () => work(span));
     } catch (error) {
       this.markFailed(span, error);
       throw error;
@@ -227,73 +189,20 @@ export class Telemetry {
     }
   }
 
+  /** Runs `work` with `span` active, and nothing else: the caller ends the span. */
+  withActiveSpan<T>(span: Span, work: () => T): T {
+    let active = context.active();
+    try {
+      active = trace.setSpan(active, span);
+    } catch (error) {
+      this.failure('span', error);
+    }
+    return context.with(active, work);
+  }
+
   /** Runs `work` inside a new active span named by the catalogue (see runInSpan). */
   inSpan<T>(key: SpanKey, attributes: Attributes, work: (span: Span) => Promise<T>): Promise<T> {
     return this.runInSpan(this.startSpan(key, attributes), work);
-  }
-
-  /**
-   * Starts serving one HTTP request: a SERVER span (the conventions' name and attributes; named by the method
-   * until the route is known), child of the caller's span when the headers carry a W3C traceparent (the
-   * global propagator extracts it), else the root of a new trace. Run the request's handlers in `context`.
-   */
-  startHttpServerRequest(method: string, path: string, headers: Record<string, string | string[] | undefined>, scheme: 'http' | 'https', protocolVersion: string): HttpServerRequest {
-    const known = HTTP_METHODS.has(method) ? method : '_OTHER';
-    const startedAt = performance.now();
-    try {
-      const parent = headers['traceparent'] === undefined ? ROOT_CONTEXT : propagation.extract(ROOT_CONTEXT, headers);
-      const span = this.tracer.startSpan(known === '_OTHER' ? 'HTTP' : known, {
-        kind: SpanKind.SERVER,
-        attributes: { [ATTR_HTTP_REQUEST_METHOD]: known, [ATTR_URL_PATH]: path, [ATTR_URL_SCHEME]: scheme, [ATTR_NETWORK_PROTOCOL_VERSION]: protocolVersion },
-      }, parent);
-      return { span, context: trace.setSpan(parent, span), method: known, scheme, protocolVersion, startedAt };
-    } catch (error) {
-      this.failure('span', error);
-      return { span: NOOP_SPAN, context: ROOT_CONTEXT, method: known, scheme, protocolVersion, startedAt };
-    }
-  }
-
-  /**
-   * Ends an HTTP request: names its span by the route template (`POST /api/v1/workflows/:id/executions/sync`),
-   * sets the status code (and error.type, ERROR status on a 5xx or a response that never finished), and
-   * records http.server.request.duration with one cached attributes object per distinct set.
-   */
-  endHttpServerRequest(request: HttpServerRequest, statusCode: number, route: string | undefined, finished: boolean): void {
-    const seconds = (performance.now() - request.startedAt) / 1000;
-    const errorType = statusCode >= 500 ? String(statusCode) : finished ? undefined : '_OTHER';
-    try {
-      const { span } = request;
-      if (route !== undefined) {
-        span.updateName(`${request.method === '_OTHER' ? 'HTTP' : request.method} ${route}`);
-        span.setAttribute(ATTR_HTTP_ROUTE, route);
-      }
-      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode);
-      if (errorType !== undefined) {
-        span.setAttribute(ATTR_ERROR_TYPE, errorType);
-        span.setStatus({ code: SpanStatusCode.ERROR });
-      }
-      span.end();
-    } catch (error) {
-      this.failure('span', error);
-    }
-    try {
-      const duration = this.#httpServerDuration;
-      if (duration === undefined || !admissible(seconds)) return;
-      // One cell per distinct attribute set; an absent route is not an empty one.
-      const key = `${request.method}\u0000${route ?? '\u0001'}\u0000${statusCode}\u0000${request.scheme}\u0000${request.protocolVersion}\u0000${errorType ?? ''}`;
-      let cell = this.#httpCells.get(key);
-      if (!cell) {
-        cell = duration.cell(Object.freeze({
-          [ATTR_HTTP_REQUEST_METHOD]: request.method, [ATTR_URL_SCHEME]: request.scheme, [ATTR_NETWORK_PROTOCOL_VERSION]: request.protocolVersion,
-          ...(route !== undefined && { [ATTR_HTTP_ROUTE]: route }), [ATTR_HTTP_RESPONSE_STATUS_CODE]: statusCode,
-          ...(errorType !== undefined && { [ATTR_ERROR_TYPE]: errorType }),
-        }));
-        if (this.#httpCells.size < MAX_CACHED_LABEL_SETS) this.#httpCells.set(key, cell);
-      }
-      cell.record(seconds);
-    } catch (error) {
-      this.failure('instrument', error);
-    }
   }
 
   /**
@@ -322,14 +231,12 @@ export class Telemetry {
   }
 
   /**
-   * Guards the labels and returns the metric's cell for that label set (a gauge's: its frozen attributes),
-   * reused across calls: the guards run once per set, and the cell is found again with a few map lookups (a
-   * tree of maps keyed by the label values in the catalogue's order, no key string built per call). The
-   * tree is bounded; past the bound, sets are guarded on every call instead, and find their cell by its
-   * attributes (the cells themselves are bounded by the metric's cardinality limit). A value the metric
-   * drops (see cells.ts, admissible) makes no cell: undefined.
+   * Guards the labels and returns the attributes for that label set, reused across calls: the guards run
+   * once per set, and the frozen attributes are found again with a few map lookups (a tree of maps keyed by
+   * the label values in the catalogue's order, no key string built per call). The tree is bounded; past the
+   * bound, sets are guarded on every call instead (the SDK bounds the series by the view's cardinality limit).
    */
-  #admit(metric: RecordedMetric, labels: object, value: number): Admitted | undefined {
+  #admit(metric: RecordedMetric, labels: object): Attributes {
     const values = labels as Record<string, unknown>;
     const { guards } = metric;
     let node: AdmittedNode | undefined = metric.admitted;
@@ -344,7 +251,7 @@ export class Telemetry {
       node = next;
     }
     const leafValue = last < 0 ? undefined : values[guards[last]!.label];
-    const cached = node?.get(leafValue) as Admitted | undefined;
+    const cached = node?.get(leafValue) as Attributes | undefined;
     if (cached) return cached;
     const attributes: Attributes = {};
     for (const { label, guard, attribute, optional } of guards) {
@@ -354,13 +261,11 @@ export class Telemetry {
       attributes[attribute] = guard.admit(String(labelValue ?? 'none'));
     }
     Object.freeze(attributes);
-    if (metric.table && !admissible(value)) return undefined;
-    const admitted: Admitted = metric.table ? metric.table.cell(attributes) : { attributes };
     if (node && this.#admittedSets < MAX_CACHED_LABEL_SETS) {
-      node.set(leafValue, admitted);
+      node.set(leafValue, attributes);
       this.#admittedSets++;
     }
-    return admitted;
+    return attributes;
   }
 }
 
@@ -382,16 +287,22 @@ export function enumeratedLabelSets(spec: Pick<MetricSpec, 'labels' | 'attribute
 }
 const MAX_SEEDED_LABEL_SETS = 64;
 
-/** What a label set is admitted as: a counter's or histogram's cell, or a gauge's attributes. */
-type Admitted = CounterCell | HistogramCell | { readonly attributes: Attributes };
-/** A level of the admission cache: label value -> next level, or what the set was admitted as at the last label. */
-type AdmittedNode = Map<unknown, AdmittedNode | Admitted>;
+/** A level of the admission cache: label value -> next level, or the set's frozen attributes at the last label. */
+type AdmittedNode = Map<unknown, AdmittedNode | Attributes>;
 
 interface RecordedMetric {
   readonly guards: readonly GuardedLabel[];
   readonly admitted: AdmittedNode;
-  /** A counter's or histogram's cells; undefined for a gauge, and for every metric when nothing is recorded. */
-  readonly table: CounterTable | HistogramTable | undefined;
+  /** A counter or histogram of the SDK; undefined for a gauge. */
+  readonly instrument: Counter | Histogram | undefined;
+}
+
+/**
+ * A value the recorder passes on: a number, not negative (NaN passes, as the SDK takes it). Counters and
+ * histograms take no negative value; the SDK would drop it with a diagnostic per call.
+ */
+export function admissible(value: unknown): value is number {
+  return typeof value === 'number' && !(value < 0);
 }
 
 interface GuardedLabel {

@@ -104,11 +104,11 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs the engine, load generator and pager sink from the repository image', () => {
-    expect(compose.services['engine']?.command).toEqual(['node', 'src/main.ts']);
+    expect(compose.services['engine']?.command).toEqual(['node', '--import', './src/telemetry/register.ts', 'src/main.ts']);
     expect(compose.services['loadgen']?.command).toEqual(['node', 'src/loadgen/main.ts']);
     expect(compose.services['pager-sink']?.command).toEqual(['node', 'src/pager-sink/main.ts']);
     for (const [replica, instance] of [['engine', 'engine-1'], ['engine-2', 'engine-2']] as const) {
-      expect(compose.services[replica]?.command, replica).toEqual(['node', 'src/main.ts']);
+      expect(compose.services[replica]?.command, replica).toEqual(['node', '--import', './src/telemetry/register.ts', 'src/main.ts']);
       expect(compose.services[replica]?.environment, replica).toMatchObject({
         OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318',
         OTEL_SERVICE_NAME: 'switchyard-engine',

@@ -11,7 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { ToolRuntime, type ToolResult } from '../../src/engine/runtime/tool-runtime.ts';
 import { eventually, spawnHelperPid, toolPids } from '../support/engine.ts';
-import { startEngineProcess, type EngineProcess as RunningEngine } from '../support/engine-process.ts';
+import { startEngineProcess, type EngineProcess as RunningEngine, ENGINE_ARGS } from '../support/engine-process.ts';
 import { createTestTelemetry } from '../support/telemetry.ts';
 import { leftAfterKill, loadExampleTool, processAlive, processGroupMembers, stateOf } from '../runtime/tools.ts';
 
@@ -222,7 +222,7 @@ describe('the runtime directory', () => {
   it('one the engine cannot use stops the start: exit 2, one fatal line that names it and the variable', async () => {
     const blocker = join(dir, 'not-a-directory');
     writeFileSync(blocker, 'a file where the directory should be');
-    const child = spawn(process.execPath, ['src/main.ts'], {
+    const child = spawn(process.execPath, [...ENGINE_ARGS], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'blocked.db'), SWITCHYARD_RUNTIME_DIR: join(blocker, 'tools'), OTEL_SDK_DISABLED: 'true' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,7 +7,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite.ts';
 import { TICKET, eventually, toolPids } from '../support/engine.ts';
-import { startEngineProcess } from '../support/engine-process.ts';
+import { startEngineProcess, ENGINE_ARGS } from '../support/engine-process.ts';
 
 /** The engine as users run it: `node src/main.ts`. */
 const dir = mkdtempSync(join(tmpdir(), 'switchyard-process-'));
@@ -34,7 +35,7 @@ const post = (url: string, path: string, body: unknown, key?: string) =>
 
 describe('the engine process: authentication', () => {
   it('refuses to start on a non-loopback address without API keys: exit 2, a fatal log line that says what to set', async () => {
-    const child = spawn(process.execPath, ['src/main.ts'], {
+    const child = spawn(process.execPath, [...ENGINE_ARGS], {
       env: { ...process.env, SWITCHYARD_HOST: '0.0.0.0', SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'exposed.db'), OTEL_SDK_DISABLED: 'true', SWITCHYARD_API_KEYS: '', SWITCHYARD_API_KEYS_FILE: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -50,7 +51,7 @@ describe('the engine process: authentication', () => {
   it('refuses to start with a model key over plain HTTP to a host that is not loopback: exit 2, one fatal line, the key in no line', async () => {
     const keyFile = join(dir, 'model-key');
     writeFileSync(keyFile, 'sk-plain-http-9c8b7a6f5e4d\n', { mode: 0o600 });
-    const child = spawn(process.execPath, ['src/main.ts'], {
+    const child = spawn(process.execPath, [...ENGINE_ARGS], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'plain-http.db'), OTEL_SDK_DISABLED: 'true',
         SWITCHYARD_MODEL_BASE_URL: 'http://10.20.30.40:8000/v1', SWITCHYARD_MODEL_API_KEY_FILE: keyFile, SWITCHYARD_MODEL_API_KEY: '' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -128,21 +129,25 @@ describe('the engine process: fault injection', () => {
 });
 
 describe('the engine process', () => {
-  it('runs normally with no Collector listening and says so once per signal, not per failure', async () => {
+  it('runs normally with no Collector listening and says so once per signal, in one line without a stack, not per failure', async () => {
     const engine = await startEngine('no-collector', {
       OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', OTEL_EXPORTER_OTLP_TIMEOUT: '1000', OTEL_METRIC_EXPORT_INTERVAL: '200', OTEL_BSP_SCHEDULE_DELAY: '100',
     });
     try {
+      // Known before "ready": the receiver's port refused the start-up probe.
+      const warnings = () => engine.logs().filter((l) => String(l['msg']).includes('telemetry export of'));
+      expect(warnings().map((l) => l['signal']).sort()).toEqual(['logs', 'metrics', 'traces']);
       for (let i = 0; i < 5; i++) {
         const { body } = await post(engine.url, '/api/v1/workflows/quick_answer/executions/sync', { input: { question: `q${i}` } });
         expect(body.status).toBe('success');
         await new Promise((resolve) => setTimeout(resolve, 300));
       }
-      const warnings = () => engine.logs().filter((l) => String(l['msg']).includes('telemetry export of'));
-      await eventually(async () => warnings().map((l) => l['signal']).sort(), (s) => s.length >= 2, 15_000);
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
-      expect(warnings().map((l) => l['signal']).sort()).toEqual(['metrics', 'traces']);
-      expect(warnings()[0]!['msg']).toMatch(/failing; the engine keeps running/);
+      // The exports that failed since were counted, not logged again.
+      expect(warnings().map((l) => l['signal']).sort()).toEqual(['logs', 'metrics', 'traces']);
+      for (const warning of warnings()) {
+        expect(warning['msg']).toMatch(/failing \(no OTLP receiver answers at http:\/\/127\.0\.0\.1:9\); the engine keeps running/);
+        expect(warning['err'], 'no stack trace').toBeUndefined();
+      }
     } finally {
       engine.child.kill('SIGKILL');
       await engine.exited;
@@ -153,7 +158,7 @@ describe('the engine process', () => {
     const project = join(dir, 'broken-project');
     mkdirSync(join(project, 'workflows'), { recursive: true });
     writeFileSync(join(project, 'workflows', 'broken.yaml'), 'id: broken\ntasks: 5\n');
-    const child = spawn(process.execPath, ['src/main.ts'], {
+    const child = spawn(process.execPath, [...ENGINE_ARGS], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'broken.db'), SWITCHYARD_PROJECT_DIR: project, OTEL_SDK_DISABLED: 'true' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -169,7 +174,7 @@ describe('the engine process', () => {
   it('refuses a store file that is not a database: exits 2 with one fatal line naming the file, never "ready"', async () => {
     const db = join(dir, 'overwritten.db');
     writeFileSync(db, Buffer.alloc(8192, 'garbage '));
-    const child = spawn(process.execPath, ['src/main.ts'], {
+    const child = spawn(process.execPath, [...ENGINE_ARGS], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: db, OTEL_SDK_DISABLED: 'true' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -190,7 +195,7 @@ describe('the engine process', () => {
     writeFileSync(join(project, 'tools', 'echo.yaml'), `id: echo\ndescription: d\nscript: ${join(process.cwd(), 'examples', 'tools', 'echo.ts')}\n`);
     const tasks = (ref: string) => `tasks:\n  - id: classify\n    tool: echo\n  - id: notify\n    tool: echo\n    input: { category: "{{ ${ref} }}" }\n`;
     writeFileSync(join(project, 'workflows', 'typo.yaml'), `id: typo\ndescription: d\n${tasks('tasks.clasify.output.category')}`);
-    const start = () => spawn(process.execPath, ['src/main.ts'], {
+    const start = () => spawn(process.execPath, [...ENGINE_ARGS], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: join(dir, 'typo.db'), SWITCHYARD_PROJECT_DIR: project, OTEL_SDK_DISABLED: 'true' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
@@ -228,7 +233,7 @@ describe('the engine process', () => {
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
     const port = (holder.address() as AddressInfo).port;
     try {
-      const child = spawn(process.execPath, ['src/main.ts'], {
+      const child = spawn(process.execPath, [...ENGINE_ARGS], {
         env: { ...process.env, SWITCHYARD_PORT: String(port), SWITCHYARD_DB: join(dir, 'port-in-use.db'), OTEL_SDK_DISABLED: 'true' },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -249,16 +254,35 @@ describe('the engine process', () => {
     }
   }, 30_000);
 
-  it('on SIGTERM with the Collector away, the last telemetry flush is cut off at its bound and the engine exits 0', async () => {
-    // The exporters' own timeout (10 s by default) would keep a plain shutdown waiting for a Collector that is not there.
-    const engine = await startEngine('flush-bound', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', SWITCHYARD_TELEMETRY_FLUSH_MS: '300' });
+  it('on SIGTERM with no Collector listening, the engine stops without waiting for a flush that cannot succeed', async () => {
+    // A bound far beyond the test's timeout: were the flush waited for, the test would time out.
+    const engine = await startEngine('flush-refused', { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:9', SWITCHYARD_TELEMETRY_FLUSH_MS: '600000' });
     const { body } = await post(engine.url, '/api/v1/workflows/quick_answer/executions/sync', { input: { question: 'q' } });
     expect(body.status).toBe('success');
     engine.child.kill('SIGTERM');
     expect(await engine.exited).toBe(0);
     const messages = engine.logs().map((l) => String(l['msg']));
-    expect(messages).toContain('telemetry flush did not finish in time; exiting without the last spans and metric points');
+    expect(messages).not.toContain('telemetry flush did not finish in time; exiting without the last spans and metric points');
     expect(messages).toContain('shutdown complete');
+  }, 30_000);
+
+  it('on SIGTERM with a Collector that takes connections but never answers, the last telemetry flush is cut off at its bound and the engine exits 0', async () => {
+    const hanging = createServer(() => {});
+    await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+    try {
+      const endpoint = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`;
+      const engine = await startEngine('flush-bound', { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, SWITCHYARD_TELEMETRY_FLUSH_MS: '300' });
+      const { body } = await post(engine.url, '/api/v1/workflows/quick_answer/executions/sync', { input: { question: 'q' } });
+      expect(body.status).toBe('success');
+      engine.child.kill('SIGTERM');
+      expect(await engine.exited).toBe(0);
+      const messages = engine.logs().map((l) => String(l['msg']));
+      expect(messages).toContain('telemetry flush did not finish in time; exiting without the last spans and metric points');
+      expect(messages).toContain('shutdown complete');
+    } finally {
+      hanging.closeAllConnections();
+      hanging.close();
+    }
   }, 60_000);
 
   it('on SIGTERM finishes in-flight work within the grace period, then exits 0', async () => {

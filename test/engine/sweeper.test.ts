@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/store/sqlite.ts';
 import { startTestEngine, TICKET, eventually, toolPids } from '../support/engine.ts';
+import { ENGINE_ARGS } from '../support/engine-process.ts';
 
 function killGroup(pid: number): void {
   try {
@@ -21,7 +22,7 @@ describe('the stale sweeper', () => {
   it('finalizes a run whose engine was killed (SIGKILL), exactly once, naming its last task', async () => {
     const dbPath = join(dir, 'killed.db');
     // A real engine process, killed mid-run while its tool hangs.
-    const child = spawn(process.execPath, ['src/main.ts'], {
+    const child = spawn(process.execPath, [...ENGINE_ARGS], {
       env: { ...process.env, SWITCHYARD_PORT: '0', SWITCHYARD_DB: dbPath, OTEL_SDK_DISABLED: 'true', SWITCHYARD_LOG_LEVEL: 'info', SWITCHYARD_HEARTBEAT_MS: '200', SWITCHYARD_STALE_AFTER_MS: '1000' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });

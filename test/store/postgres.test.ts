@@ -14,6 +14,8 @@ import { PostgresStore } from '../../src/store/postgres.ts';
 import { eventually, startTestEngine, TICKET } from '../support/engine.ts';
 import { findPostgres, postgresPolicy, startPostgres, type PostgresCluster } from '../support/postgres.ts';
 import { execution } from './contract.ts';
+import { ENGINE_ARGS, startEngineProcess } from '../support/engine-process.ts';
+import { createServer as createHttpServer } from 'node:http';
 
 const lookup = findPostgres();
 const policy = postgresPolicy(lookup);
@@ -207,7 +209,7 @@ if (policy !== 'run') {
       const pgpass = join(cluster.dir, 'engine.pgpass');
       writeFileSync(pgpass, `127.0.0.1:${cluster.port}:*:${cluster.user}:${cluster.password}\n`, { mode: 0o600 });
       const run = (env: Record<string, string>) => {
-        const child = spawn(process.execPath, ['src/main.ts'], {
+        const child = spawn(process.execPath, [...ENGINE_ARGS], {
           env: { ...process.env, SWITCHYARD_PORT: '0', OTEL_SDK_DISABLED: 'true', SWITCHYARD_DB_CONNECT_TIMEOUT_MS: '2000', ...env },
           stdio: ['ignore', 'pipe', 'pipe'],
         });
@@ -247,5 +249,49 @@ if (policy !== 'run') {
       expect(refused.lines().some((l) => l['level'] === 'warn' && /SWITCHYARD_DB carries a password/.test(String(l['msg'])))).toBe(true);
       expect(refused.lines().some((l) => l['msg'] === 'switchyard engine ready')).toBe(false);
     }, 60_000);
+
+  describe('the PostgreSQL store: traces', () => {
+    it('a run on PostgreSQL: its trace holds the store\'s queries as pg spans (the pg auto-instrumentation), below the engine\'s spans', async () => {
+      const url = await cluster.createDatabase();
+      // A fake Collector: records what the engine exports as OTLP/HTTP JSON (the real one is in the stack tests).
+      const bodies: string[] = [];
+      const receiver = createHttpServer((req, res) => {
+        let body = '';
+        req.on('data', (chunk: Buffer) => (body += chunk));
+        req.on('end', () => {
+          if (req.url === '/v1/traces') bodies.push(body);
+          res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        });
+      });
+      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      const engine = await startEngineProcess({
+        SWITCHYARD_DB: url, SWITCHYARD_API_KEYS: '', SWITCHYARD_API_KEYS_FILE: '',
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as import('node:net').AddressInfo).port}`,
+        OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100', OTEL_METRICS_EXPORTER: 'none', OTEL_LOGS_EXPORTER: 'none',
+      });
+      try {
+        const answer = await fetch(`${engine.url}/api/v1/workflows/quick_answer/executions/sync`, {
+          method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ input: { question: 'What is the refund policy?' } }),
+        }).then(async (r) => await r.json() as { status: string; trace_id: string });
+        expect(answer.status).toBe('success');
+        type Span = { traceId: string; spanId: string; parentSpanId?: string; name: string; attributes: { key: string; value: Record<string, unknown> }[] };
+        const spansOfRun = () => bodies.flatMap((b) => (JSON.parse(b) as { resourceSpans: { scopeSpans: { scope: { name: string }; spans: Span[] }[] }[] })
+          .resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans.map((span) => ({ ...span, scope: s.scope.name })))))
+          .filter((s) => s.traceId === answer.trace_id);
+        const pgSpans = (found: ReturnType<typeof spansOfRun>) => found.filter((s) => s.scope === '@opentelemetry/instrumentation-pg');
+        // Until every pg span's parent is in (spans are exported as they end, parents last).
+        const spans = await eventually(async () => spansOfRun(), (found) => found.some((s) => s.name === 'workflow.execute_sync')
+          && pgSpans(found).length > 0 && pgSpans(found).every((s) => found.some((p) => p.spanId === s.parentSpanId)), 20_000);
+        const queries = pgSpans(spans).filter((s) => s.attributes.some((a) => a.key === 'db.system.name' || a.key === 'db.system'));
+        expect(queries.length, 'query spans with db.system').toBeGreaterThan(0);
+        // Each pg span hangs in the run's tree, below an engine span or another pg span.
+        for (const span of pgSpans(spans)) expect(spans.some((p) => p.spanId === span.parentSpanId), span.name).toBe(true);
+      } finally {
+        await engine.kill();
+        receiver.closeAllConnections();
+        receiver.close();
+      }
+    }, 60_000);
+  });
   });
 }

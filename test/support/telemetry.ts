@@ -1,6 +1,7 @@
 /**
- * In-memory telemetry for tests: the engine's tracer (its spans through the OTLP encoding and back), a real
- * SDK meter (views from the catalogue) and the recorder's metric cells behind the engine's Telemetry recorder, with finished spans and metric points readable on demand.
+ * In-memory telemetry for tests: the SDK's tracer (SimpleSpanProcessor into an InMemorySpanExporter) and the
+ * SDK's meter (views from the catalogue, read by an on-demand MetricReader) behind the engine's Telemetry
+ * recorder, with finished spans and metric points readable on demand.
  *
  *   const t = createTestTelemetry();
  *   ... run engine code with t.telemetry ...
@@ -17,41 +18,20 @@ import {
   MetricReader,
   type CollectionResult,
   type MetricData,
-  type MetricProducer,
 } from '@opentelemetry/sdk-metrics';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { createRequire } from 'node:module';
+import type { Instrumentation } from '@opentelemetry/instrumentation';
 import { METRICS } from '../../src/telemetry/catalog.ts';
-import { MetricCells } from '../../src/telemetry/cells.ts';
+import { curatedInstrumentations } from '../../src/telemetry/instrumentations.ts';
 import { Telemetry, type TelemetryOptions } from '../../src/telemetry/recorder.ts';
 import { buildViews } from '../../src/telemetry/views.ts';
-import { decodeTraceRequest, encodeResource, encodeTraceRequest, SpanEncoder, toReadableSpan } from '../../src/telemetry/otlp-spans.ts';
-import { ProtobufWriter } from '../../src/telemetry/protobuf.ts';
-import { SwitchyardTracerProvider, type RecordingSpan, type SpanSink } from '../../src/telemetry/tracer.ts';
-
-/**
- * Keeps every span as it ends, the way the engine exports it: written as an OTLP protobuf request and read
- * back. So every test that reads spans also checks the encoding.
- */
-export class InMemorySpanSink implements SpanSink {
-  readonly spans: ReadableSpan[] = [];
-  readonly #encoder = new SpanEncoder();
-  readonly #resource = encodeResource({ 'service.name': 'switchyard-test' });
-
-  onEnd(span: RecordingSpan): void {
-    const writer = new ProtobufWriter(1024);
-    this.#encoder.writeSpanField(writer, span);
-    const request = encodeTraceRequest(this.#resource, [{ scope: span.scope, encodedScope: span.scope.encoded, spans: writer.bytes() }]);
-    this.spans.push(...decodeTraceRequest(request).map(toReadableSpan));
-  }
-
-  async forceFlush(): Promise<void> {}
-  async shutdown(): Promise<void> {}
-}
 
 /** A metric reader that only collects when asked (no timer, no exporter). */
 export class OnDemandMetricReader extends MetricReader {
-  constructor(metricProducers: MetricProducer[] = []) {
-    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE, metricProducers });
+  constructor() {
+    super({ aggregationTemporalitySelector: () => AggregationTemporality.CUMULATIVE });
   }
   protected override async onShutdown(): Promise<void> {}
   protected override async onForceFlush(): Promise<void> {}
@@ -87,21 +67,47 @@ export function ensureContextManager(): void {
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
 }
 
+let httpInstrumentation: Instrumentation[] | undefined;
+
+/**
+ * The engine's http instrumentation (as instrumentations.ts configures it), in this test process: the API's
+ * SERVER spans and http.server.request.duration go to the test telemetry created last (one process-wide
+ * patch of node:http, as in the engine; tests that run two engines at once see the HTTP telemetry of one).
+ */
+function instrumentHttp(tracerProvider: TracerProvider, meterProvider: MeterProvider): void {
+  if (!httpInstrumentation) {
+    const saved = process.env.OTEL_NODE_ENABLED_INSTRUMENTATIONS;
+    process.env.OTEL_NODE_ENABLED_INSTRUMENTATIONS = 'http';
+    process.env.OTEL_SEMCONV_STABILITY_OPT_IN ??= 'http';
+    try {
+      httpInstrumentation = curatedInstrumentations({ hookEsm: false }).list;
+    } finally {
+      if (saved === undefined) delete process.env.OTEL_NODE_ENABLED_INSTRUMENTATIONS;
+      else process.env.OTEL_NODE_ENABLED_INSTRUMENTATIONS = saved;
+    }
+    // The instrumentation patches node:http when it is required (the ESM import shares its Server prototype).
+    createRequire(import.meta.url)('node:http');
+  }
+  for (const instrumentation of httpInstrumentation) {
+    instrumentation.setTracerProvider(tracerProvider);
+    instrumentation.setMeterProvider(meterProvider);
+  }
+}
+
 const OTEL_NAME_BY_PROMETHEUS_NAME = new Map<string, string>(Object.values(METRICS).map((spec) => [spec.name, spec.otelName]));
 
 export function createTestTelemetry(options: Pick<TelemetryOptions, 'onFailure'> = {}): TestTelemetry {
   ensureContextManager();
-  const sink = new InMemorySpanSink();
-  const tracerProvider = new SwitchyardTracerProvider({ sink });
-  // The recorder's counters and histograms (its cells) and the SDK's gauges, read together as sdk.ts reads them.
-  const cells = new MetricCells({ name: 'switchyard-test' });
-  const reader = new OnDemandMetricReader([cells]);
-  const meterProvider = new MeterProvider({ views: buildViews(), readers: [reader] });
+  const exporter = new InMemorySpanExporter();
+  const resource = resourceFromAttributes({ 'service.name': 'switchyard-test' });
+  const tracerProvider = new TracerProvider({ resource, spanProcessors: [new SimpleSpanProcessor({ exporter })] });
+  const reader = new OnDemandMetricReader();
+  const meterProvider = new MeterProvider({ resource, views: buildViews(), readers: [reader] });
+  instrumentHttp(tracerProvider, meterProvider);
   const failures: TestTelemetry['failures'] = [];
   const telemetry = new Telemetry({
     tracer: tracerProvider.getTracer('switchyard-test'),
     meter: meterProvider.getMeter('switchyard-test'),
-    cells,
     onFailure: (stage, error) => {
       failures.push({ stage, error });
       options.onFailure?.(stage, error);
@@ -113,10 +119,8 @@ export function createTestTelemetry(options: Pick<TelemetryOptions, 'onFailure'>
   return {
     telemetry,
     failures,
-    spans: () => [...sink.spans],
-    resetSpans: () => {
-      sink.spans.length = 0;
-    },
+    spans: () => [...exporter.getFinishedSpans()],
+    resetSpans: () => exporter.reset(),
     collectMetrics,
     async metricPoints(name) {
       const otelName = OTEL_NAME_BY_PROMETHEUS_NAME.get(name) ?? name;

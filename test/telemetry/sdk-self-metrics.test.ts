@@ -1,7 +1,9 @@
 /**
  * The SDK's own span-processor metrics (otel.sdk.processor.span.* in the catalogue), through the engine's
- * real SDK setup (telemetry/sdk.ts) exporting OTLP/HTTP JSON to a local endpoint: when the Collector
- * stops answering, the span queue stays at its capacity and every span beyond it is counted as dropped.
+ * real SDK setup (telemetry/sdk.ts: NodeSDK, with the engine's default OTEL_NODE_EXPERIMENTAL_SDK_METRICS=true)
+ * exporting OTLP/HTTP JSON to a local endpoint: when the Collector stops answering, the span queue stays at
+ * its capacity and every span beyond it is counted as dropped. The queue and batch sizes come from
+ * OTEL_BSP_MAX_QUEUE_SIZE / OTEL_BSP_MAX_EXPORT_BATCH_SIZE, so this also shows NodeSDK honours them.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,7 +12,10 @@ import type { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { METRICS, SDK_METRIC_KEYS } from '../../src/telemetry/catalog.ts';
 import { eventually } from '../support/engine.ts';
-import { SPAN_EXPORT_BATCH, SPAN_QUEUE_CAPACITY, startTelemetrySdk, type TelemetrySdk } from '../../src/telemetry/sdk.ts';
+import { startTelemetrySdk, type TelemetrySdk } from '../../src/telemetry/sdk.ts';
+
+const SPAN_QUEUE_CAPACITY = 64;
+const SPAN_EXPORT_BATCH = 16;
 
 interface OtlpPoint {
   attributes: { key: string; value: { stringValue?: string } }[];
@@ -44,8 +49,13 @@ beforeAll(async () => {
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
     OTEL_EXPORTER_OTLP_TIMEOUT: '60000',
     OTEL_METRIC_EXPORT_INTERVAL: '600000',
+    OTEL_BSP_MAX_QUEUE_SIZE: String(SPAN_QUEUE_CAPACITY),
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE: String(SPAN_EXPORT_BATCH),
+    // Nothing to instrument in this test; the logs signal is not under test.
+    OTEL_NODE_ENABLED_INSTRUMENTATIONS: 'undici',
+    OTEL_LOGS_EXPORTER: 'none',
   });
-  sdk = startTelemetrySdk({ serviceVersion: 'test', instanceId: 'sdk-self-metrics' });
+  sdk = await startTelemetrySdk({ serviceVersion: 'test', instanceId: 'sdk-self-metrics' });
 });
 
 afterAll(async () => {
@@ -68,11 +78,11 @@ function exportedPoints(otelName: string): { attributes: Record<string, string>;
 }
 
 it('counts the spans a full queue drops, and shows the queue at its capacity', async () => {
-  const OVERFLOW = 440;
+  const OVERFLOW = 44;
   const ENDED = SPAN_EXPORT_BATCH + SPAN_QUEUE_CAPACITY + OVERFLOW;
   for (let i = 0; i < ENDED; i++) sdk.telemetry.tracer.startSpan(`span ${i}`).end();
   // The first full batch went out at once (and hangs); the queue took the next ones up to its capacity; the
-  // rest were dropped. (Sent by the export worker thread, which starts at the first export.)
+  // rest were dropped.
   await eventually(async () => stuckTraceRequests.length, (n) => n > 0, 10_000);
   await new Promise((resolve) => setTimeout(resolve, 100));
   expect(stuckTraceRequests).toHaveLength(1);

@@ -91,14 +91,15 @@ export async function runAgent(agentId: string, input: unknown, ctx: AgentRunCon
         ctx.signal.throwIfAborted();
         phase = 'model';
         turns = iteration;
-        // Not made active (nothing runs inside it), so the span and the metric get the same error.type.
+        // Ended here rather than by runInSpan, so the span and the metric get the same error.type; active
+        // while the provider runs, so its HTTP request (the undici instrumentation's CLIENT span) is its child.
         const modelSpan = telemetry.startSpan('agentModelCall', {
           [ATTR_GEN_AI_OPERATION_NAME]: GEN_AI_OPERATION_NAME_VALUE_CHAT, [ATTR_GEN_AI_PROVIDER_NAME]: providerName, [ATTR_GEN_AI_REQUEST_MODEL]: model,
         });
         const started = performance.now();
         let turn: ModelTurn;
         try {
-          turn = await session.next({ messages, tools, context: { input, tool_results: toolResults, iteration }, signal: ctx.signal });
+          turn = await telemetry.withActiveSpan(modelSpan, () => session.next({ messages, tools, context: { input, tool_results: toolResults, iteration }, signal: ctx.signal }));
           modelSpan.setAttributes(responseAttributes(turn));
         } catch (caught) {
           // A server's error text may quote the request: the run's secrets (its tools' secret inputs so far)
