@@ -1,5 +1,6 @@
 import { trace } from '@opentelemetry/api';
 import pino, { type Logger } from 'pino';
+import { otelPino } from './telemetry/logs.ts';
 
 /**
  * How log lines are written: `json`, one JSON object a line (for machines: a log shipper, `jq`); `pretty`,
@@ -8,10 +9,13 @@ import pino, { type Logger } from 'pino';
  */
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
-/** Logs; a line written inside a span carries its trace_id and span_id, so logs join traces. */
+/**
+ * Logs; a line written inside a span carries its trace_id and span_id, so logs join traces. Every record
+ * also goes to the OpenTelemetry Logs API (the log signal, telemetry/logs.ts), with the same ids.
+ */
 export function createLogger(level: string, options: { destination?: pino.DestinationStream; format?: LogFormat } = {}): Logger {
   const pretty = options.format === 'pretty' || ((options.format ?? 'auto') === 'auto' && options.destination === undefined && process.stdout.isTTY === true);
-  return pino({
+  return otelPino()({
     level,
     base: { service: 'switchyard-engine' },
     timestamp: pino.stdTimeFunctions.isoTime,

@@ -1,13 +1,15 @@
-import { ROOT_CONTEXT, context, metrics, propagation, trace } from '@opentelemetry/api';
+import { ROOT_CONTEXT, context, logs, metrics, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, ExportResultCode, W3CBaggagePropagator, W3CTraceContextPropagator, type ExportResult } from '@opentelemetry/core';
 import { OTLPMetricExporter as OTLPMetricExporterJson } from '@opentelemetry/exporter-metrics-otlp-http';
 import { OTLPMetricExporter as OTLPMetricExporterProto } from '@opentelemetry/exporter-metrics-otlp-proto';
+import { LoggerProvider } from '@opentelemetry/sdk-logs';
 import { detectResources, envDetector, resourceFromAttributes, type Resource } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader, type PushMetricExporter, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
 import { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler, type Sampler } from '@opentelemetry/sdk-trace';
 import type { TelemetryStage } from './catalog.ts';
 import { MetricCells } from './cells.ts';
+import { logRecordProcessorsFromEnv } from './logs.ts';
 import { Telemetry } from './recorder.ts';
 import { BatchSpanPipeline, WorkerRequestExporter } from './span-pipeline.ts';
 import { SwitchyardTracerProvider, spanLimitsFromEnv } from './tracer.ts';
@@ -95,17 +97,32 @@ export function startTelemetrySdk(options: TelemetrySdkOptions): TelemetrySdk {
   const tracerProvider = new SwitchyardTracerProvider({ sink: spanPipeline, sampler: samplerFromEnv(env), limits: spanLimitsFromEnv(env) });
   trace.setGlobalTracerProvider(tracerProvider);
 
+  const loggerProvider = startLogSignal(resource, env);
+
   telemetry = new Telemetry({ tracer: tracerProvider.getTracer(SCOPE, options.serviceVersion), meter: meterProvider.getMeter(SCOPE, options.serviceVersion), cells });
   return {
     telemetry,
     enabled: true,
     async forceFlush() {
-      await Promise.allSettled([tracerProvider.forceFlush(), meterProvider.forceFlush()]);
+      await Promise.allSettled([tracerProvider.forceFlush(), meterProvider.forceFlush(), loggerProvider.forceFlush()]);
     },
     async shutdown() {
-      await Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown()]);
+      await Promise.allSettled([tracerProvider.shutdown(), meterProvider.shutdown(), loggerProvider.shutdown()]);
     },
   };
+}
+
+/**
+ * The log signal: a LoggerProvider with the spans' resource and the processors OTEL_LOGS_EXPORTER asks for
+ * (logs.ts), registered as the global one, which the engine's pino loggers emit to (logs.ts, `otelPino`).
+ * A record emitted inside a span carries its trace and span ids. Under NodeSDK this whole function is
+ * `new NodeSDK({ logRecordProcessors: logRecordProcessorsFromEnv(env), ... })`, or nothing at all, since
+ * NodeSDK builds the same processors from OTEL_LOGS_EXPORTER itself.
+ */
+function startLogSignal(resource: Resource, env: NodeJS.ProcessEnv): LoggerProvider {
+  const loggerProvider = new LoggerProvider({ resource, processors: logRecordProcessorsFromEnv(env) });
+  logs.setGlobalLoggerProvider(loggerProvider);
+  return loggerProvider;
 }
 
 function buildResource(options: TelemetrySdkOptions, env: NodeJS.ProcessEnv): Resource {
