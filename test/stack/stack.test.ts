@@ -252,7 +252,7 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
   }, 180_000);
 
   it("a run's log records reach the log store through the Collector's logs pipeline, found by the run's trace id, each with its span's id", async () => {
-    // A failed tool call logs a warning inside its runtime.execute_tool span (a healthy run logs nothing).
+    // A failed tool call logs a warning inside its runtime.execute_tool span (and the finished run its own line).
     const failed = await send(engineA, { path: '/api/v1/workflows/support_triage/executions/sync', body: { input: { ...TICKET, fault: 'fail' } } });
     expect(failed.status).toBe('failed');
     const traceId = failed.traceId!;
