@@ -12,7 +12,7 @@ import { ROOT_CONTEXT, SeverityNumber, TraceFlags, trace } from '@opentelemetry/
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findStackBinary, missingBinaryPolicy } from '../../scripts/stack/binaries.ts';
 import { VictoriaLogsClient, isOk, until } from '../../scripts/stack/clients.ts';
 import { ManagedProcess, freePort } from '../../scripts/stack/processes.ts';
@@ -25,11 +25,15 @@ const policy = missingBinaryPolicy(otelcol.path ? victorialogs : otelcol);
 if (policy === 'skip') process.stderr.write(`collector-logs.test.ts: skipping: ${otelcol.reason ?? victorialogs.reason}\n`);
 
 describe.skipIf(policy === 'skip')('the Collector\'s logs pipeline into a real log store (VictoriaLogs)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'switchyard-collector-logs-'));
+  // Made in beforeAll, not while collecting: a skipped suite leaves no directory behind.
+  let dir = '';
   const started: ManagedProcess[] = [];
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'switchyard-collector-logs-'));
+  });
   afterAll(async () => {
     for (const proc of started.reverse()) await proc.stop(5_000);
-    rmSync(dir, { recursive: true, force: true });
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   async function startReady(proc: ManagedProcess, url: string): Promise<void> {
