@@ -1,7 +1,8 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Stack tests (npm run test:stack): the real Collector, Prometheus, Jaeger (trace store) and Alertmanager on loopback.
+ * Stack tests (npm run test:stack): the real Collector, Prometheus, Jaeger (trace store), VictoriaLogs (log store)
+ * and Alertmanager on loopback.
  * One file, one stack, phases in order; forks (not threads) so the harness's exit and signal handlers
  * run in the worker that owns the processes.
  */

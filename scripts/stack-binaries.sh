@@ -2,6 +2,7 @@
 # Builds (or reuses) the real stack binaries at the pinned versions and prints where they are:
 #
 #   export OTELCOL_BIN=... PROMETHEUS_BIN=... PROMTOOL_BIN=... JAEGER_BIN=... OTELCOL_TIER_BIN=... ALERTMANAGER_BIN=... AMTOOL_BIN=...
+#          VICTORIALOGS_BIN=...
 #
 # Usage: scripts/stack-binaries.sh [--print | --no-build] [--help]
 #   eval "$(scripts/stack-binaries.sh)"
@@ -14,8 +15,9 @@
 #   - Collector: OpenTelemetry Collector Builder from collector/builder-config.yaml; the Collector tier
 #     (agent + tail-sampling gateways) from collector/builder-tier.yaml, at a release of its own;
 #   - Prometheus + promtool, Alertmanager + amtool, Jaeger v2 (the stack tests' trace store; users run
-#     Tempo, whose AGPL module is never built): wrapper modules in scripts/build/<name>/ that require the
-#     upstream module and repeat its replace directives.
+#     Tempo, whose AGPL module is never built), VictoriaLogs (the stack tests' log store: users run Loki,
+#     also AGPL and never built): wrapper modules in scripts/build/<name>/ that require the upstream module
+#     and repeat its replace directives.
 # Binaries land in $SWITCHYARD_CACHE/stack/<name>-<version>/ (default ~/.cache/switchyard), with a stamp
 # of the build inputs: a second run reuses them in well under a second. Build logs: $CACHE/stack/logs/.
 set -euo pipefail
@@ -44,6 +46,10 @@ JAEGER_VERSION=1.75.0            # github.com/jaegertracing/jaeger/cmd/jaeger (J
 # (collector/builder-tier.yaml), the one release at which the tail sampling processor passes and the
 # loadbalancing exporter is served. Not in the `pins:` line of inputs_hash: the manifest carries it.
 OTELCOL_TIER_VERSION=0.161.0
+# VictoriaLogs (Apache-2.0), the stack tests' log store: it takes OTLP logs and answers LogsQL queries, as
+# Jaeger stands in for Tempo (users run Loki, AGPL). Not in the `pins:` line of inputs_hash either (adding
+# it there would rebuild every other binary): scripts/build/victorialogs/go.mod carries the version.
+VICTORIALOGS_VERSION=1.52.2
 
 # The Go toolchain: be gentle on small machines (2 cores) and never touch a repo-local go.work.
 export GOFLAGS="-mod=mod -buildvcs=false"
@@ -204,27 +210,42 @@ build_otelcol() { build_collector otelcol "$OTELCOL_VERSION" collector/builder-c
 # The Collector tier (collector/agent.yaml, collector/gateway.yaml): its own release, see the pin above.
 build_otelcol_tier() { build_collector otelcol-tier "$OTELCOL_TIER_VERSION" collector/builder-tier.yaml otelcol-tier; }
 
-# ---- Jaeger v2 (the stack tests' trace store) -------------------------------------------------
-build_jaeger() {
-  local name=jaeger version=$JAEGER_VERSION
+# build_wrapper NAME VERSION BINARIES LDFLAGS CGO PACKAGE... : go build of the wrapper module scripts/build/NAME
+# (go.mod + go.sum) into $CACHE/NAME-VERSION/, which then holds BINARIES (space-separated); CGO is 0 or 1.
+build_wrapper() {
+  local name=$1 version=$2 binaries=$3 ldflags=$4 cgo=$5; shift 5
   local out="$CACHE/$name-$version" logfile="$CACHE/logs/$name-$version.log"
-  local hash; hash=$(inputs_hash scripts/build/jaeger/go.mod scripts/build/jaeger/go.sum)
-  is_fresh "$out" "$hash" jaeger && return 0
+  local hash; hash=$(inputs_hash "scripts/build/$name/go.mod" "scripts/build/$name/go.sum")
+  # shellcheck disable=SC2086 # BINARIES is a list
+  is_fresh "$out" "$hash" $binaries && return 0
   skip_build "$name" "$version" && return 0
-  log "building Jaeger $version (log: $logfile)"
+  log "building $name $version (log: $logfile)"
   local started; started=$(date +%s); : >"$logfile"
   local work="$CACHE/build/$name-$version" tmp="$out.tmp"
   rm -rf "$work" "$tmp"; mkdir -p "$work" "$tmp"
-  cp "$BUILD_DIR/jaeger/go.mod" "$BUILD_DIR/jaeger/go.sum" "$work/"
-  (cd "$work" && run_logged "$name" "$version" "$logfile" "${GO_BUILD[@]}" -ldflags "-s -w" \
-    -o "$tmp/" github.com/jaegertracing/jaeger/cmd/jaeger)
+  cp "$BUILD_DIR/$name/go.mod" "$BUILD_DIR/$name/go.sum" "$work/"
+  (cd "$work" && run_logged "$name" "$version" "$logfile" env CGO_ENABLED="$cgo" "${GO_BUILD[@]}" -ldflags "$ldflags" \
+    -o "$tmp/" "$@")
   finish "$name" "$version" "$out" "$tmp" "$hash" "$started"
 }
 
-# Order matters: other work waits on promtool/amtool first, the Collector next, Jaeger, then the tier.
-# SWITCHYARD_STACK_ONLY="alertmanager otelcol" restricts building to those (a development aid).
-only="${SWITCHYARD_STACK_ONLY:-prometheus alertmanager otelcol jaeger otelcol_tier}"
-for target in prometheus alertmanager otelcol jaeger otelcol_tier; do
+# ---- Jaeger v2 (the stack tests' trace store) -------------------------------------------------
+build_jaeger() {
+  build_wrapper jaeger "$JAEGER_VERSION" jaeger "-s -w" "$(go env CGO_ENABLED)" github.com/jaegertracing/jaeger/cmd/jaeger
+}
+
+# ---- VictoriaLogs (the stack tests' log store) ------------------------------------------------
+# CGO off: zstd comes from its pure-Go fallback (github.com/klauspost/compress), no C library to compile.
+build_victorialogs() {
+  build_wrapper victorialogs "$VICTORIALOGS_VERSION" victoria-logs \
+    "-s -w -X github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=victoria-logs-v$VICTORIALOGS_VERSION" 0 \
+    github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs
+}
+
+# Order matters: other work waits on promtool/amtool first, the Collector next, Jaeger, VictoriaLogs, then
+# the tier. SWITCHYARD_STACK_ONLY="alertmanager otelcol" restricts building to those (a development aid).
+only="${SWITCHYARD_STACK_ONLY:-prometheus alertmanager otelcol jaeger victorialogs otelcol_tier}"
+for target in prometheus alertmanager otelcol jaeger victorialogs otelcol_tier; do
   case " $only " in *" $target "*) "build_$target" ;; esac
 done
 
@@ -234,7 +255,8 @@ echo "export OTELCOL_BIN=$CACHE/otelcol-$OTELCOL_VERSION/otelcol" \
   "JAEGER_BIN=$CACHE/jaeger-$JAEGER_VERSION/jaeger" \
   "OTELCOL_TIER_BIN=$CACHE/otelcol-tier-$OTELCOL_TIER_VERSION/otelcol-tier" \
   "ALERTMANAGER_BIN=$CACHE/alertmanager-$ALERTMANAGER_VERSION/alertmanager" \
-  "AMTOOL_BIN=$CACHE/alertmanager-$ALERTMANAGER_VERSION/amtool"
+  "AMTOOL_BIN=$CACHE/alertmanager-$ALERTMANAGER_VERSION/amtool" \
+  "VICTORIALOGS_BIN=$CACHE/victorialogs-$VICTORIALOGS_VERSION/victoria-logs"
 
 if [ "${#MISSING[@]}" -gt 0 ]; then
   log "not built (run scripts/stack-binaries.sh to build): ${MISSING[*]}"

@@ -1,7 +1,8 @@
 /**
  * `npm run stack` (node scripts/stack.ts): the Switchyard stack on 127.0.0.1 without Docker, for
  * developing dashboards, rules and alerts. Starts the real Collector, Prometheus, Jaeger (the trace store
- * the stack tests use; Tempo runs only under docker compose), Alertmanager (binaries from
+ * the stack tests use; Tempo runs only under docker compose), VictoriaLogs (the log store, likewise for
+ * Loki: LogsQL at its printed URL, /select/vmui for its UI), Alertmanager (binaries from
  * scripts/stack-binaries.sh), the pager sink and one engine, then drives healthy load
  * with the load generator until Ctrl-C, and tears everything down.
  *

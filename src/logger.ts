@@ -8,7 +8,11 @@ import pino, { type Logger } from 'pino';
  */
 export type LogFormat = 'auto' | 'json' | 'pretty';
 
-/** Logs; a line written inside a span carries its trace_id and span_id, so logs join traces. */
+/**
+ * Logs; a line written inside a span carries its trace_id and span_id, so logs join traces. With telemetry on,
+ * the pino instrumentation (loaded by telemetry/register.ts) also sends every record as an OTLP log record,
+ * with the same ids.
+ */
 export function createLogger(level: string, options: { destination?: pino.DestinationStream; format?: LogFormat } = {}): Logger {
   const pretty = options.format === 'pretty' || ((options.format ?? 'auto') === 'auto' && options.destination === undefined && process.stdout.isTTY === true);
   return pino({

@@ -198,9 +198,8 @@ export async function startEngine(options: EngineProcessOptions): Promise<Engine
     Object.assign(env, {
       OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint,
       OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
-      // As docker-compose.yml runs the engine: metrics every 10 s, no log records (no logs pipeline yet).
+      // As docker-compose.yml runs the engine: metrics every 10 s, log records to the Collector's logs pipeline.
       OTEL_METRIC_EXPORT_INTERVAL: '10000',
-      OTEL_LOGS_EXPORTER: 'none',
     });
   } else {
     env.OTEL_SDK_DISABLED = 'true';

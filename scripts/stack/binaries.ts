@@ -1,9 +1,9 @@
 /**
- * The real stack binaries (Collector, Prometheus + promtool, Jaeger, Alertmanager + amtool, and the Collector
- * tier: agent and tail-sampling gateways) for config and stack tests.
+ * The real stack binaries (Collector, Prometheus + promtool, Jaeger, Alertmanager + amtool, the Collector
+ * tier: agent and tail-sampling gateways, and VictoriaLogs, the log store) for config and stack tests.
  *
  * Each path comes from its environment variable when set (OTELCOL_BIN, PROMETHEUS_BIN, PROMTOOL_BIN,
- * JAEGER_BIN, ALERTMANAGER_BIN, AMTOOL_BIN, OTELCOL_TIER_BIN); the others from scripts/stack-binaries.sh, which builds what is
+ * JAEGER_BIN, ALERTMANAGER_BIN, AMTOOL_BIN, OTELCOL_TIER_BIN, VICTORIALOGS_BIN); the others from scripts/stack-binaries.sh, which builds what is
  * missing into the cache (${SWITCHYARD_CACHE:-~/.cache/switchyard}/stack) and prints their paths. With a
  * warm cache it answers in well under a second; a cold build takes tens of minutes, so `.ci/run` runs the
  * script before the tests, and from a test the script only builds when asked to:
@@ -24,6 +24,8 @@ export interface StackBinaries {
   readonly amtool: string;
   /** The Collector tier (collector/builder-tier.yaml): agent.yaml and gateway.yaml. */
   readonly otelcolTier: string;
+  /** VictoriaLogs: the stack tests' log store (OTLP logs in, LogsQL out), where users run Loki. */
+  readonly victorialogs: string;
 }
 
 export type StackBinaryName = keyof StackBinaries;
@@ -36,6 +38,7 @@ export const STACK_BINARY_ENV: Readonly<Record<StackBinaryName, string>> = {
   alertmanager: 'ALERTMANAGER_BIN',
   amtool: 'AMTOOL_BIN',
   otelcolTier: 'OTELCOL_TIER_BIN',
+  victorialogs: 'VICTORIALOGS_BIN',
 };
 
 const NAMES = Object.keys(STACK_BINARY_ENV) as StackBinaryName[];
@@ -66,7 +69,7 @@ function fromEnvironment(): Partial<Record<StackBinaryName, string>> {
 let cached: StackBinaries | undefined;
 
 /**
- * Absolute paths of the seven binaries: environment variables first, then scripts/stack-binaries.sh (which
+ * Absolute paths of the eight binaries: environment variables first, then scripts/stack-binaries.sh (which
  * builds what is missing when allowed, see above; its progress goes to this process's stderr). Throws with the script's error
  * (which names the binary, the version and the build log) when a build fails. The paths are not checked
  * for existence when they come from the environment: use `findStackBinary` for a test-friendly answer.

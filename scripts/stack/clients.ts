@@ -265,6 +265,30 @@ export class JaegerClient {
   }
 }
 
+/** One log record as VictoriaLogs returns it: every field a string (_msg, _time, _stream, trace_id, span_id, ...). */
+export type LogRecord = Readonly<Record<string, string>>;
+
+/** VictoriaLogs' LogsQL HTTP API (the stack tests' log store; users run Loki). */
+export class VictoriaLogsClient {
+  readonly url: string;
+  constructor(url: string) {
+    this.url = url;
+  }
+
+  /** The records a LogsQL query matches (POST /select/logsql/query answers one JSON object per line). */
+  async query(logsql: string, limit = 1000): Promise<LogRecord[]> {
+    const response = await fetch(`${this.url}/select/logsql/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ query: logsql, limit: String(limit) }),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`LogsQL ${logsql}: ${response.status} ${text.slice(0, 300)}`);
+    return text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as LogRecord);
+  }
+}
+
 export interface Page {
   readonly seq: number;
   readonly receiver: string;

@@ -1,9 +1,11 @@
 /**
- * The Switchyard stack on 127.0.0.1, without Docker: the real Collector, Prometheus, Alertmanager and a
- * real trace store (binaries from scripts/stack-binaries.sh) running the repository's config files, the
- * pager sink, and engine processes started exactly as `npm start` does. The trace store is Jaeger v2
- * (Apache-2.0, in memory, config harness/jaeger.yaml): Tempo, what docker compose runs for users, is AGPL
- * and is never built here; tempo/tempo.yaml is checked statically by test/config/tempo.test.ts.
+ * The Switchyard stack on 127.0.0.1, without Docker: the real Collector, Prometheus, Alertmanager, a
+ * real trace store and a real log store (binaries from scripts/stack-binaries.sh) running the repository's
+ * config files, the pager sink, and engine processes started exactly as `npm start` does. The trace store
+ * is Jaeger v2 (Apache-2.0, in memory, config harness/jaeger.yaml): Tempo, what docker compose runs for
+ * users, is AGPL and is never built here; tempo/tempo.yaml is checked statically by
+ * test/config/tempo.test.ts. The log store is VictoriaLogs (Apache-2.0; OTLP logs in, LogsQL out) for the
+ * same reason: compose runs Loki, AGPL, whose loki/loki.yaml test/config/loki.test.ts checks statically.
  *
  * Everything lives in one temporary directory: data directories, logs (logs/<component>.log) and the
  * Prometheus layout of prometheus/README.md. What is not the committed file verbatim, and why:
@@ -15,7 +17,8 @@
  *   - alerts/alertmanager.yml: a copy with http://pager-sink:9095 replaced by the harness's pager sink.
  *   - prometheus/rules: a symlink to the committed directory; targets/<job>.json written with our ports.
  *   - collector/otelcol.yaml: the committed file, configured by environment (its trace exporter points
- *     at Jaeger's OTLP/gRPC receiver; span metrics flushed every 5 s instead of 15 s).
+ *     at Jaeger's OTLP/gRPC receiver, its log exporter at VictoriaLogs' OTLP endpoint; span metrics
+ *     flushed every 5 s instead of 15 s).
  *   - prometheus targets/tempo.json: an empty list (no Tempo runs here).
  *   - the project: a copy of examples/ (see project.ts) with test-only additions; the model-fault engine
  *     runs a second copy whose hourly budget (prices.yaml) is lowered.
@@ -24,7 +27,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stackBinaries, type StackBinaries } from './binaries.ts';
-import { JaegerClient, PagerSinkClient, PrometheusClient, bodyOf, isOk, until } from './clients.ts';
+import { JaegerClient, PagerSinkClient, PrometheusClient, VictoriaLogsClient, bodyOf, isOk, until } from './clients.ts';
 import { ManagedProcess, freePort, killAllSync, startReaper, stopReaper } from './processes.ts';
 import { overrideAlertRules } from './layout.ts';
 import { writeStackProject } from './project.ts';
@@ -51,7 +54,7 @@ export interface StackOptions {
   readonly log?: (line: string) => void;
 }
 
-export type ComponentName = 'otelcol' | 'prometheus' | 'jaeger' | 'alertmanager' | 'pager-sink';
+export type ComponentName = 'otelcol' | 'prometheus' | 'jaeger' | 'victorialogs' | 'alertmanager' | 'pager-sink';
 
 export interface EngineOptions {
   /** SQLite file; engines given the same file share their executions (and sweep each other's). */
@@ -89,6 +92,7 @@ interface Ports {
   jaegerQueryGrpc: number;
   jaegerHealth: number;
   jaegerOtlpGrpc: number;
+  victoriaLogs: number;
   alertmanager: number;
   pagerSink: number;
 }
@@ -127,6 +131,7 @@ export class Stack {
   readonly projectDir: string;
   readonly prom: PrometheusClient;
   readonly traces: JaegerClient;
+  readonly logs: VictoriaLogsClient;
   readonly pager: PagerSinkClient;
   readonly components: Record<ComponentName, ManagedProcess>;
   readonly engines = new Map<string, EngineHandle>();
@@ -143,6 +148,7 @@ export class Stack {
     this.#log = options.log ?? ((line) => process.stderr.write(`[stack] ${line}\n`));
     this.prom = new PrometheusClient(`http://127.0.0.1:${ports.prometheus}`);
     this.traces = new JaegerClient(`http://127.0.0.1:${ports.jaegerQueryHttp}`);
+    this.logs = new VictoriaLogsClient(`http://127.0.0.1:${ports.victoriaLogs}`);
     this.pager = new PagerSinkClient(`http://127.0.0.1:${ports.pagerSink}`);
     this.components = this.#specs();
   }
@@ -151,7 +157,7 @@ export class Stack {
   static async start(options: StackOptions = {}): Promise<Stack> {
     const bins = stackBinaries();
     const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'switchyard-stack-'));
-    for (const sub of ['logs', 'data/prometheus', 'data/otelcol', 'data/alertmanager', 'data/engines']) {
+    for (const sub of ['logs', 'data/prometheus', 'data/otelcol', 'data/alertmanager', 'data/victorialogs', 'data/engines']) {
       mkdirSync(join(dir, sub), { recursive: true });
     }
     startReaper(dir);
@@ -159,15 +165,15 @@ export class Stack {
       otlpGrpc: await freePort(), otlpHttp: await freePort(), otelcolHealth: await freePort(), otelcolMetrics: await freePort(),
       prometheus: await freePort(),
       jaegerQueryHttp: await freePort(), jaegerQueryGrpc: await freePort(), jaegerHealth: await freePort(), jaegerOtlpGrpc: await freePort(),
-      alertmanager: await freePort(), pagerSink: await freePort(),
+      victoriaLogs: await freePort(), alertmanager: await freePort(), pagerSink: await freePort(),
     };
     const projectDir = options.projectDir ?? writeStackProject(join(dir, 'project'));
     const stack = new Stack(dir, ports, bins, options, projectDir);
     stack.#writeConfigs();
     try {
-      // Receivers first: pager sink <- Alertmanager <- Prometheus, and the trace store before the
-      // Collector that sends to it.
-      for (const name of ['pager-sink', 'alertmanager', 'jaeger', 'prometheus', 'otelcol'] as const) {
+      // Receivers first: pager sink <- Alertmanager <- Prometheus, and the trace and log stores before
+      // the Collector that sends to them.
+      for (const name of ['pager-sink', 'alertmanager', 'jaeger', 'victorialogs', 'prometheus', 'otelcol'] as const) {
         await stack.startComponent(name);
       }
     } catch (error) {
@@ -186,6 +192,7 @@ export class Stack {
     return {
       prometheus: this.prom.url,
       traces: this.traces.url,
+      logs: this.logs.url,
       alertmanager: `http://127.0.0.1:${this.ports.alertmanager}`,
       pagerSink: `${this.pager.url}/pages`,
       collectorOtlpHttp: this.otlpHttpEndpoint,
@@ -254,6 +261,11 @@ export class Stack {
       jaeger: jaegerProcess(this.bins.jaeger, log('jaeger'), {
         otlpGrpc: p.jaegerOtlpGrpc, queryHttp: p.jaegerQueryHttp, queryGrpc: p.jaegerQueryGrpc, health: p.jaegerHealth,
       }),
+      // Its data in the stack's directory; its log keeps warnings and errors only.
+      victorialogs: new ManagedProcess({
+        name: 'victorialogs', command: this.bins.victorialogs, logFile: log('victorialogs'),
+        args: [`-httpListenAddr=127.0.0.1:${p.victoriaLogs}`, `-storageDataPath=${data('victorialogs')}`, '-loggerLevel=WARN'],
+      }),
       otelcol: this.collectorProcess({}),
     };
   }
@@ -271,6 +283,7 @@ export class Stack {
         TRACES_OTLP_GRPC_ENDPOINT: `127.0.0.1:${p.jaegerOtlpGrpc}`,
         OTELCOL_SPANMETRICS_FLUSH_INTERVAL: this.options.spanMetricsFlushInterval ?? '5s',
         PROMETHEUS_HOST: `127.0.0.1:${p.prometheus}`,
+        LOGS_OTLP_HTTP_ENDPOINT: `http://127.0.0.1:${p.victoriaLogs}/insert/opentelemetry`,
         OTELCOL_HEALTH_ENDPOINT: `127.0.0.1:${p.otelcolHealth}`,
         OTELCOL_METRICS_HOST: '127.0.0.1',
         OTELCOL_METRICS_PORT: String(p.otelcolMetrics),
@@ -287,6 +300,7 @@ export class Stack {
       case 'alertmanager': return `http://127.0.0.1:${p.alertmanager}/-/ready`;
       case 'prometheus': return `http://127.0.0.1:${p.prometheus}/-/ready`;
       case 'jaeger': return `http://127.0.0.1:${p.jaegerHealth}/status`;
+      case 'victorialogs': return `http://127.0.0.1:${p.victoriaLogs}/health`;
       case 'otelcol': return `http://127.0.0.1:${p.otelcolHealth}/`;
     }
   }
@@ -340,8 +354,6 @@ export class Stack {
       OTEL_EXPORTER_OTLP_ENDPOINT: this.otlpHttpEndpoint,
       OTEL_METRIC_EXPORT_INTERVAL: String(this.options.metricExportIntervalMs ?? 2_000),
       OTEL_BSP_SCHEDULE_DELAY: '1000',
-      // As compose: no logs pipeline in the Collector yet (issue 20 point 4), so no log records sent.
-      OTEL_LOGS_EXPORTER: 'none',
       ...options.env,
     });
     const proc = new ManagedProcess({
@@ -387,7 +399,7 @@ export class Stack {
   /** Stops engines first (their last export reaches the Collector), then the rest; removes the directory unless `keep`. */
   async stop(options: { keep?: boolean } = {}): Promise<void> {
     await Promise.allSettled([...this.engines.values()].map((e) => e.process.stop(8_000)));
-    for (const name of ['otelcol', 'jaeger', 'prometheus', 'alertmanager', 'pager-sink'] as const) {
+    for (const name of ['otelcol', 'jaeger', 'victorialogs', 'prometheus', 'alertmanager', 'pager-sink'] as const) {
       await this.components[name].stop(8_000).catch(() => undefined);
     }
     killAllSync();

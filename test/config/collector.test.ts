@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { findStackBinary, missingBinaryPolicy } from '../../scripts/stack/binaries.ts';
 import {
-  CONTRIB_PREFIX, DEPRECATED_EXPORTER_TYPES, KINDS, binaryTypes, expectDefinedEqualsUsed, killStarted, loopbackCollector, manifestTypes, startAndStop, typeOf, usedTypes,
+  CONTRIB_PREFIX, DEPRECATED_EXPORTER_TYPES, KINDS, binaryTypes, expectDefinedEqualsUsed, freePort, killStarted, loopbackCollector, manifestTypes, startAndStop, typeOf, usedTypes,
   type CollectorConfig, type Manifest,
 } from './collector-manifest.ts';
 import { readYaml, repoPath, run } from './tools.ts';
@@ -60,7 +60,7 @@ describe('collector/otelcol.yaml', () => {
 
   it('takes every endpoint, port and directory from the environment', () => {
     const text = readFileSync(repoPath('collector/otelcol.yaml'), 'utf8');
-    for (const variable of ['OTLP_GRPC_ENDPOINT', 'OTLP_HTTP_ENDPOINT', 'OTELCOL_HEALTH_ENDPOINT', 'OTELCOL_STORAGE_DIR', 'TRACES_OTLP_GRPC_ENDPOINT', 'PROMETHEUS_HOST', 'OTELCOL_SPANMETRICS_FLUSH_INTERVAL', 'OTELCOL_METRICS_HOST', 'OTELCOL_METRICS_PORT']) {
+    for (const variable of ['OTLP_GRPC_ENDPOINT', 'OTLP_HTTP_ENDPOINT', 'OTELCOL_HEALTH_ENDPOINT', 'OTELCOL_STORAGE_DIR', 'TRACES_OTLP_GRPC_ENDPOINT', 'PROMETHEUS_HOST', 'LOGS_OTLP_HTTP_ENDPOINT', 'OTELCOL_SPANMETRICS_FLUSH_INTERVAL', 'OTELCOL_METRICS_HOST', 'OTELCOL_METRICS_PORT']) {
       expect(text, variable).toContain(`\${env:${variable}:-`);
     }
   });
@@ -94,6 +94,13 @@ describe('collector/builder-config.yaml', () => {
     expect(config.service.pipelines['metrics']?.receivers).toContain('span_metrics');
     expect(config.service.pipelines['metrics']?.exporters).toEqual(['otlp_http/prometheus']);
   });
+
+  it('sends OTLP log records to the log store over OTLP/HTTP (Loki under compose: its /otlp endpoint)', () => {
+    expect(config.service.pipelines['logs']).toEqual({ receivers: ['otlp'], processors: ['memory_limiter', 'batch'], exporters: ['otlp_http/logs'] });
+    const exporter = config.exporters?.['otlp_http/logs'] as { endpoint?: string };
+    // The exporter appends /v1/logs: Loki 3 takes OTLP at /otlp/v1/logs.
+    expect(exporter.endpoint).toBe('${env:LOGS_OTLP_HTTP_ENDPOINT:-http://loki:3100/otlp}');
+  });
 });
 
 // ---- with the real binary ----------------------------------------------------------------------
@@ -126,6 +133,7 @@ describe.skipIf(policy === 'skip')('the built Collector', () => {
 
   it('starts on loopback: health check answers, own metrics are served, the log has no deprecation or error', async () => {
     const { env: loopback, health, metrics, spare: [unusedTraceStore, unusedPrometheus] } = await loopbackCollector();
+    const unusedLogStore = await freePort();
     const env = {
       ...process.env,
       ...loopback,
@@ -133,6 +141,7 @@ describe.skipIf(policy === 'skip')('the built Collector', () => {
       // Nothing listens there: the Collector must still start (exports are queued and retried).
       TRACES_OTLP_GRPC_ENDPOINT: `127.0.0.1:${unusedTraceStore}`,
       PROMETHEUS_HOST: `127.0.0.1:${unusedPrometheus}`,
+      LOGS_OTLP_HTTP_ENDPOINT: `http://127.0.0.1:${unusedLogStore}/insert/opentelemetry`,
     };
     const { healthy, metrics: body, log } = await startAndStop(bin(), 'collector/otelcol.yaml', env, health, metrics);
     expect(healthy, `health check never answered; log:\n${log}`).toBe(true);

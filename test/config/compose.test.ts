@@ -57,6 +57,8 @@ const PINNED: Record<string, string> = {
   'grafana/grafana': '12.3.0',
   // Users only: Tempo is AGPL, never built here (CI's trace store is Jaeger; tempo/README.md).
   'grafana/tempo': '2.8.0',
+  // Users only: Loki is AGPL, never built here (CI's log store is VictoriaLogs; loki/loki.yaml).
+  'docker.io/grafana/loki': '3.7.4',
   // The release the store tests run on (Debian's PostgreSQL 15.18); its tags are major.minor.
   postgres: '15.18',
 };
@@ -83,7 +85,7 @@ describe('docker-compose.yml', () => {
 
   it('has the services of the stack', () => {
     expect(Object.keys(compose.services)).toEqual(
-      expect.arrayContaining(['engine', 'loadgen', 'otel-collector', 'prometheus', 'tempo', 'grafana', 'alertmanager', 'pager-sink']),
+      expect.arrayContaining(['engine', 'loadgen', 'otel-collector', 'prometheus', 'tempo', 'loki', 'grafana', 'alertmanager', 'pager-sink']),
     );
   });
 
@@ -162,9 +164,9 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  it('gives every long-running service a healthcheck, except the distroless Collector', () => {
+  it('gives every long-running service a healthcheck, except the distroless Collector and Loki', () => {
     for (const [name, service] of services) {
-      if (name === 'otel-collector' || name === 'loadgen' || name.endsWith('-init')) continue;
+      if (name === 'otel-collector' || name === 'loki' || name === 'loadgen' || name.endsWith('-init')) continue;
       expect(service.healthcheck, name).toBeDefined();
     }
   });

@@ -22,12 +22,37 @@ const datasources = readYaml<{ datasources: Datasource[] }>(DATASOURCES).datasou
 const byUid = (uid: string) => datasources.find((d) => d.uid === uid);
 
 describe('grafana provisioning', () => {
-  it('provides Prometheus, Tempo and Alertmanager under fixed uids', () => {
+  it('provides Prometheus, Tempo, Loki and Alertmanager under fixed uids', () => {
     expect(datasources.map((d) => [d.uid, d.type])).toEqual([
       ['prometheus', 'prometheus'],
       ['tempo', 'tempo'],
+      ['loki', 'loki'],
       ['alertmanager', 'alertmanager'],
     ]);
+  });
+
+  it('links a span to the log lines of its trace in Loki, by the trace_id Loki keeps as structured metadata', () => {
+    const link = byUid('tempo')?.jsonData['tracesToLogsV2'] as {
+      datasourceUid: string; customQuery: boolean; query: string; tags: Array<{ key: string; value: string }>;
+    };
+    expect(link.datasourceUid).toBe('loki');
+    expect(byUid(link.datasourceUid)?.type).toBe('loki');
+    // A custom query: the default one looks for the trace id in the line's text, where OTLP records do not have it.
+    expect(link.customQuery).toBe(true);
+    // $$ is the provisioning file's escape of $ (see below): Grafana sees ${__tags} and ${__span.traceId}.
+    expect(link.query).toBe('{$${__tags}} | trace_id="$${__span.traceId}"');
+    // Loki turns the resource attribute service.name into the index label service_name.
+    expect(link.tags).toEqual([{ key: 'service.name', value: 'service_name' }]);
+  });
+
+  it('links a Loki log line to its trace in Tempo from the trace_id structured metadata', () => {
+    const loki = byUid('loki');
+    const compose = readYaml<{ services: Record<string, { ports?: string[] }> }>('docker-compose.yml');
+    expect(loki?.url).toBe('http://loki:3100');
+    expect(compose.services['loki']?.ports).toContain('127.0.0.1:3100:3100');
+    const fields = loki?.jsonData['derivedFields'] as Array<{ matcherType: string; matcherRegex: string; datasourceUid: string; url: string }>;
+    expect(fields).toEqual([expect.objectContaining({ matcherType: 'label', matcherRegex: 'trace_id', datasourceUid: 'tempo', url: '$${__value.raw}' })]);
+    expect(byUid('tempo')?.type).toBe('tempo');
   });
 
   it('links Prometheus exemplars (trace_id, as the OTLP receiver stores them) to Tempo', () => {

@@ -1,9 +1,10 @@
 /**
- * Stack tests: the real Collector, Prometheus, Alertmanager and a real trace store (Jaeger v2; Tempo,
- * which compose runs for users, is AGPL and never built here) on 127.0.0.1 running the repository's
+ * Stack tests: the real Collector, Prometheus, Alertmanager, a real trace store (Jaeger v2; Tempo,
+ * which compose runs for users, is AGPL and never built here) and a real log store (VictoriaLogs, for
+ * Loki likewise) on 127.0.0.1 running the repository's
  * config files, the pager sink, engine processes and the load generator; every assertion is on what a
  * real component returns. One stack for the whole file, in phases that build on each
- * other (healthy -> one cause, one page -> 408s -> trace export failing -> model faults -> tool faults ->
+ * other (healthy -> a run's trace, a run's logs -> one cause, one page -> 408s -> trace export failing -> model faults -> tool faults ->
  * Collector outage -> Collector restart -> what the data shows -> metrics absent). See scripts/stack/stack.ts
  * for what differs from the committed files and why.
  *
@@ -65,7 +66,7 @@ const ENGINE_MEMORY_LIMIT = (() => {
 const OUTAGE_RSS_BOUND = ENGINE_MEMORY_LIMIT * 0.75;
 const PROMOTED = ['service_name', 'service_namespace', 'service_instance_id', 'service_version', 'deployment_environment_name'];
 
-const missing = (['otelcol', 'prometheus', 'jaeger', 'alertmanager'] as StackBinaryName[])
+const missing = (['otelcol', 'prometheus', 'jaeger', 'victorialogs', 'alertmanager'] as StackBinaryName[])
   .map((name) => findStackBinary(name))
   .filter((lookup) => !lookup.path)
   .map((lookup) => lookup.reason ?? 'unknown');
@@ -173,6 +174,8 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
       'otelcol_receiver_failed_spans_total', 'otelcol_receiver_failed_metric_points_total',
       'otelcol_exporter_send_failed_spans_total', 'otelcol_exporter_send_failed_metric_points_total',
       'otelcol_exporter_enqueue_failed_spans_total', 'otelcol_exporter_enqueue_failed_metric_points_total',
+      'otelcol_receiver_refused_log_records_total', 'otelcol_receiver_failed_log_records_total',
+      'otelcol_exporter_send_failed_log_records_total', 'otelcol_exporter_enqueue_failed_log_records_total',
     ]) {
       expect(await stack.prom.scalar(`sum(${name})`), name).toBe(0);
     }
@@ -247,6 +250,47 @@ describe.skipIf(skip)('the Switchyard stack on loopback', () => {
     expect(toolSpan!.service).toBe('switchyard-tool');
     expect(spans.filter((s) => s !== toolSpan).every((s) => s.service === 'switchyard-engine')).toBe(true);
   }, 180_000);
+
+  it("a run's log records reach the log store through the Collector's logs pipeline, found by the run's trace id, each with its span's id", async () => {
+    // A failed tool call logs a warning inside its runtime.execute_tool span (and the finished run its own line).
+    const failed = await send(engineA, { path: '/api/v1/workflows/support_triage/executions/sync', body: { input: { ...TICKET, fault: 'fail' } } });
+    expect(failed.status).toBe('failed');
+    const traceId = failed.traceId!;
+    expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+    const isToolFailure = (r: Record<string, string>) => r['execution_id'] === failed.id && /^tool \S+ failed \(/.test(r['_msg'] ?? '');
+
+    // LogsQL: every record whose trace_id field (OTLP's own trace id, not a text match) is the run's.
+    const records = await until(async () => {
+      const found = await stack.logs.query(`trace_id:=${JSON.stringify(traceId)}`);
+      return found.some(isToolFailure) ? found : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 2_000, what: `log records of trace ${traceId} in VictoriaLogs` });
+    log(`log records of trace ${traceId}: ${records.length}: ${records.map((r) => r['_msg']).join(' | ')}`);
+    for (const record of records) {
+      expect(record['trace_id']).toBe(traceId);
+      expect(record['span_id']).toMatch(/^[0-9a-f]{16}$/);
+      // The engine's resource, as on its spans and metrics.
+      expect(record).toMatchObject({ 'service.name': 'switchyard-engine', 'service.instance.id': engineA.instanceId, 'deployment.environment.name': ENGINE_ENV });
+    }
+    // Exactly once: a second pino patch (say, the instrumentation loaded by a hook as well) would send each record twice.
+    expect(records.filter(isToolFailure)).toHaveLength(1);
+    const toolFailure = records.find(isToolFailure)!;
+    expect(toolFailure).toMatchObject({ severity_text: 'warn', severity_number: '13', tool_id: TRACED_TOOL });
+    expect(toolFailure['error_kind']).toBeTruthy();
+
+    // Its span_id is the failed tool call's span in the trace store: a log line leads to its span.
+    const spans = await until(async () => {
+      const found = await stack.traces.trace(traceId);
+      return found?.some((span) => span.spanId === toolFailure['span_id']) ? found : undefined;
+    }, { timeoutMs: 120_000, intervalMs: 2_000, what: `the span of the tool failure's log record in trace ${traceId}` });
+    const span = spans.find((s) => s.spanId === toolFailure['span_id'])!;
+    expect(span.name).toBe('runtime.execute_tool');
+    expect(span.attributes['gen_ai.tool.name']).toBe(TRACED_TOOL);
+    expect(isErrorStatus(span.status)).toBe(true);
+
+    // The Collector counted them in and out (once Prometheus has scraped it since).
+    expect(await counterAbove('sum(otelcol_receiver_accepted_log_records_total)', 0, 'log records accepted by the Collector')).toBeGreaterThan(0);
+    expect(await counterAbove('sum(otelcol_exporter_sent_log_records_total)', 0, 'log records sent by the Collector')).toBeGreaterThan(0);
+  }, 240_000);
 
   it('one cause pages once: tool timeouts page ToolTimeoutSpike, and no error-rate or latency alert', async () => {
     // Its own engine, under its own service name: a job of its own, so its alerts group apart from the
