@@ -60,7 +60,7 @@ describe('tempo/tempo.yaml', () => {
 
   it('is the file compose mounts, run with environment expansion, on the pinned image', () => {
     const tempo = compose['tempo']!;
-    expect(tempo.image).toMatch(/^grafana\/tempo:\d+\.\d+\.\d+$/);
+    expect(tempo.image).toMatch(/^docker\.io\/grafana\/tempo:\d+\.\d+\.\d+$/);
     expect(tempo.volumes).toContain('./tempo/tempo.yaml:/etc/tempo/tempo.yaml:ro');
     expect(tempo.command).toEqual(['-config.file=/etc/tempo/tempo.yaml', '-config.expand-env=true']);
     // Every variable compose sets is one the file reads.
