@@ -30,8 +30,8 @@
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace, type Attributes, type Counter, type Histogram, type Span, type Tracer } from '@opentelemetry/api';
 import { performance } from 'node:perf_hooks';
 import { METRICS, SPANS } from '../src/telemetry/catalog.ts';
-import type { Telemetry } from '../src/telemetry/recorder.ts';
-import { createBenchSdk, createBenchTelemetry, type BenchSdk } from './lib/sdk.ts';
+import { Telemetry } from '../src/telemetry/recorder.ts';
+import { benchNodeSdk, type BenchSdk } from './lib/sdk.ts';
 import { median, round, spread, type Spread } from './lib/stats.ts';
 
 const TASKS = [
@@ -267,19 +267,26 @@ async function block(run: RunFn, runs: number, flush: () => Promise<void>): Prom
 }
 
 export async function measureTelemetryMicro(options: MicroOptions): Promise<MicroResult> {
-  const recorder = createBenchTelemetry();
-  const bareSdk = createBenchSdk();
+  // One NodeSDK, set up as the engine's (bench/lib/sdk.ts): the engine's recorder and the bare calls use the
+  // same tracer, meter, batch span processor and reader, so the difference is what the recorder adds.
+  const sdk = benchNodeSdk();
+  const telemetry = new Telemetry({ tracer: sdk.tracer, meter: sdk.meter });
   const variants = {
     none: { run: noneRun(), flush: async () => {} },
-    bare: { run: bareRun(bareSdk), flush: () => bareSdk.flush() },
-    recorder: { run: recorderRun(recorder.telemetry, recorder.sdk), flush: () => recorder.sdk.flush() },
+    bare: { run: bareRun(sdk), flush: () => sdk.flush() },
+    recorder: { run: recorderRun(telemetry, sdk), flush: () => sdk.flush() },
   };
   type Name = keyof typeof variants;
   const names = Object.keys(variants) as Name[];
+  const spans: Record<Name, number> = { none: 0, bare: 0, recorder: 0 };
+  const measure = async (name: Name) => {
+    const before = sdk.spansExported();
+    const cpu = await block(variants[name].run, options.runsPerBlock, variants[name].flush);
+    spans[name] += sdk.spansExported() - before;
+    return cpu;
+  };
   // Warm-up: JIT, the SDK's attribute hashing caches, every series created.
   for (const name of names) await block(variants[name].run, options.runsPerBlock, variants[name].flush);
-  const spansBefore = recorder.sdk.spansExported();
-  const bareSpansBefore = bareSdk.spansExported();
   const rounds: Array<Record<Name, number>> = [];
   const processRounds: Array<Record<Name, number>> = [];
   for (let r = 0; r < options.rounds; r++) {
@@ -288,7 +295,7 @@ export async function measureTelemetryMicro(options: MicroOptions): Promise<Micr
     const whole = {} as Record<Name, number>;
     for (const name of order) {
       if (typeof globalThis.gc === 'function') globalThis.gc();
-      const cpu = await block(variants[name].run, options.runsPerBlock, variants[name].flush);
+      const cpu = await measure(name);
       result[name] = cpu.thread;
       whole[name] = cpu.process;
     }
@@ -298,13 +305,12 @@ export async function measureTelemetryMicro(options: MicroOptions): Promise<Micr
       + `bare ${result.bare.toFixed(1)} / ${whole.bare.toFixed(1)} µs, recorder ${result.recorder.toFixed(1)} / ${whole.recorder.toFixed(1)} µs per run`);
   }
   const measuredRuns = options.rounds * options.runsPerBlock;
-  const spansPerRun = { bare: round((bareSdk.spansExported() - bareSpansBefore) / measuredRuns, 2), recorder: round((recorder.sdk.spansExported() - spansBefore) / measuredRuns, 2) };
-  await recorder.sdk.reader.collectAndDrop();
-  const pointsBefore = recorder.sdk.reader.points;
-  await recorder.sdk.reader.collectAndDrop();
-  const seriesNow = recorder.sdk.reader.points - pointsBefore;
-  await recorder.sdk.shutdown();
-  await bareSdk.shutdown();
+  const spansPerRun = { bare: round(spans.bare / measuredRuns, 2), recorder: round(spans.recorder / measuredRuns, 2) };
+  await sdk.reader.collectAndDrop();
+  const pointsBefore = sdk.reader.points;
+  await sdk.reader.collectAndDrop();
+  const seriesNow = sdk.reader.points - pointsBefore;
+  await sdk.shutdown();
   return {
     spansPerRun,
     // 12 metric calls per run (see the header); the collection holds this many distinct series:
