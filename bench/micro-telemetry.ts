@@ -13,19 +13,20 @@
  * Three variants run the same async skeleton, interleaved in rounds (rotating order):
  *   none      the skeleton without any telemetry call (what the run costs anyway)
  *   bare      the same 12 spans (same names, kinds, attributes, events, nesting) and 12 points (same
- *             instruments, buckets and labels) made with the bare OpenTelemetry SDK as an app uses it:
- *             tracer.startSpan + context.with + span.end, instruments called with an attributes literal,
- *             spans encoded to OTLP protobuf on the main thread by the SDK's serializer (what its OTLP exporter
- *             does). Until the second 2026-12-03 run this variant also had the express instrumentation's span and the
- *             HTTP instrumentation's 12 attributes, which the engine no longer makes.
- *   recorder  what the engine does now: the SERVER span and point as in `bare` (the http instrumentation
- *             makes them in the engine), the engine's spans and points through the recorder (guards, cached
- *             label sets, try/catch) over the same SDK setup as `bare`.
- * The bare SDK is real (BatchSpanProcessor with the engine's bounds, MeterProvider with the catalogue's views);
- * the encoded bytes are dropped; each block ends with a flush (span export + metric collection), so the
- * export work is amortized over the block's runs. CPU time: the main thread's (process.threadCpuUsage: what
- * the event loop pays, hence the engine's throughput) and the whole process's (process.cpuUsage: the worker and
- * the garbage collector's threads included). Telemetry cost per run = variant - none, same round.
+ *             instruments, buckets and labels) made with plain API calls on NodeSDK, as an app uses it:
+ *             tracer.startSpan + context.with + span.end, instruments called with an attributes literal.
+ *   recorder  what the engine does: the SERVER span and point as in `bare` (the http instrumentation makes
+ *             them in the engine), the engine's spans and points through its recorder (src/telemetry/recorder.ts:
+ *             guards, cached label sets, try/catch) on the same NodeSDK.
+ * Both run on one NodeSDK (bench/lib/sdk.ts `benchNodeSdk`) set up as src/telemetry/sdk.ts sets up the
+ * engine's: its resource and detectors, the catalogue's views, ENGINE_DEFAULTS (the SDK's self-metrics on),
+ * the batch span processor NodeSDK builds from OTEL_BSP_*, no instrumentation; its exporter encodes every batch
+ * with the SDK's OTLP protobuf serializer on the main thread (what the OTLP/HTTP exporter does before it sends)
+ * and drops the bytes, its reader collects on demand. Each block ends with a flush (span export + metric
+ * collection), so the export work is amortized over the block's runs. CPU time: the main thread's
+ * (process.threadCpuUsage: what the event loop pays, hence the engine's throughput) and the whole process's
+ * (process.cpuUsage: the garbage collector's threads included). Telemetry cost per run = variant - none,
+ * same round.
  */
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace, type Attributes, type Counter, type Histogram, type Span, type Tracer } from '@opentelemetry/api';
 import { performance } from 'node:perf_hooks';
