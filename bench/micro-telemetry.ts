@@ -13,25 +13,26 @@
  * Three variants run the same async skeleton, interleaved in rounds (rotating order):
  *   none      the skeleton without any telemetry call (what the run costs anyway)
  *   bare      the same 12 spans (same names, kinds, attributes, events, nesting) and 12 points (same
- *             instruments, buckets and labels) made with the bare OpenTelemetry SDK as an app uses it:
- *             tracer.startSpan + context.with + span.end, instruments called with an attributes literal,
- *             spans encoded to OTLP protobuf on the main thread by the SDK's serializer (what its OTLP exporter
- *             does). Until the second 2026-12-03 run this variant also had the express instrumentation's span and the
- *             HTTP instrumentation's 12 attributes, which the engine no longer makes.
- *   recorder  what the engine does now: the SERVER span and point as in `bare` (the http instrumentation
- *             makes them in the engine), the engine's spans and points through the recorder (guards, cached
- *             label sets, try/catch) over the same SDK setup as `bare`.
- * The bare SDK is real (BatchSpanProcessor with the engine's bounds, MeterProvider with the catalogue's views);
- * the encoded bytes are dropped; each block ends with a flush (span export + metric collection), so the
- * export work is amortized over the block's runs. CPU time: the main thread's (process.threadCpuUsage: what
- * the event loop pays, hence the engine's throughput) and the whole process's (process.cpuUsage: the worker and
- * the garbage collector's threads included). Telemetry cost per run = variant - none, same round.
+ *             instruments, buckets and labels) made with plain API calls on NodeSDK, as an app uses it:
+ *             tracer.startSpan + context.with + span.end, instruments called with an attributes literal.
+ *   recorder  what the engine does: the SERVER span and point as in `bare` (the http instrumentation makes
+ *             them in the engine), the engine's spans and points through its recorder (src/telemetry/recorder.ts:
+ *             guards, cached label sets, try/catch) on the same NodeSDK.
+ * Both run on one NodeSDK (bench/lib/sdk.ts `benchNodeSdk`) set up as src/telemetry/sdk.ts sets up the
+ * engine's: its resource and detectors, the catalogue's views, ENGINE_DEFAULTS (the SDK's self-metrics on),
+ * the batch span processor NodeSDK builds from OTEL_BSP_*, no instrumentation; its exporter encodes every batch
+ * with the SDK's OTLP protobuf serializer on the main thread (what the OTLP/HTTP exporter does before it sends)
+ * and drops the bytes, its reader collects on demand. Each block ends with a flush (span export + metric
+ * collection), so the export work is amortized over the block's runs. CPU time: the main thread's
+ * (process.threadCpuUsage: what the event loop pays, hence the engine's throughput) and the whole process's
+ * (process.cpuUsage: the garbage collector's threads included). Telemetry cost per run = variant - none,
+ * same round.
  */
 import { context, propagation, ROOT_CONTEXT, SpanKind, trace, type Attributes, type Counter, type Histogram, type Span, type Tracer } from '@opentelemetry/api';
 import { performance } from 'node:perf_hooks';
 import { METRICS, SPANS } from '../src/telemetry/catalog.ts';
-import type { Telemetry } from '../src/telemetry/recorder.ts';
-import { createBenchSdk, createBenchTelemetry, type BenchSdk } from './lib/sdk.ts';
+import { Telemetry } from '../src/telemetry/recorder.ts';
+import { benchNodeSdk, type BenchSdk } from './lib/sdk.ts';
 import { median, round, spread, type Spread } from './lib/stats.ts';
 
 const TASKS = [
@@ -267,19 +268,26 @@ async function block(run: RunFn, runs: number, flush: () => Promise<void>): Prom
 }
 
 export async function measureTelemetryMicro(options: MicroOptions): Promise<MicroResult> {
-  const recorder = createBenchTelemetry();
-  const bareSdk = createBenchSdk();
+  // One NodeSDK, set up as the engine's (bench/lib/sdk.ts): the engine's recorder and the bare calls use the
+  // same tracer, meter, batch span processor and reader, so the difference is what the recorder adds.
+  const sdk = benchNodeSdk();
+  const telemetry = new Telemetry({ tracer: sdk.tracer, meter: sdk.meter });
   const variants = {
     none: { run: noneRun(), flush: async () => {} },
-    bare: { run: bareRun(bareSdk), flush: () => bareSdk.flush() },
-    recorder: { run: recorderRun(recorder.telemetry, recorder.sdk), flush: () => recorder.sdk.flush() },
+    bare: { run: bareRun(sdk), flush: () => sdk.flush() },
+    recorder: { run: recorderRun(telemetry, sdk), flush: () => sdk.flush() },
   };
   type Name = keyof typeof variants;
   const names = Object.keys(variants) as Name[];
+  const spans: Record<Name, number> = { none: 0, bare: 0, recorder: 0 };
+  const measure = async (name: Name) => {
+    const before = sdk.spansExported();
+    const cpu = await block(variants[name].run, options.runsPerBlock, variants[name].flush);
+    spans[name] += sdk.spansExported() - before;
+    return cpu;
+  };
   // Warm-up: JIT, the SDK's attribute hashing caches, every series created.
   for (const name of names) await block(variants[name].run, options.runsPerBlock, variants[name].flush);
-  const spansBefore = recorder.sdk.spansExported();
-  const bareSpansBefore = bareSdk.spansExported();
   const rounds: Array<Record<Name, number>> = [];
   const processRounds: Array<Record<Name, number>> = [];
   for (let r = 0; r < options.rounds; r++) {
@@ -288,7 +296,7 @@ export async function measureTelemetryMicro(options: MicroOptions): Promise<Micr
     const whole = {} as Record<Name, number>;
     for (const name of order) {
       if (typeof globalThis.gc === 'function') globalThis.gc();
-      const cpu = await block(variants[name].run, options.runsPerBlock, variants[name].flush);
+      const cpu = await measure(name);
       result[name] = cpu.thread;
       whole[name] = cpu.process;
     }
@@ -298,13 +306,12 @@ export async function measureTelemetryMicro(options: MicroOptions): Promise<Micr
       + `bare ${result.bare.toFixed(1)} / ${whole.bare.toFixed(1)} µs, recorder ${result.recorder.toFixed(1)} / ${whole.recorder.toFixed(1)} µs per run`);
   }
   const measuredRuns = options.rounds * options.runsPerBlock;
-  const spansPerRun = { bare: round((bareSdk.spansExported() - bareSpansBefore) / measuredRuns, 2), recorder: round((recorder.sdk.spansExported() - spansBefore) / measuredRuns, 2) };
-  await recorder.sdk.reader.collectAndDrop();
-  const pointsBefore = recorder.sdk.reader.points;
-  await recorder.sdk.reader.collectAndDrop();
-  const seriesNow = recorder.sdk.reader.points - pointsBefore;
-  await recorder.sdk.shutdown();
-  await bareSdk.shutdown();
+  const spansPerRun = { bare: round(spans.bare / measuredRuns, 2), recorder: round(spans.recorder / measuredRuns, 2) };
+  await sdk.reader.collectAndDrop();
+  const pointsBefore = sdk.reader.points;
+  await sdk.reader.collectAndDrop();
+  const seriesNow = sdk.reader.points - pointsBefore;
+  await sdk.shutdown();
   return {
     spansPerRun,
     // 12 metric calls per run (see the header); the collection holds this many distinct series:
