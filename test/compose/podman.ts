@@ -55,6 +55,9 @@ export interface ComposeOptions {
   readonly log: (line: string) => void;
 }
 
+/** The fetch failures in which no connection was made (no request reached the server). */
+const NEVER_CONNECTED = /UND_ERR_CONNECT_TIMEOUT|ECONNREFUSED|EHOSTUNREACH|EAI_AGAIN/;
+
 export class ComposeProject {
   readonly #o: ComposeOptions;
   constructor(options: ComposeOptions) {
@@ -151,7 +154,14 @@ export class ComposeProject {
       const url = String(input instanceof Request ? input.url : input);
       const headers = Object.fromEntries(new Headers(init?.headers).entries());
       const body = init?.body === undefined || init.body === null ? '' : String(init.body);
-      const result = await this.exec(via, ['node', '--input-type=module', '-e', FETCH_SCRIPT, url, init?.method ?? 'GET', JSON.stringify(headers), body], 60_000);
+      const once = () => this.exec(via, ['node', '--input-type=module', '-e', FETCH_SCRIPT, url, init?.method ?? 'GET', JSON.stringify(headers), body], 60_000);
+      let result = await once();
+      // A connection that was never made sent nothing, so trying again is safe even for a POST. Seen once in CI
+      // on a loaded machine: a 10 s connect timeout to a healthy Prometheus, fine on the next request.
+      for (let attempt = 1; attempt < 4 && result.code !== 0 && NEVER_CONNECTED.test(result.stderr); attempt += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 2_000));
+        result = await once();
+      }
       if (result.code !== 0) throw new Error(`fetch ${url} in ${via}: ${result.stderr.slice(-500)}`);
       const answer = JSON.parse(result.stdout) as { status: number; headers: Record<string, string>; body: string };
       // The body arrives decoded: its encoding and length no longer apply.
