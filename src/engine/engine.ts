@@ -8,7 +8,7 @@ import { CompletionNotifier } from './completion.ts';
 import type { Definitions } from './definitions.ts';
 import { ConflictError, InvalidInputError, NotFoundError, StopSignal, TooManyExecutionsError, UnavailableError } from './errors.ts';
 import { Finalizer } from './finalizer.ts';
-import { ENDED_ELSEWHERE, Interpreter, storedSize, type LiveExecution, type RunDependencies, type RunPlan } from './interpreter.ts';
+import { Interpreter, stopEndedElsewhere, storedSize, type LiveExecution, type RunDependencies, type RunPlan } from './interpreter.ts';
 import { Retention } from './retention.ts';
 import { REDACTED, redactValue, secretForms, templateSecretValues } from './secrets.ts';
 import { waitForCompletion, type WaitResult } from './sync-wait.ts';
@@ -257,10 +257,7 @@ export class Engine {
     try {
       const owned = new Set(await this.#o.store.heartbeat(this.#o.instanceId, Date.now()));
       for (const live of checked) {
-        if (!owned.has(live.id) && this.#live.get(live.id) === live && !live.abort.signal.aborted) {
-          this.#o.logger.warn({ execution_id: live.id }, 'stopping an execution that was ended elsewhere (canceled, or swept as stale)');
-          live.abort.abort(new StopSignal('canceled', ENDED_ELSEWHERE));
-        }
+        if (!owned.has(live.id) && this.#live.get(live.id) === live) stopEndedElsewhere(live, this.#o.logger);
       }
     } catch (error) {
       this.#o.logger.error({ err: error }, 'heartbeat write failed');

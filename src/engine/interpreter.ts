@@ -70,6 +70,16 @@ export interface InterpreterOptions extends RunDependencies {
 export const ENDED_ELSEWHERE = 'the execution was ended elsewhere (canceled, or swept as stale) and does nothing more';
 
 /**
+ * Stops a run this process learned was ended elsewhere (a refused write, or the heartbeat's answer, whichever
+ * comes first), once, with one log line that tells the operator why the run stopped here.
+ */
+export function stopEndedElsewhere(live: LiveExecution, logger: Logger): void {
+  if (live.abort.signal.aborted) return;
+  logger.warn({ execution_id: live.id }, 'stopping an execution that was ended elsewhere (canceled, or swept as stale)');
+  live.abort.abort(new StopSignal('canceled', ENDED_ELSEWHERE));
+}
+
+/**
  * Runs one execution: a workflow's tasks in order, a task, or an agent; writes its task markers; ends it
  * through the finalizer. Every marker write is conditional on this process still owning a running run, so
  * the moment a cancel or a sweep has ended the run in the store, the run starts and records no further task.
@@ -146,11 +156,7 @@ export class Interpreter {
   /** Stops the run when the store refused a write because the run is no longer this process's to run. */
   #stillOwned(live: LiveExecution, owned: boolean): void {
     if (owned) return;
-    if (!live.abort.signal.aborted) {
-      // The same line as the heartbeat's, whichever of the two learns it first: the operator sees why the run stopped here.
-      this.#o.logger.warn({ execution_id: live.id }, 'stopping an execution that was ended elsewhere (canceled, or swept as stale)');
-      live.abort.abort(new StopSignal('canceled', ENDED_ELSEWHERE));
-    }
+    stopEndedElsewhere(live, this.#o.logger);
     live.abort.signal.throwIfAborted();
   }
 
