@@ -6,7 +6,7 @@
  * ingestion needs (TSDB with schema v13, structured metadata for trace_id and span_id).
  */
 import { describe, expect, it } from 'vitest';
-import { readYaml } from './tools.ts';
+import { readYaml, type ComposeService } from './tools.ts';
 
 interface LokiConfig {
   auth_enabled: boolean;
@@ -17,15 +17,6 @@ interface LokiConfig {
   compactor: { working_directory: string; retention_enabled: boolean };
   analytics: { reporting_enabled: boolean };
 }
-interface ComposeService {
-  image?: string;
-  command?: string[];
-  environment?: Record<string, string>;
-  volumes?: string[];
-  ports?: string[];
-  depends_on?: Record<string, { condition: string }>;
-}
-
 const config = readYaml<LokiConfig>('loki/loki.yaml');
 const compose = readYaml<{ services: Record<string, ComposeService> }>('docker-compose.yml').services;
 const collector = readYaml<{ exporters: Record<string, { endpoint: string }> }>('collector/otelcol.yaml');

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { readYaml, repoPath } from './tools.ts';
+import { readYaml, repoPath, type ComposeService } from './tools.ts';
 
 interface TempoConfig {
   stream_over_http_enabled: boolean;
@@ -20,15 +20,6 @@ interface TempoConfig {
   storage: { trace: { backend: string; wal: { path: string }; local: { path: string } } };
   overrides: { defaults: { metrics_generator: { processors: string[] } } };
   usage_report: { reporting_enabled: boolean };
-}
-
-interface ComposeService {
-  image?: string;
-  command?: string[];
-  environment?: Record<string, string>;
-  volumes?: string[];
-  ports?: string[];
-  healthcheck?: { test: string[] };
 }
 
 const TEMPO = 'tempo/tempo.yaml';

@@ -22,6 +22,17 @@ export function readYaml<T = unknown>(relativePath: string): T {
 
 const execFileAsync = promisify(execFile);
 
+/** A docker-compose.yml service, as far as the config tests read it. */
+export interface ComposeService {
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  volumes?: string[];
+  ports?: string[];
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+}
+
 export interface RunResult {
   readonly code: number;
   readonly stdout: string;
