@@ -224,7 +224,9 @@ describe('docker-compose.yml on podman: two engine replicas on PostgreSQL and th
 
     const page = await timed('ExecutionsSweptAsStale paged', () => until(
       async () => (await pager.pages({ alertname: 'ExecutionsSweptAsStale', status: 'firing', since }))[0],
-      { timeoutMs: 180_000, intervalMs: 3_000, what: 'a page for ExecutionsSweptAsStale' },
+      // One clean-clone run saw no page within 180 s although the sweeps were in Prometheus within 4 s (cause not
+      // found; other runs paged sooner): wait up to 6 minutes.
+      { timeoutMs: 360_000, intervalMs: 3_000, what: 'a page for ExecutionsSweptAsStale' },
     ));
     expect(page.receiver).toBe('pager');
     expect((await compose.state('engine'))?.status).toBe('running');
